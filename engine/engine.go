@@ -1,0 +1,257 @@
+// Package engine drives a Docker Engine through its official Go client:
+// builds from a context directory and pushes, with their output streamed to
+// a writer as it comes.
+package engine
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/go-archive"
+	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/client"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// Engine is a connection to one Docker Engine.
+type Engine struct {
+	c *client.Client
+}
+
+// Connect reaches the engine named by DOCKER_HOST (or the default socket)
+// and checks that it answers within timeout.
+func Connect(ctx context.Context, timeout time.Duration) (*Engine, error) {
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker engine: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("docker engine at %s: %w", c.DaemonHost(), err)
+	}
+	return &Engine{c: c}, nil
+}
+
+// Close releases the connection.
+func (e *Engine) Close() error { return e.c.Close() }
+
+// Host is where the engine was reached, for messages.
+func (e *Engine) Host() string { return e.c.DaemonHost() }
+
+// BuildSpec says what to build.
+type BuildSpec struct {
+	Context    string // directory sent to the engine
+	Dockerfile string // path of the Dockerfile; it may lie outside Context
+	// DockerfileContent, when set, is built instead of the file's content.
+	DockerfileContent []byte
+	Tags              []string
+	Args              map[string]string
+	Target            string
+	Labels            map[string]string
+	// NoCache and Pull make the build from scratch: no layer cache, and
+	// every base image pulled afresh.
+	NoCache bool
+	Pull    bool
+}
+
+// Build builds spec, writing the build's output to log as it arrives, and
+// returns the image ID.
+func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (string, error) {
+	buildCtx, dockerfile, err := contextTar(spec)
+	if err != nil {
+		return "", err
+	}
+	defer buildCtx.Close()
+
+	args := make(map[string]*string, len(spec.Args))
+	for k, v := range spec.Args {
+		args[k] = &v
+	}
+	res, err := e.c.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
+		Tags:        spec.Tags,
+		Dockerfile:  dockerfile,
+		BuildArgs:   args,
+		Target:      spec.Target,
+		Labels:      spec.Labels,
+		NoCache:     spec.NoCache,
+		PullParent:  spec.Pull,
+		Remove:      true,
+		ForceRemove: true,
+	})
+	if err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	defer res.Body.Close()
+
+	var id string
+	err = readStream(res.Body, log, func(aux json.RawMessage) {
+		var a struct{ ID string }
+		if json.Unmarshal(aux, &a) == nil && a.ID != "" {
+			id = a.ID
+		}
+	})
+	if err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	if id == "" {
+		return "", errors.New("build: the engine reported success but no image ID")
+	}
+	return id, nil
+}
+
+// Push pushes ref through the engine (the engine uploads only the layers the
+// registry lacks) and returns the manifest digest the registry accepted.
+// auth is the engine's X-Registry-Auth value, "" for anonymous.
+func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (string, error) {
+	res, err := e.c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	defer res.Close()
+	var digest string
+	err = readStream(res, log, func(aux json.RawMessage) {
+		var a struct{ Digest string }
+		if json.Unmarshal(aux, &a) == nil && a.Digest != "" {
+			digest = a.Digest
+		}
+	})
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	if digest == "" {
+		return "", fmt.Errorf("push %s: the engine reported no digest", ref)
+	}
+	return digest, nil
+}
+
+// Remove deletes the local tag ref (not layers other images use).
+func (e *Engine) Remove(ctx context.Context, ref string) error {
+	_, err := e.c.ImageRemove(ctx, ref, client.ImageRemoveOptions{})
+	return err
+}
+
+// readStream copies the engine's JSON message stream to log as plain text
+// and returns the first error message in it.
+func readStream(r io.Reader, log io.Writer, aux func(json.RawMessage)) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("reading engine output: %w", err)
+		}
+		switch {
+		case m.Error != nil:
+			fmt.Fprintln(log, m.Error.Message)
+			return errors.New(strings.TrimSpace(m.Error.Message))
+		case m.Aux != nil:
+			aux(*m.Aux)
+		case m.Stream != "":
+			io.WriteString(log, m.Stream)
+		case m.Status != "" && m.Progress == nil:
+			// Per-layer progress bars are noise in a log file; statuses are not.
+			if m.ID != "" {
+				fmt.Fprintf(log, "%s: %s\n", m.ID, m.Status)
+			} else {
+				fmt.Fprintln(log, m.Status)
+			}
+		}
+	}
+}
+
+// contextTar tars spec.Context as the docker CLI does, honouring
+// .dockerignore, and returns it with the Dockerfile's name inside it. A
+// Dockerfile from outside the context, or with replaced content, is added
+// under a random name that .dockerignore then hides from COPY.
+func contextTar(spec BuildSpec) (io.ReadCloser, string, error) {
+	excludes, err := readIgnore(spec.Context)
+	if err != nil {
+		return nil, "", err
+	}
+	rel, err := filepath.Rel(spec.Context, spec.Dockerfile)
+	inside := err == nil && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != ".."
+	if inside && spec.DockerfileContent == nil {
+		// The engine needs the Dockerfile even if .dockerignore excludes it.
+		for i, p := range excludes {
+			if filepath.Clean(p) == filepath.Clean(rel) {
+				excludes = append(excludes[:i:i], excludes[i+1:]...)
+				break
+			}
+		}
+		tr, err := archive.TarWithOptions(spec.Context, &archive.TarOptions{ExcludePatterns: excludes})
+		if err != nil {
+			return nil, "", fmt.Errorf("build context %s: %w", spec.Context, err)
+		}
+		return tr, filepath.ToSlash(rel), nil
+	}
+
+	content := spec.DockerfileContent
+	if content == nil {
+		if content, err = os.ReadFile(spec.Dockerfile); err != nil {
+			return nil, "", err
+		}
+	}
+	name := ".nightshift-dockerfile-" + randomHex(8)
+	tr, err := archive.TarWithOptions(spec.Context, &archive.TarOptions{ExcludePatterns: excludes})
+	if err != nil {
+		return nil, "", fmt.Errorf("build context %s: %w", spec.Context, err)
+	}
+	now := time.Now()
+	file := func(data []byte) archive.TarModifierFunc {
+		return func(_ string, h *tar.Header, _ io.Reader) (*tar.Header, []byte, error) {
+			if h == nil {
+				h = &tar.Header{Typeflag: tar.TypeReg, Mode: 0o600, ModTime: now}
+			}
+			h.Size = int64(len(data))
+			return h, data, nil
+		}
+	}
+	ignore := func(_ string, h *tar.Header, r io.Reader) (*tar.Header, []byte, error) {
+		var old []byte
+		if r != nil {
+			old, _ = io.ReadAll(r)
+		}
+		data := append(bytes.TrimRight(old, "\n"), []byte("\n"+name+"\n.dockerignore\n")...)
+		return file(data)(name, h, nil)
+	}
+	return archive.ReplaceFileTarWrapper(tr, map[string]archive.TarModifierFunc{
+		name:            file(content),
+		".dockerignore": ignore,
+	}), name, nil
+}
+
+func readIgnore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	return patterns, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,176 @@
+// Package registry is nightshift's client of the staging registry: digests,
+// remote tags (a manifest PUT, no layer moves) and credentials, over
+// go-containerregistry, with transient errors retried within a budget.
+package registry
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	mobyregistry "github.com/moby/moby/api/types/registry"
+)
+
+// Client talks to one registry.
+type Client struct {
+	host   string
+	auth   authn.Authenticator
+	nameOp []name.Option
+	opts   []remote.Option
+	budget time.Duration
+	next   http.RoundTripper
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithBasicAuth authenticates with a username and password instead of
+// Docker's config.json and credential helpers.
+func WithBasicAuth(username, password string) Option {
+	return func(c *Client) {
+		c.auth = authn.FromConfig(authn.AuthConfig{Username: username, Password: password})
+	}
+}
+
+// WithRetryBudget bounds how long one operation retries transient errors.
+func WithRetryBudget(d time.Duration) Option { return func(c *Client) { c.budget = d } }
+
+// WithTransport replaces the HTTP transport under the retrying one (tests).
+func WithTransport(rt http.RoundTripper) Option {
+	return func(c *Client) { c.next = rt }
+}
+
+// New returns a client of the registry at host ("host[:port]"). Loopback
+// registries are spoken to in plain HTTP.
+func New(host string, opts ...Option) (*Client, error) {
+	c := &Client{host: host, budget: 5 * time.Minute, next: defaultTransport()}
+	for _, o := range opts {
+		o(c)
+	}
+	if IsLoopback(host) {
+		c.nameOp = append(c.nameOp, name.Insecure)
+	}
+	reg, err := name.NewRegistry(host, c.nameOp...)
+	if err != nil {
+		return nil, fmt.Errorf("registry %q: %w", host, err)
+	}
+	if c.auth == nil {
+		if c.auth, err = authn.DefaultKeychain.Resolve(reg); err != nil {
+			return nil, fmt.Errorf("credentials for %s: %w", host, err)
+		}
+	}
+	// One owner of retries: ours, which honours Retry-After and a budget.
+	c.opts = []remote.Option{
+		remote.WithTransport(&retryTransport{next: c.next, budget: c.budget}),
+		remote.WithAuth(c.auth),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+	return c, nil
+}
+
+// Host is the registry's host[:port].
+func (c *Client) Host() string { return c.host }
+
+// Ping checks that the registry answers its API base, /v2/. A 401 counts as
+// an answer: it means the registry is there and wants credentials.
+func (c *Client) Ping(ctx context.Context) error {
+	reg, err := name.NewRegistry(c.host, c.nameOp...)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reg.Scheme()+"://"+c.host+"/v2/", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.next.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("registry %s: %w", c.host, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusUnauthorized {
+		return fmt.Errorf("registry %s: GET /v2/ answered %s", c.host, resp.Status)
+	}
+	return nil
+}
+
+// Digest returns the manifest digest ref points at in the registry.
+func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
+	r, err := name.ParseReference(ref, c.nameOp...)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(r, c.with(ctx)...)
+	if err != nil {
+		return "", fmt.Errorf("digest of %s: %w", ref, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// Tag makes tag point at the manifest ref points at, with one manifest GET
+// and one PUT: no layer is pulled or pushed.
+func (c *Client) Tag(ctx context.Context, ref, tag string) error {
+	src, err := name.ParseReference(ref, c.nameOp...)
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Get(src, c.with(ctx)...)
+	if err != nil {
+		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
+	}
+	dst := src.Context().Tag(tag)
+	if err := remote.Tag(dst, desc, c.with(ctx)...); err != nil {
+		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
+	}
+	return nil
+}
+
+// EngineAuth returns the credentials for this registry in the form the
+// Docker Engine takes them (X-Registry-Auth), or "" for anonymous access.
+func (c *Client) EngineAuth() (string, error) {
+	a, err := c.auth.Authorization()
+	if err != nil {
+		return "", fmt.Errorf("credentials for %s: %w", c.host, err)
+	}
+	if *a == (authn.AuthConfig{}) {
+		return "", nil
+	}
+	b, err := json.Marshal(mobyregistry.AuthConfig{
+		Username: a.Username, Password: a.Password, Auth: a.Auth,
+		ServerAddress: c.host, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+	})
+	if err != nil {
+		return "", err
+	}
+	return base64.URLEncoding.EncodeToString(b), nil
+}
+
+func (c *Client) with(ctx context.Context) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx)}, c.opts...)
+}
+
+// IsLoopback reports whether host[:port] names this machine.
+func IsLoopback(host string) bool {
+	h := host
+	if sh, _, err := net.SplitHostPort(host); err == nil {
+		h = sh
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 2 * time.Minute
+	return t
+}

@@ -1,0 +1,92 @@
+package source
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"nightshift/internal/testenv"
+)
+
+func newRepo(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := testenv.CommitAll(dir, "first image\n\nbody")
+	if err != nil {
+		t.Fatalf("git: %v", err)
+	}
+	return dir, commit
+}
+
+func TestLocal(t *testing.T) {
+	t.Parallel()
+	dir, commit := newRepo(t)
+	ctx := context.Background()
+	c, err := Local(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Commit != commit || c.Subject != "first image" || c.Dirty || c.Short() != commit[:8] {
+		t.Errorf("Local = %+v, want commit %s, subject %q, clean", c, commit, "first image")
+	}
+	os.WriteFile(filepath.Join(dir, "new-file"), []byte("x"), 0o644)
+	if c, err = Local(ctx, dir); err != nil || !c.Dirty {
+		t.Errorf("Local after adding a file = %+v, %v; want dirty", c, err)
+	}
+	if _, err := Local(ctx, t.TempDir()); err == nil {
+		t.Error("Local of a directory that is no git checkout succeeded")
+	}
+}
+
+func TestFetch(t *testing.T) {
+	t.Parallel()
+	upstream, first := newRepo(t)
+	os.WriteFile(filepath.Join(upstream, "Dockerfile"), []byte("FROM scratch\nLABEL v=2\n"), 0o644)
+	second, err := testenv.CommitAll(upstream, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	url := "file://" + upstream
+	ctx := context.Background()
+
+	c, err := Fetch(ctx, url, "main", work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Commit != second || c.Dirty {
+		t.Errorf("Fetch main = %+v, want %s, clean", c, second)
+	}
+	// Leftovers from an earlier run must not leak into the next one.
+	os.WriteFile(filepath.Join(c.Dir, "stray"), []byte("x"), 0o644)
+	c2, err := Fetch(ctx, url, first, work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Commit != first || c2.Dir != c.Dir {
+		t.Errorf("Fetch of a commit = %+v, want %s in %s", c2, first, c.Dir)
+	}
+	if _, err := os.Stat(filepath.Join(c2.Dir, "stray")); !os.IsNotExist(err) {
+		t.Error("a stray file survived a fresh checkout")
+	}
+	if _, err := Fetch(ctx, url, "no-such-branch", work); err == nil {
+		t.Error("Fetch of a missing ref succeeded")
+	}
+}
+
+func TestRepoName(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://github.com/org/stack.git": "stack",
+		"git@host:org/stack":               "stack",
+		"file:///srv/repos/ci/":            "ci",
+	} {
+		if got := repoName(in); got != want {
+			t.Errorf("repoName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,107 @@
+package store
+
+import "time"
+
+// Status is the state of a run, an image or a stage.
+type Status string
+
+// The statuses a run, image or stage can have.
+const (
+	Running     Status = "running"
+	Succeeded   Status = "succeeded"
+	Failed      Status = "failed"
+	Skipped     Status = "skipped"
+	Interrupted Status = "interrupted"
+)
+
+// Done reports whether s is final.
+func (s Status) Done() bool { return s != Running && s != "" }
+
+// Run is the record of one nightly run.
+type Run struct {
+	ID       uint64     `json:"id"`
+	Tag      string     `json:"tag"`
+	Commit   string     `json:"commit"`
+	Subject  string     `json:"subject,omitempty"` // first line of the commit message
+	Dirty    bool       `json:"dirty,omitempty"`   // a local tree had uncommitted changes
+	Status   Status     `json:"status"`
+	Trigger  string     `json:"trigger,omitempty"` // "cli", "cron", "api", ...
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished"`
+	Error    string     `json:"error,omitempty"` // why the run as a whole failed, if it did
+	// Planned lists the images the run set out to build, in build order.
+	Planned []string      `json:"planned,omitempty"`
+	Images  []ImageResult `json:"images"`
+}
+
+// ImageResult is the record of one image in a run.
+type ImageResult struct {
+	Name     string     `json:"name"`
+	Status   Status     `json:"status"`
+	Ref      string     `json:"ref,omitempty"`    // immutable ref of this run
+	Digest   string     `json:"digest,omitempty"` // manifest digest in the registry
+	Tags     []string   `json:"tags,omitempty"`   // every tag that points at Digest
+	Parent   string     `json:"parent,omitempty"` // stack image it builds on
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Log      string     `json:"log,omitempty"`   // path of the full build log
+	Error    string     `json:"error,omitempty"` // why it failed or was skipped
+	Tail     []string   `json:"tail,omitempty"`  // last lines of the failing step's log
+	Stages   []Stage    `json:"stages,omitempty"`
+}
+
+// Stage is one step of an image: build, push, tag, verify.
+type Stage struct {
+	Name     string     `json:"name"`
+	Status   Status     `json:"status"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// Duration is how long the stage took, or has taken so far at now.
+func (s Stage) Duration(now time.Time) time.Duration {
+	if s.Finished != nil {
+		return s.Finished.Sub(s.Started)
+	}
+	return now.Sub(s.Started)
+}
+
+// Image returns the result for name, or nil.
+func (r *Run) Image(name string) *ImageResult {
+	for i := range r.Images {
+		if r.Images[i].Name == name {
+			return &r.Images[i]
+		}
+	}
+	return nil
+}
+
+// Duration is how long the run took, or has taken so far at now.
+func (r Run) Duration(now time.Time) time.Duration {
+	if r.Finished != nil {
+		return r.Finished.Sub(r.Started)
+	}
+	return now.Sub(r.Started)
+}
+
+// Duration is how long the image took, or has taken so far at now.
+func (im ImageResult) Duration(now time.Time) time.Duration {
+	switch {
+	case im.Started == nil:
+		return 0
+	case im.Finished != nil:
+		return im.Finished.Sub(*im.Started)
+	}
+	return now.Sub(*im.Started)
+}
+
+// Stage returns the stage called name, or nil.
+func (im *ImageResult) Stage(name string) *Stage {
+	for i := range im.Stages {
+		if im.Stages[i].Name == name {
+			return &im.Stages[i]
+		}
+	}
+	return nil
+}

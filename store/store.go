@@ -1,0 +1,256 @@
+// Package store keeps nightshift's records in an embedded bbolt database:
+// runs and their images, with every stage transition written as it happens.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the version of the database layout this code writes.
+const SchemaVersion = 1
+
+var (
+	// ErrLocked means another process has the database open.
+	ErrLocked = errors.New("the database is in use by another nightshift process")
+	// ErrNotFound means no record has the requested id.
+	ErrNotFound = errors.New("no such run")
+)
+
+var (
+	bucketMeta   = []byte("meta")
+	bucketRuns   = []byte("runs")
+	bucketActive = []byte("active") // ids of runs still running, so start-up need not scan history
+	keySchema    = []byte("schema")
+)
+
+// migrations bring a database from the version that is its key to the next.
+var migrations = map[int]func(tx *bolt.Tx) error{}
+
+// DB is the record store.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens or creates the database at path. When another process holds
+// it, Open gives up after timeout and returns an error wrapping ErrLocked.
+func Open(path string, timeout time.Duration) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (waited %s)", path, ErrLocked, timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: b, path: path}
+	if err := b.Update(db.migrate); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close releases the database.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Path is the file the database lives in.
+func (db *DB) Path() string { return db.path }
+
+func (db *DB) migrate(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	version := 0
+	if v := meta.Get(keySchema); v != nil {
+		version = int(binary.BigEndian.Uint64(v))
+	} else {
+		version = SchemaVersion // a new database starts at the current layout
+	}
+	if version > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this nightshift understands (%d): upgrade nightshift", version, SchemaVersion)
+	}
+	for ; version < SchemaVersion; version++ {
+		if err := migrations[version](tx); err != nil {
+			return fmt.Errorf("migrate schema %d: %w", version, err)
+		}
+	}
+	for _, name := range [][]byte{bucketRuns, bucketActive} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keySchema, itob(SchemaVersion))
+}
+
+// CreateRun stores a new run and sets its ID.
+func (db *DB) CreateRun(r *Run) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		runs := tx.Bucket(bucketRuns)
+		id, err := runs.NextSequence()
+		if err != nil {
+			return err
+		}
+		r.ID = id
+		return putRun(tx, r)
+	})
+}
+
+// UpdateRun changes run id in one transaction: fn gets the stored record
+// and its changes are written when it returns nil.
+func (db *DB) UpdateRun(id uint64, fn func(*Run) error) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		r, err := getRun(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+		r.ID = id
+		return putRun(tx, r)
+	})
+}
+
+// Run returns run id.
+func (db *DB) Run(id uint64) (*Run, error) {
+	var r *Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRun(tx, id)
+		return err
+	})
+	return r, err
+}
+
+// Runs returns up to limit runs, newest first; limit <= 0 means all.
+func (db *DB) Runs(limit int) ([]Run, error) {
+	var runs []Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRuns).Cursor()
+		for k, v := c.Last(); k != nil && (limit <= 0 || len(runs) < limit); k, v = c.Prev() {
+			var r Run
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("run %d: %w", btoi(k), err)
+			}
+			runs = append(runs, r)
+		}
+		return nil
+	})
+	return runs, err
+}
+
+// Interrupt marks every run still recorded as running (left so by a crash
+// or a kill) as interrupted, with its running images and stages, and
+// returns those runs as they are now recorded.
+func (db *DB) Interrupt(now time.Time, reason string) ([]Run, error) {
+	var out []Run
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var ids []uint64
+		if err := tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
+			ids = append(ids, btoi(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := getRun(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.MarkInterrupted(now, reason)
+			if err := putRun(tx, r); err != nil {
+				return err
+			}
+			out = append(out, *r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MarkInterrupted ends r and everything in it that was still running, and
+// records images that were planned but never started.
+func (r *Run) MarkInterrupted(now time.Time, reason string) {
+	if r.Status.Done() {
+		return
+	}
+	r.Status = Interrupted
+	r.Finished = &now
+	if r.Error == "" {
+		r.Error = reason
+	}
+	for i := range r.Images {
+		im := &r.Images[i]
+		if im.Status.Done() {
+			continue
+		}
+		im.Status = Interrupted
+		im.Finished = &now
+		im.Error = reason
+		for j := range im.Stages {
+			if !im.Stages[j].Status.Done() {
+				im.Stages[j].Status = Interrupted
+				im.Stages[j].Finished = &now
+			}
+		}
+	}
+	for _, name := range r.Planned {
+		if r.Image(name) == nil {
+			r.Images = append(r.Images, ImageResult{
+				Name: name, Status: Interrupted, Finished: &now,
+				Error: reason + " before this image started",
+			})
+		}
+	}
+}
+
+func getRun(tx *bolt.Tx, id uint64) (*Run, error) {
+	v := tx.Bucket(bucketRuns).Get(itob(id))
+	if v == nil {
+		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	var r Run
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	return &r, nil
+}
+
+func putRun(tx *bolt.Tx, r *Run) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	k := itob(r.ID)
+	if err := tx.Bucket(bucketRuns).Put(k, v); err != nil {
+		return err
+	}
+	active := tx.Bucket(bucketActive)
+	if r.Status.Done() {
+		return active.Delete(k)
+	}
+	return active.Put(k, nil)
+}
+
+func itob(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func btoi(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nightshift.db")
+	db, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func TestRunsNewestFirst(t *testing.T) {
+	t.Parallel()
+	db, _ := openTemp(t)
+	for i := range 3 {
+		r := &Run{Tag: string(rune('a' + i)), Status: Succeeded}
+		if err := db.CreateRun(r); err != nil {
+			t.Fatal(err)
+		}
+		if r.ID != uint64(i+1) {
+			t.Fatalf("run %d got id %d", i, r.ID)
+		}
+	}
+	runs, err := db.Runs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].ID != 3 || runs[1].ID != 2 {
+		t.Fatalf("Runs(2) = %+v, want ids 3, 2", runs)
+	}
+	if _, err := db.Run(42); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Run(42) error = %v, want ErrNotFound", err)
+	}
+}
+
+// A process that dies mid-run leaves "running" on disk; the next Open must
+// find it and say truthfully what happened to each image.
+func TestCrashLeavesTruthfulRecord(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nightshift.db")
+	db, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	r := &Run{Tag: "t", Status: Running, Started: start, Planned: []string{"base", "cpu", "lint"}}
+	if err := db.CreateRun(r); err != nil {
+		t.Fatal(err)
+	}
+	done := start.Add(time.Minute)
+	err = db.UpdateRun(r.ID, func(r *Run) error {
+		r.Images = append(r.Images,
+			ImageResult{Name: "base", Status: Succeeded, Started: &start, Finished: &done, Digest: "sha256:aa"},
+			ImageResult{Name: "cpu", Status: Running, Started: &done,
+				Stages: []Stage{{Name: "build", Status: Running, Started: done}}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close() // the "crash": nothing finishes the run
+
+	db, err = Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := start.Add(time.Hour)
+	interrupted, err := db.Interrupt(now, "nightshift stopped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(interrupted) != 1 || interrupted[0].ID != r.ID {
+		t.Fatalf("Interrupt returned %+v, want run %d", interrupted, r.ID)
+	}
+	got, err := db.Run(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != Interrupted || got.Finished == nil || !got.Finished.Equal(now) {
+		t.Errorf("run status %s finished %v, want interrupted at %v", got.Status, got.Finished, now)
+	}
+	want := map[string]Status{"base": Succeeded, "cpu": Interrupted, "lint": Interrupted}
+	for name, st := range want {
+		im := got.Image(name)
+		if im == nil || im.Status != st {
+			t.Errorf("image %s = %+v, want status %s", name, im, st)
+		}
+	}
+	if s := got.Image("cpu").Stage("build"); s == nil || s.Status != Interrupted {
+		t.Errorf("cpu build stage = %+v, want interrupted", s)
+	}
+	again, err := db.Interrupt(now, "x")
+	if err != nil || len(again) != 0 {
+		t.Errorf("second Interrupt = %v, %v; want nothing left running", again, err)
+	}
+}
+
+func TestSecondOpenIsLocked(t *testing.T) {
+	t.Parallel()
+	_, path := openTemp(t)
+	_, err := Open(path, 50*time.Millisecond)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open error = %v, want ErrLocked", err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
+	db, path := openTemp(t)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchema, itob(SchemaVersion+1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(path, time.Second); err == nil {
+		t.Fatal("Open of a newer schema succeeded")
+	}
+}
