@@ -21,7 +21,7 @@ import (
 type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
-	Addr string // DOCKER_HOST for an engine, host:port for a registry
+	Addr string        // DOCKER_HOST for an engine, host:port for a registry
 	Dir  string
 	Log  string
 }
