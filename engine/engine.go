@@ -60,7 +60,6 @@ type BuildSpec struct {
 	Tags              []string
 	Args              map[string]string
 	Target            string
-	Labels            map[string]string
 	// NoCache and Pull make the build from scratch: no layer cache, and
 	// every base image pulled afresh.
 	NoCache bool
@@ -85,14 +84,13 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
 		Target:      spec.Target,
-		Labels:      spec.Labels,
 		NoCache:     spec.NoCache,
 		PullParent:  spec.Pull,
 		Remove:      true,
 		ForceRemove: true,
 	})
 	if err != nil {
-		return "", fmt.Errorf("build: %w", err)
+		return "", err
 	}
 	defer res.Body.Close()
 
@@ -104,10 +102,10 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("build: %w", err)
+		return "", err
 	}
 	if id == "" {
-		return "", errors.New("build: the engine reported success but no image ID")
+		return "", errors.New("the engine reported success but no image ID")
 	}
 	return id, nil
 }
@@ -118,7 +116,7 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (string, error) {
 	res, err := e.c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
 	if err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
+		return "", fmt.Errorf("%s: %w", ref, err)
 	}
 	defer res.Close()
 	var digest string
@@ -129,10 +127,10 @@ func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (str
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
+		return "", fmt.Errorf("%s: %w", ref, err)
 	}
 	if digest == "" {
-		return "", fmt.Errorf("push %s: the engine reported no digest", ref)
+		return "", fmt.Errorf("%s: the engine reported no digest", ref)
 	}
 	return digest, nil
 }

@@ -133,14 +133,12 @@ func (c *Client) Tag(ctx context.Context, ref, tag string) error {
 }
 
 // EngineAuth returns the credentials for this registry in the form the
-// Docker Engine takes them (X-Registry-Auth), or "" for anonymous access.
+// Docker Engine takes them (X-Registry-Auth). Anonymous access is an empty
+// credential, not a missing header: older engines refuse a push without one.
 func (c *Client) EngineAuth() (string, error) {
 	a, err := c.auth.Authorization()
 	if err != nil {
 		return "", fmt.Errorf("credentials for %s: %w", c.host, err)
-	}
-	if *a == (authn.AuthConfig{}) {
-		return "", nil
 	}
 	b, err := json.Marshal(mobyregistry.AuthConfig{
 		Username: a.Username, Password: a.Password, Auth: a.Auth,

@@ -1,10 +1,13 @@
 package registry
 
 import (
+	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -62,7 +65,7 @@ func retryAfter(resp *http.Response, err error, attempt int) (time.Duration, boo
 	backoff := min(backoffBase<<attempt, backoffMax)
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter: many clients must not retry in step
 	if err != nil {
-		return backoff, true // resets, refused connections, timeouts: all may pass
+		return backoff, passing(err)
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusRequestTimeout,
@@ -75,6 +78,21 @@ func retryAfter(resp *http.Response, err error, attempt int) (time.Duration, boo
 		return d, true
 	}
 	return backoff, true
+}
+
+// passing reports whether a transport error may go away by itself: a reset
+// or refused connection, a timeout, a connection cut short. A TLS handshake
+// with a plain-HTTP server, a bad certificate or an unknown host will not.
+func passing(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		return true
+	}
+	return false
 }
 
 // parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.

@@ -1,0 +1,182 @@
+// Command nightshift rebuilds a repository's CI images from scratch, pushes
+// them to a staging registry namespace, verifies them and records every
+// outcome.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"nightshift/config"
+	"nightshift/pipeline"
+	"nightshift/store"
+)
+
+// Exit codes, as Jenkins stages and cron wrappers rely on them.
+const (
+	exitOK          = 0 // everything succeeded
+	exitFailed      = 1 // the run finished and some image failed (or it was interrupted)
+	exitUsage       = 2 // usage or configuration error: nothing was built or pushed
+	exitUnavailable = 3 // engine, registry, source or store unavailable before work began
+)
+
+const usage = `nightshift rebuilds CI images from scratch every night, pushes them to a
+staging registry namespace, verifies what landed and records every outcome.
+
+Usage:
+  nightshift COMMAND [flags]
+
+Commands:
+  run            rebuild, push, tag and verify every image now (one nightly run)
+  plan           print what a run would do: order, refs, parents, build args
+  history        list recorded runs, newest first
+  show RUN       one run in detail: every image and stage
+  config check   check the configuration and the image graph, build nothing
+
+Every command takes -c/--config FILE (default ./nightshift.toml, or
+$NIGHTSHIFT_CONFIG). 'nightshift COMMAND --help' describes a command.
+
+Exit codes: 0 success; 1 the run finished and some image failed or it was
+interrupted; 2 usage or configuration error (nothing built or pushed);
+3 engine, registry, source or store unavailable before work began.
+`
+
+// cli is the environment a command runs in, so tests can run it in-process.
+type cli struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr}
+	c.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	os.Exit(c.main(ctx, os.Args[1:]))
+}
+
+func (c *cli) main(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(c.stdout, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return c.run(ctx, rest)
+	case "plan":
+		return c.plan(ctx, rest)
+	case "history":
+		return c.history(rest)
+	case "show":
+		return c.show(rest)
+	case "config":
+		if len(rest) == 0 || rest[0] != "check" {
+			fmt.Fprintln(c.stderr, "nightshift config: the only subcommand is 'check' (nightshift config check)")
+			return exitUsage
+		}
+		return c.configCheck(ctx, rest[1:])
+	}
+	fmt.Fprintf(c.stderr, "nightshift: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// flags returns a flag set for a command with the -c/--config flag every
+// command takes.
+func (c *cli) flags(name, synopsis, help string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	path := os.Getenv("NIGHTSHIFT_CONFIG")
+	if path == "" {
+		path = "nightshift.toml"
+	}
+	cfg := new(string)
+	fs.StringVar(cfg, "config", path, "configuration `file`")
+	fs.StringVar(cfg, "c", path, "configuration `file` (shorthand)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: nightshift %s %s\n\n%s\nFlags:\n", name, synopsis, help)
+		fs.PrintDefaults()
+	}
+	return fs, cfg
+}
+
+// parse parses args, and says whether the command should go on; code is
+// the exit code when it should not.
+func parse(fs *flag.FlagSet, args []string) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, exitOK
+		}
+		return false, exitUsage
+	}
+	return true, 0
+}
+
+// loadConfig loads the configuration, printing every problem.
+func (c *cli) loadConfig(path string) (*config.Config, int) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		c.printError(err)
+		return nil, exitUsage
+	}
+	return cfg, exitOK
+}
+
+// openStore opens the record store, failing fast if another process has it.
+func (c *cli) openStore(cfg *config.Config) (*store.DB, int) {
+	db, err := store.Open(cfg.Store.Path, storeTimeout)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			fmt.Fprintf(c.stderr, "nightshift: %v\nAnother nightshift (a run or the daemon) is using it; wait for it to finish, or give this one another [store] path.\n", err)
+		} else {
+			fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		}
+		return nil, exitUnavailable
+	}
+	return db, exitOK
+}
+
+// exitCode maps an error from preparing a run to the exit code it means,
+// printing it.
+func (c *cli) exitCode(err error) int {
+	c.printError(err)
+	var unavailable *pipeline.Unavailable
+	if errors.As(err, &unavailable) {
+		return exitUnavailable
+	}
+	return exitUsage
+}
+
+func (c *cli) printError(err error) {
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		fmt.Fprintf(c.stderr, "nightshift: %d problem(s) in the configuration; nothing was built:\n", len(ps))
+		for _, p := range ps {
+			fmt.Fprintln(c.stderr, "  "+p.String())
+		}
+		return
+	}
+	fmt.Fprintln(c.stderr, "nightshift: "+err.Error())
+}
+
+// list splits a comma-separated flag value.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"nightshift/store"
+)
+
+func (c *cli) history(args []string) int {
+	fs, cfgPath := c.flags("history", "[flags]", `Lists recorded runs, newest first.
+`)
+	asJSON := fs.Bool("json", false, "print a JSON array of runs (id, tag, commit, status, started, finished, images)")
+	limit := fs.Int("limit", 20, "show at most `n` runs; 0 shows all")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	cfg, code := c.loadConfig(*cfgPath)
+	if cfg == nil {
+		return code
+	}
+	db, code := c.openStore(cfg)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	runs, err := db.Runs(*limit)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUnavailable
+	}
+	if *asJSON {
+		if runs == nil {
+			runs = []store.Run{}
+		}
+		return c.printJSON(runs)
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(c.stdout, "no runs recorded yet; start one with 'nightshift run'")
+		return exitOK
+	}
+	now := time.Now()
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tSTATUS\tTAG\tSTARTED\tDURATION\tIMAGES")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Tag,
+			r.Started.Local().Format("2006-01-02 15:04"), r.Duration(now).Round(time.Second), countImages(r))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// countImages summarizes a run's images, e.g. "4 succeeded, 1 failed, 2 skipped".
+func countImages(r store.Run) string {
+	counts := map[store.Status]int{}
+	for _, im := range r.Images {
+		counts[im.Status]++
+	}
+	var parts []string
+	for _, st := range []store.Status{store.Succeeded, store.Failed, store.Skipped, store.Interrupted, store.Running} {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c *cli) show(args []string) int {
+	fs, cfgPath := c.flags("show", "[flags] RUN", `Shows one run in detail: every image with its refs, digest, stages and
+durations, and for a failure the last lines of the failing step.
+`)
+	asJSON := fs.Bool("json", false, "print the run record as JSON")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(c.stderr, "nightshift show: name one run by its number (see 'nightshift history')")
+		return exitUsage
+	}
+	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift show: %q is not a run number (see 'nightshift history')\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg, code := c.loadConfig(*cfgPath)
+	if cfg == nil {
+		return code
+	}
+	db, code := c.openStore(cfg)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	r, err := db.Run(id)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift show: %v\n", err)
+		return exitUsage
+	}
+	if *asJSON {
+		return c.printJSON(r)
+	}
+	now := time.Now()
+	fmt.Fprintf(c.stdout, "run %d  %s\ntag      %s\ncommit   %s %s\n", r.ID, r.Status, r.Tag, r.Commit, r.Subject)
+	if r.Dirty {
+		fmt.Fprintln(c.stdout, "         (the tree had uncommitted changes)")
+	}
+	fmt.Fprintf(c.stdout, "started  %s (%s)\nduration %s\n", r.Started.Local().Format(time.RFC3339), r.Trigger, r.Duration(now).Round(time.Millisecond))
+	if r.Error != "" {
+		fmt.Fprintf(c.stdout, "error    %s\n", r.Error)
+	}
+	for _, im := range r.Images {
+		fmt.Fprintf(c.stdout, "\n%s  %s  %s\n", im.Name, im.Status, im.Duration(now).Round(time.Millisecond))
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		for _, kv := range [][2]string{{"ref", im.Ref}, {"digest", im.Digest}, {"tags", strings.Join(im.Tags, ", ")},
+			{"parent", im.Parent}, {"log", im.Log}, {"error", im.Error}} {
+			if kv[1] != "" {
+				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
+			}
+		}
+		for _, st := range im.Stages {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Name, st.Status, st.Duration(now).Round(time.Millisecond))
+		}
+		tw.Flush()
+		for _, line := range im.Tail {
+			fmt.Fprintln(c.stdout, "    | "+line)
+		}
+	}
+	return exitOK
+}
+
+func (c *cli) printJSON(v any) int {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}

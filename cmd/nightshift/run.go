@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"nightshift/engine"
+	"nightshift/pipeline"
+	"nightshift/rebuild"
+	"nightshift/registry"
+	"nightshift/report"
+	"nightshift/store"
+)
+
+const (
+	storeTimeout   = time.Second      // a second process must not hang on the lock
+	connectTimeout = 10 * time.Second // engine and registry must answer this soon
+)
+
+func (c *cli) run(ctx context.Context, args []string) int {
+	fs, cfgPath := c.flags("run", "[flags]", `Rebuilds every image (or those named by --only) from scratch at one pinned
+commit, in dependency order and in parallel, pushes each once under the run's
+immutable tag, adds 'latest' as a remote tag, verifies both digests in the
+registry, and records every stage. Exit 0 when every image succeeded, 1 when
+some failed or the run was interrupted.
+`)
+	only := fs.String("only", "", "build only these `images` (comma-separated)")
+	withDeps := fs.Bool("with-deps", false, "with --only: also build what those images build on")
+	junitPath := fs.String("junit", "", "write a JUnit XML report (one test case per image and stage) to `file`")
+	jsonPath := fs.String("json", "", "write the run record as JSON to `file`")
+	progress := fs.String("progress", "auto", "progress output: auto, live (redrawn table) or lines (timestamped)")
+	trigger := fs.String("trigger", "cli", "what started this run, for the record")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	if *progress != "auto" && *progress != "live" && *progress != "lines" {
+		fmt.Fprintf(c.stderr, "nightshift run: --progress must be auto, live or lines, not %q\n", *progress)
+		return exitUsage
+	}
+	if *withDeps && *only == "" {
+		fmt.Fprintln(c.stderr, "nightshift run: --with-deps needs --only")
+		return exitUsage
+	}
+	cfg, code := c.loadConfig(*cfgPath)
+	if cfg == nil {
+		return code
+	}
+	db, code := c.openStore(cfg)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	c.interruptLeftovers(db)
+
+	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, time.Now().UTC())
+	if err != nil {
+		return c.exitCode(err)
+	}
+	eng, err := engine.Connect(ctx, connectTimeout)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
+		return exitUnavailable
+	}
+	defer eng.Close()
+	reg, err := newRegistry(ctx, cfg.Staging.Registry, cfg.Staging.Username, cfg.Staging.Password.Reveal(), cfg.Staging.RetryBudget.Duration)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUnavailable
+	}
+
+	observe, stopProgress := c.progress(*progress)
+	// No build labels: the classic builder adds each as a step of its own,
+	// a container commit that costs seconds; the record holds the same facts.
+	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3}
+	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{Trigger: *trigger, Logger: c.log, Observe: observe})
+	stopProgress()
+	if rec == nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUnavailable
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err) // the record is incomplete, the run is not
+	}
+	if err := c.writeReports(rec, *junitPath, *jsonPath); err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitFailed
+	}
+	summary(c.stdout, rec, prep.Plan.Repo)
+	if rec.Status != store.Succeeded {
+		return exitFailed
+	}
+	return exitOK
+}
+
+func newRegistry(ctx context.Context, host, user, password string, budget time.Duration) (*registry.Client, error) {
+	opts := []registry.Option{registry.WithRetryBudget(budget)}
+	if user != "" {
+		opts = append(opts, registry.WithBasicAuth(user, password))
+	}
+	reg, err := registry.New(host, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := reg.Ping(ctx); err != nil {
+		return nil, err
+	}
+	return reg, nil
+}
+
+// interruptLeftovers records runs that a crash left "running" as interrupted.
+func (c *cli) interruptLeftovers(db *store.DB) {
+	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run")
+	if err != nil {
+		c.log.Error("marking crashed runs interrupted", "err", err)
+	}
+	for _, r := range runs {
+		c.log.Warn("run was left running by a stopped nightshift; recorded as interrupted", "run", r.ID, "tag", r.Tag)
+	}
+}
+
+// progress picks live redrawing on a terminal and plain lines elsewhere.
+func (c *cli) progress(mode string) (func(*store.Run, rebuild.Event), func()) {
+	f, isFile := c.stdout.(*os.File)
+	if mode == "auto" {
+		mode = "lines"
+		if isFile && term.IsTerminal(int(f.Fd())) {
+			mode = "live"
+		}
+	}
+	if mode == "lines" {
+		l := &report.Lines{W: c.stdout}
+		return l.Observe, func() {}
+	}
+	live := &report.Live{W: c.stdout}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				live.Tick()
+			}
+		}
+	}()
+	return live.Observe, func() { close(done); <-stopped; live.Tick() }
+}
+
+func (c *cli) writeReports(rec *store.Run, junitPath, jsonPath string) error {
+	write := func(path string, render func(io.Writer) error) error {
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := render(f); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		return f.Close()
+	}
+	if err := write(junitPath, func(w io.Writer) error { return report.JUnit(w, rec) }); err != nil {
+		return err
+	}
+	return write(jsonPath, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	})
+}
+
+// summary tells a person where the images went and what failed.
+func summary(w io.Writer, rec *store.Run, repo string) {
+	ok := 0
+	for _, im := range rec.Images {
+		if im.Status == store.Succeeded {
+			ok++
+		}
+	}
+	fmt.Fprintf(w, "\nrun %d %s: %d of %d images pushed to %s with tag %s (commit %.8s)\n",
+		rec.ID, rec.Status, ok, len(rec.Planned), repo, rec.Tag, rec.Commit)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, im := range rec.Images {
+		detail := im.Ref
+		if im.Digest != "" {
+			detail += "@" + im.Digest
+		}
+		if im.Error != "" {
+			detail = im.Error
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", im.Name, im.Status, im.Duration(time.Now()).Round(time.Millisecond), detail)
+	}
+	tw.Flush()
+	for _, im := range rec.Images {
+		if im.Status == store.Failed && im.Log != "" {
+			fmt.Fprintf(w, "  log of %s: %s\n", im.Name, im.Log)
+		}
+	}
+}
+
+func (c *cli) plan(ctx context.Context, args []string) int {
+	fs, cfgPath := c.flags("plan", "[flags]", `Prints what 'nightshift run' would do now, without building: the build order,
+each image's refs for this run, the parent it builds on and its build args.
+`)
+	only := fs.String("only", "", "plan only these `images` (comma-separated)")
+	withDeps := fs.Bool("with-deps", false, "with --only: also plan what those images build on")
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	cfg, code := c.loadConfig(*cfgPath)
+	if cfg == nil {
+		return code
+	}
+	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, time.Now().UTC())
+	if err != nil {
+		return c.exitCode(err)
+	}
+	p := prep.Plan
+	dirty := ""
+	if prep.Source.Dirty {
+		dirty = " (with uncommitted changes)"
+	}
+	fmt.Fprintf(c.stdout, "commit %s%s %q\ntag    %s\nrepo   %s\n\n", p.Commit, dirty, prep.Source.Subject, p.Tag, p.Repo)
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tIMAGE\tPARENT\tREF\tALSO\tBUILD ARGS")
+	for i, s := range p.Steps {
+		parent := "-"
+		if s.Base != "" {
+			parent = s.Base
+		}
+		if len(s.Parents) > 0 && strings.Join(s.Parents, ",") != s.Base {
+			parent += " (after " + strings.Join(s.Parents, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, s.Name, parent, s.Ref, "latest", formatArgs(s.Args))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func formatArgs(args map[string]string) string {
+	if len(args) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(args)) {
+		parts = append(parts, k+"="+args[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (c *cli) configCheck(ctx context.Context, args []string) int {
+	fs, cfgPath := c.flags("config check", "[flags]", `Checks the configuration: every key, type and path, secrets readable, and the
+image graph (Dockerfiles parsed, dependencies known, no cycle). Reports every
+problem at once with file:line and key. Builds and pushes nothing. For a git URL
+source the repository is fetched to check the tree.
+`)
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	cfg, code := c.loadConfig(*cfgPath)
+	if cfg == nil {
+		return code
+	}
+	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{}, time.Now().UTC())
+	if err != nil {
+		return c.exitCode(err)
+	}
+	fmt.Fprintf(c.stdout, "%s: ok, %d images in build order: %s\n", cfg.File, len(prep.Plan.Steps), strings.Join(prep.Graph.Order(), ", "))
+	return exitOK
+}

@@ -1,0 +1,224 @@
+// Package pipeline ties one nightly run together: pin the source, plan the
+// image graph, rebuild through the engine, and record every transition.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"nightshift/config"
+	"nightshift/rebuild"
+	"nightshift/source"
+	"nightshift/store"
+)
+
+// Unavailable wraps an error of infrastructure that a run needs before any
+// work begins (engine, registry, store, the source's remote).
+type Unavailable struct{ Err error }
+
+func (u *Unavailable) Error() string { return u.Err.Error() }
+func (u *Unavailable) Unwrap() error { return u.Err }
+
+// UsageError is a request that cannot be carried out as asked (an unknown
+// image in --only, say).
+type UsageError struct{ Err error }
+
+func (u *UsageError) Error() string { return u.Err.Error() }
+func (u *UsageError) Unwrap() error { return u.Err }
+
+// Selection narrows a run to some images.
+type Selection struct {
+	Only     []string
+	WithDeps bool
+}
+
+// Prepared is a run ready to go: its source pinned and its plan made.
+type Prepared struct {
+	Source source.Checkout
+	Graph  *rebuild.Graph
+	Plan   *rebuild.Plan
+}
+
+// Prepare pins the source and plans a run started at start. Problems with
+// the configuration or the tree are config.Problems, a source that cannot
+// be reached is *Unavailable, a bad selection is *UsageError.
+func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.Time) (*Prepared, error) {
+	var (
+		co  source.Checkout
+		err error
+	)
+	if cfg.Source.IsURL() {
+		co, err = source.Fetch(ctx, cfg.Source.Repo, cfg.Source.Ref, cfg.Source.Workdir)
+		if err != nil {
+			return nil, &Unavailable{err}
+		}
+		if ps := cfg.CheckTree(co.Dir); len(ps) > 0 {
+			return nil, ps
+		}
+	} else if co, err = source.Local(ctx, cfg.Source.Repo); err != nil {
+		return nil, config.Problems{{File: cfg.File, Key: "source.repo", Msg: err.Error()}}
+	}
+	g, ps := rebuild.NewGraph(cfg.File, co.Dir, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	names, err := g.Select(sel.Only, sel.WithDeps)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	plan, err := rebuild.NewPlan(cfg, g, co.Dir, rebuild.Commit{Hash: co.Commit, Short: co.Short()}, start, names)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{Source: co, Graph: g, Plan: plan}, nil
+}
+
+// Options are the parts of a run that vary by caller.
+type Options struct {
+	Trigger string // "cli", "cron", "api"
+	Logger  *slog.Logger
+	// Observe sees every event after it is recorded, with the record as it
+	// now stands (for live progress). It must not keep run.
+	Observe func(run *store.Run, e rebuild.Event)
+}
+
+// Run carries out prep, recording every transition in db as it happens,
+// and returns the finished record. A run cut short by ctx is recorded as
+// interrupted. The error is about recording, not about images: image
+// failures are in the record.
+func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuild.Runner, db *store.DB, opts Options) (*store.Run, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	plan := prep.Plan
+	rec := &store.Run{
+		Tag:     plan.Tag,
+		Commit:  prep.Source.Commit,
+		Subject: prep.Source.Subject,
+		Dirty:   prep.Source.Dirty,
+		Status:  store.Running,
+		Trigger: opts.Trigger,
+		Started: plan.Start,
+		Images:  []store.ImageResult{},
+	}
+	for _, s := range plan.Steps {
+		rec.Planned = append(rec.Planned, s.Name)
+	}
+	if err := db.CreateRun(rec); err != nil {
+		return nil, &Unavailable{fmt.Errorf("record the run: %w", err)}
+	}
+	log.Info("run started", "run", rec.ID, "tag", plan.Tag, "commit", prep.Source.Commit, "images", len(plan.Steps))
+
+	var recordErr error
+	events := func(e rebuild.Event) {
+		err := db.UpdateRun(rec.ID, func(run *store.Run) error {
+			apply(run, plan, e)
+			if opts.Observe != nil {
+				opts.Observe(run, e)
+			}
+			return nil
+		})
+		if err != nil && recordErr == nil {
+			recordErr = err
+			log.Error("recording the run failed; building goes on", "run", rec.ID, "err", err)
+		}
+	}
+	failed := runner.Run(ctx, rebuild.Job{
+		Plan:   plan,
+		Logs:   filepath.Join(cfg.Store.Logs, strconv.FormatUint(rec.ID, 10)),
+		Cost:   lastDurations(db, plan),
+		Events: events,
+	})
+
+	now := time.Now()
+	var final *store.Run
+	err := db.UpdateRun(rec.ID, func(run *store.Run) error {
+		switch {
+		case ctx.Err() != nil:
+			run.MarkInterrupted(now, "run cancelled: "+context.Cause(ctx).Error())
+		case len(failed) > 0:
+			run.Status, run.Finished = store.Failed, &now
+		default:
+			run.Status, run.Finished = store.Succeeded, &now
+		}
+		final = run
+		return nil
+	})
+	if err != nil {
+		return nil, errors.Join(recordErr, fmt.Errorf("record the end of run %d: %w", rec.ID, err))
+	}
+	log.Info("run finished", "run", final.ID, "status", final.Status, "duration", final.Duration(now).Round(time.Millisecond))
+	return final, recordErr
+}
+
+// apply records event e in run.
+func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
+	t := e.Time
+	errText := ""
+	if e.Err != nil {
+		errText = e.Err.Error()
+	}
+	im := run.Image(e.Image)
+	if im == nil {
+		res := store.ImageResult{Name: e.Image}
+		if s := plan.Step(e.Image); s != nil {
+			res.Ref, res.Parent = s.Ref, s.Base
+		}
+		run.Images = append(run.Images, res)
+		im = &run.Images[len(run.Images)-1]
+	}
+	if e.Digest != "" {
+		im.Digest = e.Digest
+	}
+	if e.Stage != "" {
+		st := im.Stage(e.Stage)
+		if st == nil {
+			im.Stages = append(im.Stages, store.Stage{Name: e.Stage, Started: t})
+			st = &im.Stages[len(im.Stages)-1]
+		}
+		st.Status, st.Error = e.Status, errText
+		if e.Status.Done() {
+			st.Finished = &t
+		}
+		return
+	}
+	im.Status, im.Error = e.Status, errText
+	switch {
+	case e.Status == store.Running:
+		im.Started, im.Log = &t, e.Log
+	case e.Status.Done():
+		im.Finished = &t
+		if len(e.Tags) > 0 {
+			im.Tags = e.Tags
+		}
+		if len(e.Tail) > 0 {
+			im.Tail = e.Tail
+		}
+	}
+}
+
+// lastDurations estimates each image's time from its latest success, so
+// the runner can start the longest chains first.
+func lastDurations(db *store.DB, plan *rebuild.Plan) func(string) time.Duration {
+	est := make(map[string]time.Duration, len(plan.Steps))
+	runs, _ := db.Runs(20) // a guess only: without history every image counts alike
+	for _, run := range runs {
+		for _, im := range run.Images {
+			if _, seen := est[im.Name]; !seen && im.Status == store.Succeeded {
+				est[im.Name] = im.Duration(time.Time{})
+			}
+		}
+	}
+	return func(name string) time.Duration {
+		if d, ok := est[name]; ok && d > 0 {
+			return d
+		}
+		return time.Minute
+	}
+}

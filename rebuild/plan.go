@@ -1,0 +1,124 @@
+package rebuild
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"nightshift/config"
+)
+
+// Plan is what one run will do: which images, in which order, under which refs.
+type Plan struct {
+	Tag    string // immutable tag of this run
+	Commit string
+	Repo   string // <registry>/<namespace>
+	Start  time.Time
+	Steps  []Step // in dependency order
+}
+
+// Step is one image of a plan.
+type Step struct {
+	Name   string
+	Ref    string // <repo>/<name>:<run tag>, pushed once
+	Latest string // <repo>/<name>:latest, a remote tag on Ref
+	// Base is the stack image this one builds on ("" for none); BaseRef is
+	// what BASE_IMAGE is set to: Base's ref of this run, or its latest when
+	// Base is not rebuilt in this run.
+	Base    string
+	BaseRef string
+	// Parents are the images of this plan that must succeed first.
+	Parents    []string
+	Dockerfile string // absolute path
+	Context    string // absolute path
+	Args       map[string]string
+	Target     string
+	Timeout    time.Duration
+}
+
+// Commit identifies the pinned source of a run.
+type Commit struct {
+	Hash  string
+	Short string
+}
+
+// NewPlan plans a run of the images named in names (all of them when names
+// is empty; see Graph.Select) from the tree at root, pinned at commit and
+// started at start.
+func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start time.Time, names []string) (*Plan, error) {
+	tag, err := config.RenderTag(cfg.Staging.TagFormat, start, commit.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("%s: staging.tag_format: %w", cfg.File, err)
+	}
+	p := &Plan{
+		Tag:    tag,
+		Commit: commit.Hash,
+		Repo:   cfg.Staging.Registry + "/" + cfg.Staging.Namespace,
+		Start:  start,
+	}
+	if len(names) == 0 {
+		names = g.Order()
+	}
+	inPlan := make(map[string]bool, len(names))
+	for _, n := range names {
+		inPlan[n] = true
+	}
+	data := config.TemplateData{
+		Timestamp: start.UTC().Format("2006-01-02-15-04-05"),
+		Date:      start.UTC().Format("2006-01-02"),
+		Commit:    commit.Hash,
+		Short:     commit.Short,
+		Tag:       tag,
+	}
+	for _, name := range names {
+		node, ok := g.Node(name)
+		if !ok {
+			return nil, fmt.Errorf("no image %q in the graph", name)
+		}
+		img := node.Image
+		s := Step{
+			Name:       name,
+			Ref:        p.Repo + "/" + name + ":" + tag,
+			Latest:     p.Repo + "/" + name + ":latest",
+			Base:       node.Base,
+			Dockerfile: filepath.Join(root, img.Dockerfile),
+			Context:    filepath.Join(root, img.Context),
+			Args:       make(map[string]string, len(img.BuildArgs)+1),
+			Target:     img.Target,
+			Timeout:    cfg.Build.Timeout.Duration,
+		}
+		if img.Timeout.Duration > 0 {
+			s.Timeout = img.Timeout.Duration
+		}
+		for _, parent := range node.Parents {
+			if inPlan[parent] {
+				s.Parents = append(s.Parents, parent)
+			}
+		}
+		data.Name = name
+		for k, v := range img.BuildArgs {
+			if s.Args[k], err = config.RenderArg(v, data); err != nil {
+				return nil, fmt.Errorf("%s:%d: image %s: build_args.%s: %w", cfg.File, img.Line, name, k, err)
+			}
+		}
+		if s.Base != "" {
+			s.BaseRef = p.Repo + "/" + s.Base + ":latest"
+			if inPlan[s.Base] {
+				s.BaseRef = p.Repo + "/" + s.Base + ":" + tag
+			}
+			s.Args["BASE_IMAGE"] = s.BaseRef
+		}
+		p.Steps = append(p.Steps, s)
+	}
+	return p, nil
+}
+
+// Step returns the step for name, or nil.
+func (p *Plan) Step(name string) *Step {
+	for i := range p.Steps {
+		if p.Steps[i].Name == name {
+			return &p.Steps[i]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,387 @@
+package rebuild
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"nightshift/engine"
+	"nightshift/store"
+)
+
+// Engine builds and pushes images; *engine.Engine is one.
+type Engine interface {
+	Build(ctx context.Context, spec engine.BuildSpec, log io.Writer) (string, error)
+	Push(ctx context.Context, ref, auth string, log io.Writer) (string, error)
+}
+
+// Registry reads and tags what landed; *registry.Client is one.
+type Registry interface {
+	Tag(ctx context.Context, ref, tag string) error
+	Digest(ctx context.Context, ref string) (string, error)
+	EngineAuth() (string, error)
+}
+
+// The stages of an image, in the order they run.
+const (
+	StageBuild  = "build"
+	StagePush   = "push"
+	StageVerify = "verify"
+	StageTag    = "tag"
+)
+
+// Event reports one change of an image or of one of its stages.
+type Event struct {
+	Image  string
+	Stage  string // "" when the event is about the image as a whole
+	Status store.Status
+	Time   time.Time
+	Err    error
+
+	Log    string   // with the image's start: the path of its log
+	Digest string   // with a pushed image: the manifest digest
+	Tags   []string // with a succeeded image: the tags on Digest
+	Tail   []string // with a failure: the failing stage's last log lines
+}
+
+// Runner carries out plans.
+type Runner struct {
+	Engine   Engine
+	Registry Registry
+	Jobs     int // builds at once
+	// PushAttempts bounds tries of a push that failed for a passing reason.
+	PushAttempts int
+	Now          func() time.Time
+}
+
+// Job is one carrying out of a plan.
+type Job struct {
+	Plan *Plan
+	Logs string // directory the images' logs go to
+	// Cost estimates an image's time (its last duration, say); images on the
+	// longest remaining path start first. nil treats every image alike.
+	Cost func(name string) time.Duration
+	// Events receives every change as it happens, one call at a time.
+	Events func(Event)
+}
+
+// execution is the state of one Job under way.
+type execution struct {
+	*Runner
+	Job
+	mu sync.Mutex // serializes Events
+}
+
+// tailLines is how much of a failing stage's log goes into the record.
+const tailLines = 30
+
+// Run builds, pushes and tags every image of job's plan, parents first, up
+// to Jobs builds at once. A failed image fails alone: its descendants are
+// skipped and everything else goes on. It returns the images that failed;
+// images never started because ctx ended are neither failed nor reported.
+func (r *Runner) Run(ctx context.Context, job Job) []string {
+	return (&execution{Runner: r, Job: job}).run(ctx)
+}
+
+func (r *execution) run(ctx context.Context) (failed []string) {
+	p := r.Plan
+	if err := os.MkdirAll(r.Logs, 0o755); err != nil {
+		for _, s := range p.Steps {
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log directory: %w", err)})
+			failed = append(failed, s.Name)
+		}
+		return failed
+	}
+	priority := r.priorities(p)
+	waiting := make(map[string]int, len(p.Steps)) // parents not yet succeeded
+	children := make(map[string][]string)
+	var ready []string
+	for _, s := range p.Steps {
+		waiting[s.Name] = len(s.Parents)
+		for _, parent := range s.Parents {
+			children[parent] = append(children[parent], s.Name)
+		}
+		if len(s.Parents) == 0 {
+			ready = append(ready, s.Name)
+		}
+	}
+
+	type outcome struct {
+		name string
+		ok   bool
+	}
+	slotFreed := make(chan struct{})
+	finished := make(chan outcome)
+	free, inFlight := max(r.Jobs, 1), 0
+	skipped := make(map[string]bool)
+
+	for len(ready) > 0 || inFlight > 0 {
+		for free > 0 && len(ready) > 0 && ctx.Err() == nil {
+			// Longest remaining path first: the run's wall time approaches the
+			// critical path instead of waiting on a slow branch started late.
+			slices.SortStableFunc(ready, func(a, b string) int { return cmp.Compare(priority[b], priority[a]) })
+			name := ready[0]
+			ready = ready[1:]
+			free--
+			inFlight++
+			go func(s *Step) {
+				var once sync.Once
+				release := func() { once.Do(func() { slotFreed <- struct{}{} }) }
+				ok := r.image(ctx, s, release)
+				release()
+				finished <- outcome{s.Name, ok}
+			}(p.Step(name))
+		}
+		if ctx.Err() != nil {
+			ready = nil // nothing new starts; what runs is being cancelled
+		}
+		if inFlight == 0 {
+			break
+		}
+		select {
+		case <-slotFreed:
+			free++
+		case o := <-finished:
+			inFlight--
+			if !o.ok {
+				failed = append(failed, o.name)
+				r.skipDescendants(p, o.name, children, skipped)
+				continue
+			}
+			for _, child := range children[o.name] {
+				waiting[child]--
+				if waiting[child] == 0 && !skipped[child] {
+					ready = append(ready, child)
+				}
+			}
+		}
+	}
+	return failed
+}
+
+// skipDescendants records every image below failed as skipped, saying why.
+func (r *execution) skipDescendants(p *Plan, failed string, children map[string][]string, skipped map[string]bool) {
+	queue := []string{failed}
+	for len(queue) > 0 {
+		parent := queue[0]
+		queue = queue[1:]
+		for _, child := range children[parent] {
+			if skipped[child] {
+				continue
+			}
+			skipped[child] = true
+			reason := fmt.Sprintf("parent %s failed", failed)
+			if parent != failed {
+				reason = fmt.Sprintf("ancestor %s failed (via %s)", failed, parent)
+			}
+			r.emit(Event{Image: child, Status: store.Skipped, Err: errors.New(reason)})
+			queue = append(queue, child)
+		}
+	}
+}
+
+// priorities is each image's cost plus the costliest chain of images below it.
+func (r *execution) priorities(p *Plan) map[string]time.Duration {
+	cost := r.Cost
+	if cost == nil {
+		cost = func(string) time.Duration { return time.Second }
+	}
+	prio := make(map[string]time.Duration, len(p.Steps))
+	for i := len(p.Steps) - 1; i >= 0; i-- { // Steps are in dependency order
+		s := p.Steps[i]
+		prio[s.Name] += cost(s.Name)
+		for _, parent := range s.Parents {
+			prio[parent] = max(prio[parent], prio[s.Name])
+		}
+	}
+	return prio
+}
+
+// image runs every stage of one image; release frees its build slot.
+func (r *execution) image(ctx context.Context, s *Step, release func()) bool {
+	logPath := filepath.Join(r.Logs, s.Name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		r.emit(Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log: %w", err)})
+		return false
+	}
+	defer f.Close()
+	log := &tailWriter{w: f, max: tailLines}
+	r.emit(Event{Image: s.Name, Status: store.Running, Log: logPath})
+
+	var digest string
+	stages := []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{StageBuild, func(ctx context.Context) error {
+			defer release()
+			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
+			defer cancel()
+			_, err := r.Engine.Build(ctx, engine.BuildSpec{
+				Context: s.Context, Dockerfile: s.Dockerfile,
+				Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
+				NoCache: true, Pull: true,
+			}, log)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("build timed out after %s", s.Timeout)
+			}
+			return err
+		}},
+		{StagePush, func(ctx context.Context) (err error) {
+			digest, err = r.push(ctx, s.Ref, log)
+			return err
+		}},
+		{StageVerify, func(ctx context.Context) error { return r.verify(ctx, s.Ref, digest) }},
+		{StageTag, func(ctx context.Context) error {
+			if err := r.Registry.Tag(ctx, s.Ref, "latest"); err != nil {
+				return err
+			}
+			return r.verify(ctx, s.Latest, digest)
+		}},
+	}
+	for _, st := range stages {
+		fmt.Fprintf(log, "==> %s %s at %s\n", st.name, s.Name, r.now().UTC().Format(time.RFC3339))
+		log.reset()
+		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Running})
+		if err := st.run(ctx); err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%s: %w", st.name, ctx.Err())
+				r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Interrupted, Err: err})
+				r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
+				return false
+			}
+			fmt.Fprintf(log, "==> %s failed: %v\n", st.name, err)
+			err = fmt.Errorf("%s: %w", st.name, err)
+			r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Failed, Err: err})
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: log.lines()})
+			return false
+		}
+		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest})
+	}
+	tag := s.Ref[strings.LastIndex(s.Ref, ":")+1:]
+	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: []string{tag, "latest"}})
+	return true
+}
+
+// push pushes ref once through the engine, trying again when the failure
+// looks passing (a 5xx, a 429, a reset): the engine skips layers that landed.
+func (r *execution) push(ctx context.Context, ref string, log io.Writer) (string, error) {
+	auth, err := r.Registry.EngineAuth()
+	if err != nil {
+		return "", err
+	}
+	attempts := max(r.PushAttempts, 1)
+	wait := 2 * time.Second
+	for i := 1; ; i++ {
+		digest, err := r.Engine.Push(ctx, ref, auth, log)
+		if err == nil || i == attempts || !transient(err) {
+			return digest, err
+		}
+		fmt.Fprintf(log, "push failed (%v); trying again in %s\n", err, wait)
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// verify checks that ref resolves to want in the registry: a push that did
+// not land must never count as a success.
+func (r *execution) verify(ctx context.Context, ref, want string) error {
+	got, err := r.Registry.Digest(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s is %s in the registry, but %s was pushed", ref, got, want)
+	}
+	return nil
+}
+
+func transient(err error) bool {
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{
+		"500 internal", "502 bad gateway", "503 service", "504 gateway", "429", "toomanyrequests",
+		"connection reset", "connection refused", "i/o timeout", "unexpected eof", "broken pipe",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *execution) emit(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	if r.Events != nil {
+		r.Events(e)
+	}
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// tailWriter passes writes through and keeps the last lines written since
+// the last reset, so a failure's record can show them without the log file.
+type tailWriter struct {
+	w       io.Writer
+	max     int
+	mu      sync.Mutex
+	partial []byte
+	last    []string
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	buf := append(t.partial, p...)
+	for {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			break
+		}
+		t.last = append(t.last, string(buf[:i]))
+		if len(t.last) > t.max {
+			t.last = t.last[len(t.last)-t.max:]
+		}
+		buf = buf[i+1:]
+	}
+	t.partial = append([]byte(nil), buf...)
+	return t.w.Write(p)
+}
+
+func (t *tailWriter) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last, t.partial = nil, nil
+}
+
+func (t *tailWriter) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Clone(t.last)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	return out
+}
