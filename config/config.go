@@ -21,6 +21,9 @@ type Config struct {
 	Build   Build   `toml:"build"`
 	Store   Store   `toml:"store"`
 	Images  []Image `toml:"image"`
+
+	// lines locates keys for problems found after loading (CheckTree).
+	lines keyLines
 }
 
 // Source says where the code that the images build from comes from.
@@ -103,7 +106,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // leak through logs, errors or records by accident.
 type Secret string
 
-func (Secret) String() string   { return "[redacted]" }
+// String redacts the credential for %v and %s.
+func (Secret) String() string { return "[redacted]" }
+
+// GoString redacts the credential for %#v.
 func (Secret) GoString() string { return "[redacted]" }
 
 // Reveal returns the credential itself, for the one place that sends it.

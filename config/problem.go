@@ -14,6 +14,8 @@ type Problem struct {
 	Msg  string // what is wrong and what to do
 }
 
+// String formats p as "file:line: key: msg", the form editors and CI logs
+// link to the place.
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -33,6 +35,7 @@ func (p Problem) String() string {
 // that callers report all of them at once.
 type Problems []Problem
 
+// Error lists every problem, one a line.
 func (ps Problems) Error() string {
 	lines := make([]string, len(ps))
 	for i, p := range ps {

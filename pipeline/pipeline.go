@@ -60,7 +60,7 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 		if ps := cfg.CheckTree(co.Dir); len(ps) > 0 {
 			return nil, ps
 		}
-	} else if co, err = source.Local(ctx, cfg.Source.Repo); err != nil {
+	} else if co, err = source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Path+".lock", cfg.Store.Logs); err != nil {
 		return nil, config.Problems{{File: cfg.File, Key: "source.repo", Msg: err.Error()}}
 	}
 	g, ps := rebuild.NewGraph(cfg.File, co.Dir, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)

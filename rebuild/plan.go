@@ -1,8 +1,11 @@
 package rebuild
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"nightshift/config"
@@ -30,10 +33,13 @@ type Step struct {
 	// Parents are the images of this plan that must succeed first.
 	Parents    []string
 	Dockerfile string // absolute path
-	Context    string // absolute path
-	Args       map[string]string
-	Target     string
-	Timeout    time.Duration
+	// DockerfileContent, when not nil, is the Dockerfile with its FROM lines
+	// that name stack images pointed at this run's builds of them.
+	DockerfileContent []byte
+	Context           string // absolute path
+	Args              map[string]string
+	Target            string
+	Timeout           time.Duration
 }
 
 // Commit identifies the pinned source of a run.
@@ -63,13 +69,8 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 	for _, n := range names {
 		inPlan[n] = true
 	}
-	data := config.TemplateData{
-		Timestamp: start.UTC().Format("2006-01-02-15-04-05"),
-		Date:      start.UTC().Format("2006-01-02"),
-		Commit:    commit.Hash,
-		Short:     commit.Short,
-		Tag:       tag,
-	}
+	data := config.NewTemplateData(start, commit.Hash)
+	data.Tag = tag
 	for _, name := range names {
 		node, ok := g.Node(name)
 		if !ok {
@@ -108,9 +109,66 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			}
 			s.Args["BASE_IMAGE"] = s.BaseRef
 		}
+		if s.DockerfileContent, err = pinFroms(s.Dockerfile, img.BuildArgs, func(image string) string {
+			name := g.stackName(image)
+			switch {
+			case name == "":
+				return ""
+			case inPlan[name]:
+				return p.Repo + "/" + name + ":" + tag
+			}
+			return p.Repo + "/" + name + ":latest"
+		}); err != nil {
+			return nil, fmt.Errorf("%s:%d: image %s: %w", cfg.File, img.Line, name, err)
+		}
 		p.Steps = append(p.Steps, s)
 	}
 	return p, nil
+}
+
+// pinFroms rewrites the FROM lines of the Dockerfile at path that name a
+// stack image literally ("FROM ci_base", "FROM <staging>/ci_base:latest")
+// to the ref target gives, so a child builds on this run's parent and never
+// on whatever an engine or Docker Hub has under that name. FROMs through an
+// ARG are left alone: BASE_IMAGE already points them. It returns nil when
+// nothing needed rewriting.
+func pinFroms(path string, args map[string]string, target func(image string) string) ([]byte, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	stages, err := ReadStages(bytes.NewReader(content), args)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	lines := bytes.Split(content, []byte("\n"))
+	changed := false
+	refs := stageRefs(stages)
+	for i, st := range stages {
+		if strings.Contains(st.Raw, "$") || refs[i] >= 0 || st.Line > len(lines) {
+			continue
+		}
+		ref := target(st.Image)
+		if ref == "" {
+			continue
+		}
+		line := lines[st.Line-1]
+		at := bytes.Index(bytes.ToUpper(line), []byte("FROM"))
+		if at < 0 {
+			continue
+		}
+		j := bytes.Index(line[at:], []byte(st.Raw))
+		if j < 0 {
+			return nil, fmt.Errorf("%s:%d: cannot point FROM %s at this run's image: write it on one line, or use ARG BASE_IMAGE", path, st.Line, st.Raw)
+		}
+		j += at
+		lines[st.Line-1] = append(append(append([]byte(nil), line[:j]...), ref...), line[j+len(st.Raw):]...)
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	return bytes.Join(lines, []byte("\n")), nil
 }
 
 // Step returns the step for name, or nil.

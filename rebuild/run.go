@@ -228,7 +228,7 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) bool {
 			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 			defer cancel()
 			_, err := r.Engine.Build(ctx, engine.BuildSpec{
-				Context: s.Context, Dockerfile: s.Dockerfile,
+				Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
 				Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
 				NoCache: true, Pull: true,
 			}, log)

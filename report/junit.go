@@ -49,20 +49,34 @@ func testcase(im store.ImageResult, stage string) junit.Testcase {
 		case im.Error != "":
 			reason = "not reached: " + im.Error
 		}
-		tc.Skipped = &junit.Result{Message: reason}
+		tc.Skipped = &junit.Result{Message: xmlText(reason)}
 		return tc
 	}
 	tc.Time = seconds(st.Duration(time.Now()))
 	switch st.Status {
 	case store.Failed:
-		tc.Failure = &junit.Result{Message: st.Error, Type: "failed", Data: strings.Join(im.Tail, "\n")}
+		tc.Failure = &junit.Result{Message: xmlText(st.Error), Type: "failed", Data: xmlText(strings.Join(im.Tail, "\n"))}
 		if im.Log != "" {
 			tc.SystemOut = &junit.Output{Data: "full log: " + im.Log}
 		}
 	case store.Interrupted, store.Running:
-		tc.Error = &junit.Result{Message: "interrupted: " + st.Error, Type: "interrupted"}
+		tc.Error = &junit.Result{Message: xmlText("interrupted: " + st.Error), Type: "interrupted"}
 	}
 	return tc
+}
+
+// xmlText drops the characters XML 1.0 cannot hold (build output carries
+// terminal escapes), which would make the whole report unreadable.
+func xmlText(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			return r
+		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }

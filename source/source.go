@@ -30,8 +30,9 @@ func (c Checkout) Short() string {
 	return c.Commit
 }
 
-// Local pins the checkout at dir as it is.
-func Local(ctx context.Context, dir string) (Checkout, error) {
+// Local pins the checkout at dir as it is. Changes under ignore (absolute
+// paths: nightshift's own database and logs, say) do not make it dirty.
+func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) {
 	top, err := git(ctx, dir, "rev-parse", "--show-toplevel")
 	if err != nil {
 		return Checkout{}, fmt.Errorf("source %s is not a git checkout: %w", dir, err)
@@ -43,7 +44,13 @@ func Local(ctx context.Context, dir string) (Checkout, error) {
 	if c.Subject, err = git(ctx, top, "log", "-1", "--format=%s", c.Commit); err != nil {
 		return Checkout{}, err
 	}
-	status, err := git(ctx, top, "status", "--porcelain", "--untracked-files=normal")
+	args := []string{"status", "--porcelain", "--untracked-files=normal", "--", "."}
+	for _, p := range ignore {
+		if rel, err := filepath.Rel(top, p); err == nil && !strings.HasPrefix(rel, "..") {
+			args = append(args, ":(exclude)"+filepath.ToSlash(rel))
+		}
+	}
+	status, err := git(ctx, top, args...)
 	if err != nil {
 		return Checkout{}, err
 	}

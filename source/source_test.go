@@ -33,6 +33,12 @@ func TestLocal(t *testing.T) {
 	if c.Commit != commit || c.Subject != "first image" || c.Dirty || c.Short() != commit[:8] {
 		t.Errorf("Local = %+v, want commit %s, subject %q, clean", c, commit, "first image")
 	}
+	os.Mkdir(filepath.Join(dir, "logs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "logs", "base.log"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "nightshift.db"), []byte("x"), 0o644)
+	if c, err = Local(ctx, dir, filepath.Join(dir, "logs"), filepath.Join(dir, "nightshift.db")); err != nil || c.Dirty {
+		t.Errorf("Local with only nightshift's own files new = %+v, %v; want clean", c, err)
+	}
 	os.WriteFile(filepath.Join(dir, "new-file"), []byte("x"), 0o644)
 	if c, err = Local(ctx, dir); err != nil || !c.Dirty {
 		t.Errorf("Local after adding a file = %+v, %v; want dirty", c, err)

@@ -1,0 +1,476 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// EnvStagingPassword names the environment variable that may hold the
+// staging registry password when staging.password_file is not set.
+const EnvStagingPassword = "NIGHTSHIFT_STAGING_PASSWORD"
+
+const (
+	defaultRepo        = "."
+	defaultRef         = "main"
+	defaultWorkdir     = "work"
+	defaultJobs        = 2
+	defaultTimeout     = 2 * time.Hour
+	defaultRetryBudget = 5 * time.Minute
+	defaultStorePath   = "nightshift.db"
+	defaultLogs        = "logs"
+	unknownKeyHint     = "(check the spelling; see config.example.toml)"
+)
+
+var (
+	// nameComponent is one component of a Docker repository path.
+	nameComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	// registryHost is a host name or bracketed IPv6 address, and a port.
+	registryHost = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?$`)
+)
+
+// sampleCommit and sampleStart stand in for a run when templates are
+// checked at load time.
+const sampleCommit = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+
+func sampleStart() time.Time { return time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) }
+
+// Load reads, defaults and validates the file at path. On any problem it
+// returns a nil *Config and a Problems error holding every problem found,
+// sorted by line. Relative paths resolve against the file's directory, and a
+// local source is checked with CheckTree.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", err)}}
+	}
+	return Parse(data, path, filepath.Dir(path))
+}
+
+// Parse is Load on bytes already read: file is used only in messages, and
+// dir is the directory that relative paths resolve against. The staging
+// password may come from $NIGHTSHIFT_STAGING_PASSWORD.
+func Parse(data []byte, file, dir string) (*Config, error) {
+	l := &loader{file: file}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, Problems{{File: file, Msg: fmt.Sprintf("cannot resolve the config directory: %v", err)}}
+	}
+	l.dir = abs
+
+	// Editors on Windows may start the file with a byte order mark, which
+	// TOML does not allow but which carries no meaning either.
+	c := l.decode(bytes.TrimPrefix(data, []byte("\ufeff")))
+	if c != nil {
+		c.File, c.Dir = file, abs
+		repoOK := l.validate(c)
+		if repoOK && !c.Source.IsURL() {
+			for _, p := range c.CheckTree(c.Source.Repo) {
+				if !l.reported(p.Key) && !l.suppressed(p.Key) {
+					l.problems = append(l.problems, p)
+				}
+			}
+		}
+	}
+	if len(l.problems) > 0 {
+		slices.SortStableFunc(l.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, l.problems
+	}
+	return c, nil
+}
+
+// loader gathers the problems of one configuration.
+type loader struct {
+	file     string
+	dir      string // absolute
+	doc      *document
+	problems Problems
+}
+
+func (l *loader) add(line int, key, msg string) {
+	l.problems = append(l.problems, Problem{File: l.file, Line: line, Key: key, Msg: msg})
+}
+
+// problem reports msg about key at the line of key, or of its table when
+// the key is not written. A key whose value was erased for having the wrong
+// type is skipped: its one problem is already reported, and whatever
+// validation finds in the erased value follows from it.
+func (l *loader) problem(key, msg string) {
+	if !l.suppressed(key) {
+		l.add(l.doc.lines.line(key), key, msg)
+	}
+}
+
+// suppressed reports whether key, or a table holding it, had its value
+// erased for having the wrong type.
+func (l *loader) suppressed(key string) bool {
+	for k := key; k != ""; k = parent(k) {
+		if l.doc.dropped[k] {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) reported(key string) bool {
+	return slices.ContainsFunc(l.problems, func(p Problem) bool { return p.Key == key })
+}
+
+// has reports whether key is written in the file, so that an explicit zero
+// is checked rather than replaced by the default.
+func (l *loader) has(key string) bool {
+	_, ok := l.doc.lines[key]
+	return ok
+}
+
+// path resolves p against the config file's directory.
+func (l *loader) path(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(l.dir, p)
+}
+
+// decode reads data into a Config, reporting syntax errors, values of the
+// wrong type and unknown keys. It returns nil when the file cannot be read
+// far enough to validate.
+func (l *loader) decode(data []byte) *Config {
+	// Decoding into a generic map first finds what makes the file no TOML
+	// at all (syntax, keys defined twice), which the walk does not check.
+	var generic map[string]any
+	if err := toml.Unmarshal(data, &generic); err != nil {
+		l.decodeError(err, nil)
+		return nil
+	}
+	doc, err := walk(data)
+	l.doc = doc
+	if err != nil {
+		l.add(0, "", fmt.Sprintf("invalid TOML: %v", err))
+		return nil
+	}
+	for _, p := range doc.problems {
+		l.add(p.Line, p.Key, p.Msg)
+	}
+
+	var c Config
+	err = toml.NewDecoder(bytes.NewReader(doc.erased())).DisallowUnknownFields().Decode(&c)
+	var strict *toml.StrictMissingError
+	switch {
+	case errors.As(err, &strict):
+		for _, e := range strict.Errors {
+			line, column := e.Position()
+			key := doc.unknownKey(e.Key(), line, column)
+			msg := "unknown key " + unknownKeyHint
+			switch {
+			case key == "staging.password":
+				msg = "inline passwords are not accepted: put it in a file named by password_file, or in $" + EnvStagingPassword
+			case strings.HasSuffix(e.Error(), "missing table"):
+				msg = "unknown table " + unknownKeyHint
+			}
+			l.add(line, key, msg)
+		}
+	case err != nil:
+		// The walk should have caught every misfit; report what it missed
+		// rather than validate a half-decoded Config.
+		l.decodeError(err, doc)
+		return nil
+	}
+	c.lines = doc.lines
+	return &c
+}
+
+func (l *loader) decodeError(err error, doc *document) {
+	var de *toml.DecodeError
+	if !errors.As(err, &de) {
+		l.add(0, "", strings.TrimPrefix(err.Error(), "toml: "))
+		return
+	}
+	line, _ := de.Position()
+	msg := strings.TrimPrefix(de.Error(), "toml: ")
+	if doc == nil {
+		l.add(line, "", "invalid TOML: "+msg)
+		return
+	}
+	l.add(line, doc.dotted(de.Key(), line), msg)
+}
+
+// validate applies defaults and checks c. It reports whether the source is
+// a URL or a local directory, that is, whether the tree is worth checking.
+func (l *loader) validate(c *Config) bool {
+	repoOK := l.source(&c.Source)
+	l.staging(&c.Staging)
+	l.build(&c.Build)
+	l.store(&c.Store)
+	l.images(c)
+	return repoOK
+}
+
+func (l *loader) source(s *Source) bool {
+	s.Repo = cmp.Or(s.Repo, defaultRepo)
+	s.Workdir = l.path(cmp.Or(s.Workdir, defaultWorkdir))
+	if s.IsURL() {
+		s.Ref = cmp.Or(s.Ref, defaultRef)
+		return true
+	}
+	if s.Ref != "" {
+		l.problem("source.ref", "ref applies only to a git URL source; a local checkout is used as it is")
+	}
+	s.Repo = l.path(s.Repo)
+	if fi, err := os.Stat(s.Repo); err != nil || !fi.IsDir() {
+		l.problem("source.repo", fmt.Sprintf("%s is not a directory: name a local checkout, or a git URL", s.Repo))
+		return false
+	}
+	return true
+}
+
+func (l *loader) staging(s *Staging) {
+	const (
+		hostOnly      = "write only the host[:port] that staging images are pushed to"
+		componentRule = `lowercase letters and digits, separated by ".", "_", "__" or "-"`
+	)
+	switch {
+	case s.Registry == "":
+		l.problem("staging.registry", "required: the registry host[:port] that staging images are pushed to")
+	case strings.Contains(s.Registry, "://"):
+		scheme, _, _ := strings.Cut(s.Registry, "://")
+		l.problem("staging.registry", fmt.Sprintf("%q has a scheme: remove %q and %s", s.Registry, scheme+"://", hostOnly))
+	case strings.Contains(s.Registry, "/"):
+		host, rest, _ := strings.Cut(s.Registry, "/")
+		l.problem("staging.registry", fmt.Sprintf("%q has a path: write %q here and put %q in staging.namespace", s.Registry, host, rest))
+	case !registryHost.MatchString(s.Registry):
+		l.problem("staging.registry", fmt.Sprintf("%q is not a host[:port]: %s", s.Registry, hostOnly))
+	}
+
+	switch {
+	case s.Namespace == "":
+		l.problem("staging.namespace", `required: the repository path under the registry that staging images are pushed to, e.g. "ci/nightly"`)
+	case !validNamespace(s.Namespace):
+		l.problem("staging.namespace", fmt.Sprintf("%q is not a valid repository path: use %s, in components joined by \"/\"", s.Namespace, componentRule))
+	}
+
+	s.TagFormat = cmp.Or(s.TagFormat, DefaultTagFormat)
+	if _, err := RenderTag(s.TagFormat, sampleStart(), sampleCommit); err != nil {
+		l.problem("staging.tag_format", err.Error())
+	}
+
+	if !l.has("staging.retry_budget") {
+		s.RetryBudget.Duration = defaultRetryBudget
+	} else if s.RetryBudget.Duration < 0 {
+		l.problem("staging.retry_budget", `must not be negative: use "0s" to not retry, or e.g. "5m"`)
+	}
+
+	l.secret(s)
+}
+
+func validNamespace(ns string) bool {
+	for c := range strings.SplitSeq(ns, "/") {
+		if !nameComponent.MatchString(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// secret reads the staging password. Messages never quote it: a password
+// that shows up in a CI log is a leaked password.
+func (l *loader) secret(s *Staging) {
+	unreadable := false
+	switch env := os.Getenv(EnvStagingPassword); {
+	case s.PasswordFile != "":
+		s.PasswordFile = l.path(s.PasswordFile)
+		b, err := os.ReadFile(s.PasswordFile)
+		pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		switch {
+		case err != nil:
+			unreadable = true
+			l.problem("staging.password_file", fmt.Sprintf("cannot read the password: %v", err))
+		case pw == "":
+			unreadable = true
+			l.problem("staging.password_file", fmt.Sprintf("%s is empty: put the staging registry password in it", s.PasswordFile))
+		default:
+			s.Password = Secret(pw)
+		}
+	case env != "":
+		s.Password = Secret(env)
+	}
+
+	switch {
+	case s.Password != "" && s.Username == "":
+		l.problem("staging.username", "a password is given (by password_file or $"+EnvStagingPassword+") but no user name: set staging.username")
+	case s.Password == "" && s.Username != "" && !unreadable && !l.reported("staging.password"):
+		l.problem("staging.username", "a user name is given but no password: name a file holding it with staging.password_file, or set $"+EnvStagingPassword)
+	}
+}
+
+func (l *loader) build(b *Build) {
+	if !l.has("build.jobs") {
+		b.Jobs = defaultJobs
+	} else if b.Jobs < 1 {
+		l.problem("build.jobs", fmt.Sprintf("must be at least 1, the number of images built at once (got %d)", b.Jobs))
+	}
+	if !l.has("build.timeout") {
+		b.Timeout.Duration = defaultTimeout
+	} else if b.Timeout.Duration <= 0 {
+		l.problem("build.timeout", `must be positive, e.g. "2h"`)
+	}
+}
+
+func (l *loader) store(s *Store) {
+	s.Path = l.path(cmp.Or(s.Path, defaultStorePath))
+	s.Logs = l.path(cmp.Or(s.Logs, defaultLogs))
+}
+
+func (l *loader) images(c *Config) {
+	if len(c.Images) == 0 {
+		l.problem("image", "required: at least one [[image]] table naming an image to build")
+		return
+	}
+	tag, err := RenderTag(c.Staging.TagFormat, sampleStart(), sampleCommit)
+	if err != nil {
+		tag = "sample-tag" // the tag format's problem is reported on its own
+	}
+	first := map[string]int{} // image name -> index of the image that has it
+	var names []string
+	for i := range c.Images {
+		img := &c.Images[i]
+		key := fmt.Sprintf("image[%d]", i+1)
+		img.Line = c.lines.line(key)
+
+		switch {
+		case img.Name == "":
+			l.problem(key+".name", `required: the image's repository name under staging.namespace, e.g. "ci_base"`)
+		case !nameComponent.MatchString(img.Name):
+			l.problem(key+".name", fmt.Sprintf(`%q is not a valid image name: use lowercase letters and digits, separated by ".", "_", "__" or "-"`, img.Name))
+		default:
+			if j, ok := first[img.Name]; ok {
+				l.problem(key+".name", fmt.Sprintf("%q is already the name of image[%d] (line %d): give each image its own name", img.Name, j+1, c.Images[j].Line))
+			} else {
+				first[img.Name] = i
+				names = append(names, img.Name)
+			}
+		}
+
+		switch {
+		case img.Dockerfile == "":
+			l.problem(key+".dockerfile", "required: the path of the image's Dockerfile in the source repository")
+		case !inRepo(img.Dockerfile):
+			l.problem(key+".dockerfile", fmt.Sprintf("%q is not inside the source repository: use a relative path without \"..\"", img.Dockerfile))
+		case img.Context == "":
+			img.Context = path.Dir(img.Dockerfile)
+		}
+		if img.Context != "" && !inRepo(img.Context) {
+			l.problem(key+".context", fmt.Sprintf("%q is not inside the source repository: use a relative path without \"..\"", img.Context))
+		}
+
+		if img.Timeout.Duration < 0 {
+			l.problem(key+".timeout", "must not be negative: leave it out to use build.timeout")
+		}
+
+		data := NewTemplateData(sampleStart(), sampleCommit)
+		data.Tag, data.Name = tag, img.Name
+		for _, arg := range slices.Sorted(maps.Keys(img.BuildArgs)) {
+			if _, err := RenderArg(img.BuildArgs[arg], data); err != nil {
+				l.problem(key+".build_args."+arg, err.Error())
+			}
+		}
+	}
+	l.dependencies(c, first, names)
+}
+
+// dependencies checks depends_on: every name must be another image of the
+// config, and the images must not depend on each other in a cycle.
+func (l *loader) dependencies(c *Config, first map[string]int, names []string) {
+	edges := make([][]int, len(c.Images))
+	for i, img := range c.Images {
+		key := fmt.Sprintf("image[%d].depends_on", i+1)
+		for _, dep := range img.DependsOn {
+			j, ok := first[dep]
+			switch {
+			case img.Name != "" && dep == img.Name:
+				l.problem(key, fmt.Sprintf("%q cannot depend on itself: remove it from depends_on", dep))
+			case !ok:
+				l.problem(key, fmt.Sprintf("%q names no image of this config (images: %s)", dep, strings.Join(names, ", ")))
+			default:
+				edges[i] = append(edges[i], j)
+			}
+		}
+	}
+	for _, cycle := range cycles(edges) {
+		path := make([]string, 0, len(cycle)+1)
+		for _, i := range cycle {
+			path = append(path, c.Images[i].Name)
+		}
+		path = append(path, path[0])
+		l.problem(fmt.Sprintf("image[%d].depends_on", cycle[0]+1),
+			fmt.Sprintf("depends_on makes a cycle: %s (remove one of these dependencies)", strings.Join(path, " -> ")))
+	}
+}
+
+// cycles returns each cycle of a dependency graph once, as the indexes of
+// its images, starting with the image that comes first in the file so that
+// the report does not depend on where the search entered the cycle.
+func cycles(edges [][]int) [][]int {
+	const (
+		unvisited = iota
+		onStack
+		finished
+	)
+	state := make([]int, len(edges))
+	var stack []int
+	var found [][]int
+	seen := map[string]bool{}
+	var visit func(int)
+	visit = func(i int) {
+		state[i] = onStack
+		stack = append(stack, i)
+		for _, j := range edges[i] {
+			switch state[j] {
+			case unvisited:
+				visit(j)
+			case onStack:
+				cycle := slices.Clone(stack[slices.Index(stack, j):])
+				m := slices.Index(cycle, slices.Min(cycle))
+				cycle = append(cycle[m:], cycle[:m]...)
+				if sig := fmt.Sprint(cycle); !seen[sig] {
+					seen[sig] = true
+					found = append(found, cycle)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[i] = finished
+	}
+	for i := range edges {
+		if state[i] == unvisited {
+			visit(i)
+		}
+	}
+	return found
+}
+
+// inRepo reports whether p, a slash-separated path, stays inside the
+// directory it is relative to.
+func inRepo(p string) bool {
+	return filepath.IsLocal(filepath.FromSlash(p))
+}
+
+// parent strips the last part of a dotted key: "image[2].name" ->
+// "image[2]" -> "image" -> "".
+func parent(key string) string {
+	i := strings.LastIndexAny(key, ".[")
+	if i < 0 {
+		return ""
+	}
+	return key[:i]
+}

@@ -1,0 +1,9 @@
+ARG PLAIN=ubuntu
+ARG QUOTED="debian:bookworm slim" SINGLE='alpine:$NOT_EXPANDED'
+ARG FROM_OTHER=${PLAIN}:24.04
+ARG UNSET
+FROM ${FROM_OTHER}
+FROM ${UNSET:-fallback}:1
+FROM ${PLAIN:+alt}:2
+FROM "${QUOTED}"
+FROM ${SINGLE}
