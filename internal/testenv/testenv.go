@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -207,4 +208,20 @@ func tail(path string) string {
 		lines = lines[len(lines)-5:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Require skips tb when the machine lacks what end-to-end tests need, but
+// fails it under CI=true: there, a skipped end-to-end test would hide a
+// broken install step.
+func Require(tb testing.TB) {
+	tb.Helper()
+	missing := Missing()
+	if len(missing) == 0 {
+		return
+	}
+	msg := "end-to-end test needs " + strings.Join(missing, ", ") + " (apt-get install docker.io docker-registry busybox-static git)"
+	if os.Getenv("CI") == "true" {
+		tb.Fatal(msg)
+	}
+	tb.Skip(msg)
 }
