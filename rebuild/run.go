@@ -86,8 +86,9 @@ const tailLines = 30
 
 // Run builds, pushes and tags every image of job's plan, parents first, up
 // to Jobs builds at once. A failed image fails alone: its descendants are
-// skipped and everything else goes on. It returns the images that failed;
-// images never started because ctx ended are neither failed nor reported.
+// skipped and everything else goes on. It returns the images that failed.
+// When ctx ends, running images are reported interrupted; images never
+// started are neither failed nor reported.
 func (r *Runner) Run(ctx context.Context, job Job) []string {
 	return (&execution{Runner: r, Job: job}).run(ctx)
 }
@@ -116,8 +117,8 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 	}
 
 	type outcome struct {
-		name string
-		ok   bool
+		name   string
+		status store.Status
 	}
 	slotFreed := make(chan struct{})
 	finished := make(chan outcome)
@@ -136,9 +137,9 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 			go func(s *Step) {
 				var once sync.Once
 				release := func() { once.Do(func() { slotFreed <- struct{}{} }) }
-				ok := r.image(ctx, s, release)
+				status := r.image(ctx, s, release)
 				release()
-				finished <- outcome{s.Name, ok}
+				finished <- outcome{s.Name, status}
 			}(p.Step(name))
 		}
 		if ctx.Err() != nil {
@@ -152,7 +153,12 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 			free++
 		case o := <-finished:
 			inFlight--
-			if !o.ok {
+			switch o.status {
+			case store.Interrupted:
+				// Cut short by ctx: not a failure, and what waits below it is
+				// neither failed nor skipped; it never started.
+				continue
+			case store.Failed:
 				failed = append(failed, o.name)
 				r.skipDescendants(p, o.name, children, skipped)
 				continue
@@ -207,12 +213,12 @@ func (r *execution) priorities(p *Plan) map[string]time.Duration {
 }
 
 // image runs every stage of one image; release frees its build slot.
-func (r *execution) image(ctx context.Context, s *Step, release func()) bool {
+func (r *execution) image(ctx context.Context, s *Step, release func()) store.Status {
 	logPath := filepath.Join(r.Logs, s.Name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		r.emit(Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log: %w", err)})
-		return false
+		return store.Failed
 	}
 	defer f.Close()
 	log := &tailWriter{w: f, max: tailLines}
@@ -225,8 +231,11 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) bool {
 	}{
 		{StageBuild, func(ctx context.Context) error {
 			defer release()
-			ctx, cancel := context.WithTimeout(ctx, s.Timeout)
-			defer cancel()
+			if s.Timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+				defer cancel()
+			}
 			_, err := r.Engine.Build(ctx, engine.BuildSpec{
 				Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
 				Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
@@ -258,19 +267,19 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) bool {
 				err = fmt.Errorf("%s: %w", st.name, ctx.Err())
 				r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Interrupted, Err: err})
 				r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
-				return false
+				return store.Interrupted
 			}
 			fmt.Fprintf(log, "==> %s failed: %v\n", st.name, err)
 			err = fmt.Errorf("%s: %w", st.name, err)
 			r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Failed, Err: err})
 			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: log.lines()})
-			return false
+			return store.Failed
 		}
 		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest})
 	}
 	tag := s.Ref[strings.LastIndex(s.Ref, ":")+1:]
 	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: []string{tag, "latest"}})
-	return true
+	return store.Succeeded
 }
 
 // push pushes ref once through the engine, trying again when the failure
@@ -383,5 +392,5 @@ func (t *tailWriter) lines() []string {
 	if len(t.partial) > 0 {
 		out = append(out, string(t.partial))
 	}
-	return out
+	return out[max(0, len(out)-t.max):]
 }

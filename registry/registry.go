@@ -24,9 +24,13 @@ type Client struct {
 	host   string
 	auth   authn.Authenticator
 	nameOp []name.Option
-	opts   []remote.Option
 	budget time.Duration
 	next   http.RoundTripper
+	// One puller and one pusher for the client's life: they keep a
+	// transport (ping, token) per repository instead of redoing the
+	// handshake for every request.
+	puller *remote.Puller
+	pusher *remote.Pusher
 }
 
 // Option configures a Client.
@@ -68,10 +72,16 @@ func New(host string, opts ...Option) (*Client, error) {
 		}
 	}
 	// One owner of retries: ours, which honours Retry-After and a budget.
-	c.opts = []remote.Option{
+	ropts := []remote.Option{
 		remote.WithTransport(&retryTransport{next: c.next, budget: c.budget}),
 		remote.WithAuth(c.auth),
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+	}
+	if c.puller, err = remote.NewPuller(ropts...); err != nil {
+		return nil, err
+	}
+	if c.pusher, err = remote.NewPusher(ropts...); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -107,7 +117,7 @@ func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	desc, err := remote.Head(r, c.with(ctx)...)
+	desc, err := c.puller.Head(ctx, r)
 	if err != nil {
 		return "", fmt.Errorf("digest of %s: %w", ref, err)
 	}
@@ -121,12 +131,11 @@ func (c *Client) Tag(ctx context.Context, ref, tag string) error {
 	if err != nil {
 		return err
 	}
-	desc, err := remote.Get(src, c.with(ctx)...)
+	desc, err := c.puller.Get(ctx, src)
 	if err != nil {
 		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
 	}
-	dst := src.Context().Tag(tag)
-	if err := remote.Tag(dst, desc, c.with(ctx)...); err != nil {
+	if err := c.pusher.Put(ctx, src.Context().Tag(tag), desc); err != nil {
 		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
 	}
 	return nil
@@ -148,10 +157,6 @@ func (c *Client) EngineAuth() (string, error) {
 		return "", err
 	}
 	return base64.URLEncoding.EncodeToString(b), nil
-}
-
-func (c *Client) with(ctx context.Context) []remote.Option {
-	return append([]remote.Option{remote.WithContext(ctx)}, c.opts...)
 }
 
 // IsLoopback reports whether host[:port] names this machine.
