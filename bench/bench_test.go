@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		return m.Run() // `go test ./...` without -bench: nothing here to set up for
+	}
 	if missing := testenv.Missing(); len(missing) > 0 {
 		env.err = fmt.Errorf("benchmarks need %v", missing)
 		return m.Run()

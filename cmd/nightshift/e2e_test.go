@@ -417,6 +417,19 @@ depends_on = ["ghost"]
 		t.Errorf("engine down: exit %d, want %d\n%s", res.code, exitUnavailable, res.stderr)
 	}
 
+	closed, err := testenv.FreeAddr() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"nightshift.toml": strings.Replace(files["nightshift.toml"], "%REGISTRY%", closed, 1),
+	})
+	res = nightshift(t, nil, "run", "-c", down)
+	if res.code != exitUnavailable || !strings.Contains(res.stderr, closed) {
+		t.Errorf("registry down: exit %d, want %d\n%s", res.code, exitUnavailable, res.stderr)
+	}
+
 	db, err := store.Open(filepath.Join(filepath.Dir(cfg), "nightshift.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)

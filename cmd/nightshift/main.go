@@ -133,6 +133,16 @@ func (c *cli) loadConfig(path string) (*config.Config, int) {
 	return cfg, exitOK
 }
 
+// open loads the configuration and opens its record store; db is nil when
+// either failed, and code is then the exit code.
+func (c *cli) open(path string) (cfg *config.Config, db *store.DB, code int) {
+	if cfg, code = c.loadConfig(path); cfg == nil {
+		return nil, nil, code
+	}
+	db, code = c.openStore(cfg)
+	return cfg, db, code
+}
+
 // openStore opens the record store, failing fast if another process has it.
 func (c *cli) openStore(cfg *config.Config) (*store.DB, int) {
 	db, err := store.Open(cfg.Store.Path, storeTimeout)

@@ -19,11 +19,7 @@ func (c *cli) history(args []string) int {
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code := c.loadConfig(*cfgPath)
-	if cfg == nil {
-		return code
-	}
-	db, code := c.openStore(cfg)
+	_, db, code := c.open(*cfgPath)
 	if db == nil {
 		return code
 	}
@@ -89,11 +85,7 @@ durations, and for a failure the last lines of the failing step.
 		fmt.Fprintf(c.stderr, "nightshift show: %q is not a run number (see 'nightshift history')\n", fs.Arg(0))
 		return exitUsage
 	}
-	cfg, code := c.loadConfig(*cfgPath)
-	if cfg == nil {
-		return code
-	}
-	db, code := c.openStore(cfg)
+	_, db, code := c.open(*cfgPath)
 	if db == nil {
 		return code
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"slices"
@@ -51,11 +52,7 @@ some failed or the run was interrupted.
 		fmt.Fprintln(c.stderr, "nightshift run: --with-deps needs --only")
 		return exitUsage
 	}
-	cfg, code := c.loadConfig(*cfgPath)
-	if cfg == nil {
-		return code
-	}
-	db, code := c.openStore(cfg)
+	cfg, db, code := c.open(*cfgPath)
 	if db == nil {
 		return code
 	}
@@ -78,11 +75,17 @@ some failed or the run was interrupted.
 		return exitUnavailable
 	}
 
-	observe, stopProgress := c.progress(*progress)
+	observe, stopProgress, live := c.progress(*progress)
+	log := c.log
+	if live {
+		// Info lines on the same terminal would break the redrawn table;
+		// the summary below says the same. Warnings and errors still show.
+		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	// No build labels: the classic builder adds each as a step of its own,
 	// a container commit that costs seconds; the record holds the same facts.
 	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3}
-	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{Trigger: *trigger, Logger: c.log, Observe: observe})
+	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{Trigger: *trigger, Logger: log, Observe: observe})
 	stopProgress()
 	if rec == nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
@@ -130,8 +133,9 @@ func (c *cli) interruptLeftovers(db *store.DB) {
 	}
 }
 
-// progress picks live redrawing on a terminal and plain lines elsewhere.
-func (c *cli) progress(mode string) (func(*store.Run, rebuild.Event), func()) {
+// progress picks live redrawing on a terminal and plain lines elsewhere,
+// and says whether it picked live.
+func (c *cli) progress(mode string) (observe func(*store.Run, rebuild.Event), stop func(), live bool) {
 	f, isFile := c.stdout.(*os.File)
 	if mode == "auto" {
 		mode = "lines"
@@ -141,9 +145,9 @@ func (c *cli) progress(mode string) (func(*store.Run, rebuild.Event), func()) {
 	}
 	if mode == "lines" {
 		l := &report.Lines{W: c.stdout}
-		return l.Observe, func() {}
+		return l.Observe, func() {}, false
 	}
-	live := &report.Live{W: c.stdout}
+	view := &report.Live{W: c.stdout}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -155,11 +159,11 @@ func (c *cli) progress(mode string) (func(*store.Run, rebuild.Event), func()) {
 			case <-done:
 				return
 			case <-t.C:
-				live.Tick()
+				view.Tick()
 			}
 		}
 	}()
-	return live.Observe, func() { close(done); <-stopped; live.Tick() }
+	return view.Observe, func() { close(done); <-stopped; view.Tick() }, true
 }
 
 func (c *cli) writeReports(rec *store.Run, junitPath, jsonPath string) error {
