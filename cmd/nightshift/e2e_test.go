@@ -423,7 +423,7 @@ depends_on = ["ghost"]
 	}
 	down := stack(t, map[string]string{
 		"docker/Dockerfile.base": base,
-		"nightshift.toml": strings.Replace(files["nightshift.toml"], "%REGISTRY%", closed, 1),
+		"nightshift.toml":        strings.Replace(files["nightshift.toml"], "%REGISTRY%", closed, 1),
 	})
 	res = nightshift(t, nil, "run", "-c", down)
 	if res.code != exitUnavailable || !strings.Contains(res.stderr, closed) {
