@@ -20,6 +20,8 @@ type Config struct {
 	Staging Staging `toml:"staging"`
 	Build   Build   `toml:"build"`
 	Store   Store   `toml:"store"`
+	Notify  Notify  `toml:"notify"`
+	HTTP    HTTP    `toml:"http"`
 	Images  []Image `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).

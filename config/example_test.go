@@ -33,10 +33,10 @@ func TestExampleConfig(t *testing.T) {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]() {
-				if !regexp.MustCompile(`(?m)^\[\[?` + key + `\]\]?`).Match(text) {
-					missing = append(missing, "["+key+"]")
+				if !regexp.MustCompile(`(?m)^#?\s*\[\[?` + regexp.QuoteMeta(prefix+key) + `\]\]?`).Match(text) {
+					missing = append(missing, "["+prefix+key+"]")
 				}
-				walk(key+".", ft)
+				walk(prefix+key+".", ft)
 				continue
 			}
 			if !regexp.MustCompile(`(?m)^#?\s*` + key + `\s*=`).Match(text) {

@@ -212,6 +212,8 @@ func (l *loader) validate(c *Config) bool {
 	l.staging(&c.Staging)
 	l.build(&c.Build)
 	l.store(&c.Store)
+	l.notify(&c.Notify)
+	l.http(&c.HTTP)
 	l.images(c)
 	return repoOK
 }
@@ -285,32 +287,36 @@ func validNamespace(ns string) bool {
 // secret reads the staging password. Messages never quote it: a password
 // that shows up in a CI log is a leaked password.
 func (l *loader) secret(s *Staging) {
-	unreadable := false
-	switch env := os.Getenv(EnvStagingPassword); {
-	case s.PasswordFile != "":
-		s.PasswordFile = l.path(s.PasswordFile)
-		b, err := os.ReadFile(s.PasswordFile)
-		pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-		switch {
-		case err != nil:
-			unreadable = true
-			l.problem("staging.password_file", fmt.Sprintf("cannot read the password: %v", err))
-		case pw == "":
-			unreadable = true
-			l.problem("staging.password_file", fmt.Sprintf("%s is empty: put the staging registry password in it", s.PasswordFile))
-		default:
-			s.Password = Secret(pw)
-		}
-	case env != "":
-		s.Password = Secret(env)
-	}
-
+	var unreadable bool
+	s.Password, unreadable = l.readSecret("staging.password_file", &s.PasswordFile, EnvStagingPassword, "the staging registry password")
 	switch {
 	case s.Password != "" && s.Username == "":
 		l.problem("staging.username", "a password is given (by password_file or $"+EnvStagingPassword+") but no user name: set staging.username")
 	case s.Password == "" && s.Username != "" && !unreadable && !l.reported("staging.password"):
 		l.problem("staging.username", "a user name is given but no password: name a file holding it with staging.password_file, or set $"+EnvStagingPassword)
 	}
+}
+
+// readSecret reads a secret from the file named by the key fileKey (its
+// path, *file, is resolved in place) or else from the environment variable
+// env. It reports whether a named file could not be used, a problem that is
+// then already reported.
+func (l *loader) readSecret(fileKey string, file *string, env, what string) (secret Secret, unreadable bool) {
+	if *file == "" {
+		return Secret(os.Getenv(env)), false
+	}
+	*file = l.path(*file)
+	b, err := os.ReadFile(*file)
+	value := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	switch {
+	case err != nil:
+		l.problem(fileKey, fmt.Sprintf("cannot read %s: %v", what, err))
+		return "", true
+	case value == "":
+		l.problem(fileKey, fmt.Sprintf("%s is empty: put %s in it", *file, what))
+		return "", true
+	}
+	return Secret(value), false
 }
 
 func (l *loader) build(b *Build) {

@@ -512,7 +512,7 @@ func TestSecrets(t *testing.T) {
 		{name: "none", want: ""},
 		{
 			name: "unreadable file", staging: user + "password_file = \"nope\"\n",
-			problems: []string{"bad.toml:5: staging.password_file: cannot read the password: open $ROOT/nope: no such file or directory"},
+			problems: []string{"bad.toml:5: staging.password_file: cannot read the staging registry password: open $ROOT/nope: no such file or directory"},
 		},
 		{
 			name: "empty file", staging: user + "password_file = \"empty\"\n",

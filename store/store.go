@@ -22,7 +22,7 @@ var (
 	// ErrLocked means another process has the database open.
 	ErrLocked = errors.New("the database is in use by another nightshift process")
 	// ErrNotFound means no record has the requested id.
-	ErrNotFound = errors.New("no such run")
+	ErrNotFound = errors.New("not found")
 )
 
 var (
@@ -87,7 +87,7 @@ func (db *DB) migrate(tx *bolt.Tx) error {
 			return fmt.Errorf("migrate schema %d: %w", version, err)
 		}
 	}
-	for _, name := range [][]byte{bucketRuns, bucketActive} {
+	for _, name := range [][]byte{bucketRuns, bucketActive, bucketOutbox, bucketPending} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -153,9 +153,10 @@ func (db *DB) Runs(limit int) ([]Run, error) {
 }
 
 // Interrupt marks every run still recorded as running (left so by a crash
-// or a kill) as interrupted, with its running images and stages, and
-// returns those runs as they are now recorded.
-func (db *DB) Interrupt(now time.Time, reason string) ([]Run, error) {
+// or a kill) as interrupted, with its running images and stages, queues
+// what outbox (which may be nil) says about each in the same transaction,
+// and returns those runs as they are now recorded.
+func (db *DB) Interrupt(now time.Time, reason string, outbox func(Finish) ([]Message, error)) ([]Run, error) {
 	var out []Run
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		var ids []uint64
@@ -176,6 +177,11 @@ func (db *DB) Interrupt(now time.Time, reason string) ([]Run, error) {
 			r.MarkInterrupted(now, reason)
 			if err := putRun(tx, r); err != nil {
 				return err
+			}
+			if outbox != nil {
+				if err := queueFor(tx, r, outbox); err != nil {
+					return err
+				}
 			}
 			out = append(out, *r)
 		}

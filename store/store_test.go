@@ -77,7 +77,7 @@ func TestCrashLeavesTruthfulRecord(t *testing.T) {
 	}
 	defer db.Close()
 	now := start.Add(time.Hour)
-	interrupted, err := db.Interrupt(now, "nightshift stopped")
+	interrupted, err := db.Interrupt(now, "nightshift stopped", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestCrashLeavesTruthfulRecord(t *testing.T) {
 	if s := got.Image("cpu").Stage("build"); s == nil || s.Status != Interrupted {
 		t.Errorf("cpu build stage = %+v, want interrupted", s)
 	}
-	again, err := db.Interrupt(now, "x")
+	again, err := db.Interrupt(now, "x", nil)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second Interrupt = %v, %v; want nothing left running", again, err)
 	}

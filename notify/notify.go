@@ -1,0 +1,109 @@
+// Package notify tells people what a run did: one summary per run, to
+// Discord and by email, delivered at least once through an outbox in the
+// record store.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"nightshift/store"
+)
+
+// The events a summary can be about. A notifier's `on` policy names them.
+const (
+	EventFailure     = "failure"     // the run finished and some image failed or was skipped
+	EventFixed       = "fixed"       // the run succeeded after a run that did not
+	EventSuccess     = "success"     // the run succeeded
+	EventInterrupted = "interrupted" // the run was cut short (crash, signal)
+	EventNotStarted  = "not-started" // a run could not start (engine or registry down)
+)
+
+// Summary is everything one message says about one run.
+type Summary struct {
+	Event string    `json:"event"`
+	Run   store.Run `json:"run"`
+	// Previous is the status of the run before this one, "" if none.
+	Previous store.Status `json:"previous,omitempty"`
+	Repo     string       `json:"repo,omitempty"` // <registry>/<namespace>
+	// PublicURL is the dashboard's base URL ("" when unset): links are
+	// PublicURL/runs/<id> and PublicURL/runs/<id>/images/<name>.
+	PublicURL string `json:"public_url,omitempty"`
+	// Undelivered counts earlier messages to this notifier that were given
+	// up since the last summary got through.
+	Undelivered int `json:"undelivered,omitempty"`
+	// Reason says why a run could not start (EventNotStarted).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Headline is the one line that says it all, used as email subject and
+// Discord title, e.g. "failed: 5 of 7 images built (2026-11-23-02-00-00-1a2b3c4d)".
+func (s Summary) Headline() string {
+	ok := 0
+	for _, im := range s.Run.Images {
+		if im.Status == store.Succeeded {
+			ok++
+		}
+	}
+	total := max(len(s.Run.Planned), len(s.Run.Images))
+	switch s.Event {
+	case EventNotStarted:
+		return "could not start: " + s.Reason
+	case EventFixed:
+		return fmt.Sprintf("fixed: %d of %d images built (%s)", ok, total, s.Run.Tag)
+	}
+	return fmt.Sprintf("%s: %d of %d images built (%s)", s.Run.Status, ok, total, s.Run.Tag)
+}
+
+// RunURL is the dashboard page of the run, "" without a public URL.
+func (s Summary) RunURL() string {
+	if s.PublicURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/runs/%d", strings.TrimRight(s.PublicURL, "/"), s.Run.ID)
+}
+
+// ImageURL is the dashboard page of one image in the run, "" without a
+// public URL.
+func (s Summary) ImageURL(name string) string {
+	if s.PublicURL == "" {
+		return ""
+	}
+	return s.RunURL() + "/images/" + name
+}
+
+// Notifier sends summaries to one destination.
+//
+// Notify reports whether a failed send is worth retrying: a timeout, a 5xx,
+// a 429 or an SMTP 4xx is; a 400 or a refused address is not. Retrying and
+// backoff are the outbox's business, never the notifier's. An error may
+// carry how long the server asked to wait (see RetryAfter).
+type Notifier interface {
+	Name() string
+	Notify(ctx context.Context, s Summary) (retry bool, err error)
+}
+
+// RetryAfterError is a failure whose server said when to try again
+// (Retry-After, Discord's retry_after, X-RateLimit-Reset-After).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the wait a server asked for in err, if it did.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.After, true
+	}
+	return 0, false
+}

@@ -1,0 +1,275 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"nightshift/store"
+)
+
+// Route is one notifier's policy: the `on` list of its config.
+type Route struct {
+	Notifier string
+	On       []string
+}
+
+// EventOf says what a finished run is news of, given the run before it.
+func EventOf(r *store.Run, prev *store.Run) string {
+	switch r.Status {
+	case store.Succeeded:
+		if prev != nil && prev.Status != store.Succeeded {
+			return EventFixed
+		}
+		return EventSuccess
+	case store.Interrupted:
+		return EventInterrupted
+	}
+	return EventFailure
+}
+
+// Wants reports whether a notifier whose policy is on speaks of event, with
+// Jenkins' meanings: "failure" covers every run that did not succeed (and
+// a run that could not start), "success" every success, "fixed" the first
+// success after a failure, "always" everything.
+func Wants(on []string, event string) bool {
+	for _, o := range on {
+		switch {
+		case o == "always",
+			o == event,
+			o == EventFailure && (event == EventInterrupted || event == EventNotStarted),
+			o == EventSuccess && event == EventFixed:
+			return true
+		}
+	}
+	return false
+}
+
+// Messages returns what store.FinishRun (and store.Interrupt) call to queue
+// a run's summary: one message for each route that wants it, rendered now so
+// that a restart sends what would have been sent.
+func Messages(routes []Route, repo, publicURL string) func(store.Finish) ([]store.Message, error) {
+	return func(f store.Finish) ([]store.Message, error) {
+		event := EventOf(f.Run, f.Previous)
+		var prev store.Status
+		if f.Previous != nil {
+			prev = f.Previous.Status
+		}
+		var msgs []store.Message
+		for _, rt := range routes {
+			if !Wants(rt.On, event) {
+				continue
+			}
+			s := Summary{Event: event, Run: *f.Run, Previous: prev, Repo: repo, PublicURL: publicURL,
+				Undelivered: f.Undelivered(rt.Notifier)}
+			payload, err := json.Marshal(s)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, store.Message{RunID: f.Run.ID, Notifier: rt.Notifier, Payload: payload})
+		}
+		return msgs, nil
+	}
+}
+
+// NotStarted returns the messages saying that a run could not start.
+func NotStarted(routes []Route, reason, repo, publicURL string, now time.Time) ([]store.Message, error) {
+	var msgs []store.Message
+	for _, rt := range routes {
+		if !Wants(rt.On, EventNotStarted) {
+			continue
+		}
+		s := Summary{Event: EventNotStarted, Reason: reason, Repo: repo, PublicURL: publicURL,
+			Run: store.Run{Status: store.Failed, Started: now, Error: reason, Images: []store.ImageResult{}}}
+		payload, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, store.Message{Notifier: rt.Notifier, Payload: payload})
+	}
+	return msgs, nil
+}
+
+// Deliverer sends the outbox's pending messages. A message is marked sent
+// only after its server accepted it; a failure worth retrying is retried
+// with jittered exponential backoff, or when the server said, until the
+// message is GiveUpAfter old; a permanent failure gives up at once. The
+// state lives in the store, so pending messages survive a restart.
+type Deliverer struct {
+	DB          *store.DB
+	Notifiers   map[string]Notifier
+	GiveUpAfter time.Duration
+	Timeout     time.Duration // of one send; default 30s
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Backoff bounds: a restarted SMTP server is back within seconds, a Discord
+// outage may last an hour.
+const (
+	backoffBase = 2 * time.Second
+	backoffMax  = 30 * time.Minute
+)
+
+// Deliver makes one pass over the messages that are due: notifiers in
+// parallel, each one's messages in the order queued. It returns when the
+// earliest message still pending is due, zero when none is.
+func (d *Deliverer) Deliver(ctx context.Context) (time.Time, error) {
+	msgs, err := d.DB.PendingMessages()
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := d.now()
+	byNotifier := map[string][]store.Message{}
+	for _, m := range msgs {
+		if !m.NextAttempt.After(now) {
+			byNotifier[m.Notifier] = append(byNotifier[m.Notifier], m)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(byNotifier))
+	for name, queue := range byNotifier {
+		wg.Go(func() {
+			for _, m := range queue {
+				retrying, err := d.send(ctx, name, m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if retrying {
+					return // the server is struggling: keep the rest for later, in order
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err, failed := <-errs; failed {
+		return time.Time{}, err
+	}
+	return d.nextDue()
+}
+
+func (d *Deliverer) nextDue() (time.Time, error) {
+	msgs, err := d.DB.PendingMessages()
+	if err != nil || len(msgs) == 0 {
+		return time.Time{}, err
+	}
+	next := msgs[0].NextAttempt
+	for _, m := range msgs[1:] {
+		if m.NextAttempt.Before(next) {
+			next = m.NextAttempt
+		}
+	}
+	return next, nil
+}
+
+// send delivers m and records the outcome; it reports whether m stays
+// pending for a retry. Its error is about recording, not sending.
+func (d *Deliverer) send(ctx context.Context, name string, m store.Message) (bool, error) {
+	log := d.logger().With("notifier", name, "message", m.ID, "run", m.RunID)
+	n, ok := d.Notifiers[name]
+	var retry bool
+	var err error
+	if !ok {
+		err = fmt.Errorf("notifier %s is no longer configured", name)
+	} else {
+		var s Summary
+		if err = json.Unmarshal(m.Payload, &s); err == nil {
+			sendCtx, cancel := context.WithTimeout(ctx, d.timeout())
+			retry, err = n.Notify(sendCtx, s)
+			cancel()
+		}
+	}
+	if ctx.Err() != nil {
+		return true, nil // cancelled, not failed: the message stays as it was
+	}
+	now := d.now()
+	switch {
+	case err == nil:
+		log.Info("notification sent", "attempts", m.Attempts+1)
+		return false, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+			m.Status, m.Done, m.LastError = store.Sent, &now, ""
+		})
+	case retry && now.Sub(m.Created) < d.GiveUpAfter:
+		wait := backoff(m.Attempts)
+		if after, ok := RetryAfter(err); ok {
+			wait = after
+		}
+		log.Warn("notification failed; will retry", "err", err, "attempts", m.Attempts+1, "retry_in", wait.Round(time.Millisecond))
+		return true, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+			m.Attempts++
+			m.NextAttempt = now.Add(wait)
+			m.LastError = err.Error()
+		})
+	default:
+		why := "refused"
+		if retry {
+			why = fmt.Sprintf("still failing after %s", d.GiveUpAfter)
+		}
+		log.Error("notification given up: "+why, "err", err, "attempts", m.Attempts+1)
+		return false, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+			m.Attempts++
+			m.Status, m.Done, m.LastError = store.GaveUp, &now, err.Error()
+		})
+	}
+}
+
+// Flush delivers until nothing is pending, or until the next message due
+// would be due after within has passed; it returns how many stay pending.
+func (d *Deliverer) Flush(ctx context.Context, within time.Duration) (int, error) {
+	deadline := d.now().Add(within)
+	for {
+		next, err := d.Deliver(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if next.IsZero() || next.After(deadline) || ctx.Err() != nil {
+			break
+		}
+		wait := time.NewTimer(next.Sub(d.now()))
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+	}
+	left, err := d.DB.PendingMessages()
+	return len(left), err
+}
+
+// backoff is the wait after the given number of failed attempts: doubling
+// from backoffBase up to backoffMax, then jittered so that many messages
+// failing together do not come back together.
+func backoff(attempts int) time.Duration {
+	d := backoffMax
+	if attempts < 20 {
+		d = min(backoffBase<<attempts, backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deliverer) timeout() time.Duration {
+	if d.Timeout > 0 {
+		return d.Timeout
+	}
+	return 30 * time.Second
+}
+
+func (d *Deliverer) logger() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
