@@ -85,6 +85,10 @@ type Options struct {
 	// Observe sees every event after it is recorded, with the record as it
 	// now stands (for live progress). It must not keep run.
 	Observe func(run *store.Run, e rebuild.Event)
+	// Outbox says what to tell people when the run ends; its messages are
+	// queued in the transaction that ends the run (notify.Messages). nil
+	// queues nothing.
+	Outbox func(store.Finish) ([]store.Message, error)
 }
 
 // Run carries out prep, recording every transition in db as it happens,
@@ -137,8 +141,7 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 	})
 
 	now := time.Now()
-	var final *store.Run
-	err := db.UpdateRun(rec.ID, func(run *store.Run) error {
+	final, err := db.FinishRun(rec.ID, func(run *store.Run) error {
 		switch {
 		case ctx.Err() != nil:
 			run.MarkInterrupted(now, "run cancelled: "+context.Cause(ctx).Error())
@@ -147,9 +150,8 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 		default:
 			run.Status, run.Finished = store.Succeeded, &now
 		}
-		final = run
 		return nil
-	})
+	}, opts.Outbox)
 	if err != nil {
 		return nil, errors.Join(recordErr, fmt.Errorf("record the end of run %d: %w", rec.ID, err))
 	}
