@@ -124,7 +124,7 @@ func newRegistry(ctx context.Context, host, user, password string, budget time.D
 
 // interruptLeftovers records runs that a crash left "running" as interrupted.
 func (c *cli) interruptLeftovers(db *store.DB) {
-	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run")
+	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run", nil)
 	if err != nil {
 		c.log.Error("marking crashed runs interrupted", "err", err)
 	}
