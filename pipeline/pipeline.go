@@ -60,7 +60,7 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 		if ps := cfg.CheckTree(co.Dir); len(ps) > 0 {
 			return nil, ps
 		}
-	} else if co, err = source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Path+".lock", cfg.Store.Logs); err != nil {
+	} else if co, err = source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Logs); err != nil {
 		return nil, config.Problems{{File: cfg.File, Key: "source.repo", Msg: err.Error()}}
 	}
 	g, ps := rebuild.NewGraph(cfg.File, co.Dir, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)
@@ -121,16 +121,19 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 
 	var recordErr error
 	events := func(e rebuild.Event) {
+		var now *store.Run
 		err := db.UpdateRun(rec.ID, func(run *store.Run) error {
 			apply(run, plan, e)
-			if opts.Observe != nil {
-				opts.Observe(run, e)
-			}
+			now = run
 			return nil
 		})
 		if err != nil && recordErr == nil {
 			recordErr = err
 			log.Error("recording the run failed; building goes on", "run", rec.ID, "err", err)
+		}
+		// Outside the transaction: a slow terminal must not hold the writer.
+		if opts.Observe != nil && now != nil {
+			opts.Observe(now, e)
 		}
 	}
 	failed := runner.Run(ctx, rebuild.Job{

@@ -270,10 +270,9 @@ func (l *linker) link(n *Node) {
 	parents = append(parents, l.fromParents(n, stages)...)
 	n.Parents = withoutRepeats(parents)
 	slices.Sort(n.Parents)
+	// Base is only what the built stage rests on: a depends_on that orders
+	// an image on an outside base must not take over its BASE_IMAGE.
 	n.Base = l.base(n, stages)
-	if n.Base == "" && len(parents) > 0 {
-		n.Base = parents[0]
-	}
 }
 
 // readStages reads the image's Dockerfile, or returns nil after reporting

@@ -2,9 +2,12 @@ package rebuild
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -109,7 +112,13 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			}
 			s.Args["BASE_IMAGE"] = s.BaseRef
 		}
-		if s.DockerfileContent, err = pinFroms(s.Dockerfile, img.BuildArgs, func(image string) string {
+		fromArgs := map[string]string{}
+		maps.Copy(fromArgs, img.BuildArgs)
+		if s.Base != "" {
+			fromArgs["BASE_IMAGE"] = s.Base // as NewGraph read it
+		}
+		var pinned map[string]string
+		if s.DockerfileContent, pinned, err = pinFroms(s.Dockerfile, fromArgs, func(image string) string {
 			name := g.stackName(image)
 			switch {
 			case name == "":
@@ -121,35 +130,45 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 		}); err != nil {
 			return nil, fmt.Errorf("%s:%d: image %s: %w", cfg.File, img.Line, name, err)
 		}
+		maps.Copy(s.Args, pinned)
 		p.Steps = append(p.Steps, s)
 	}
 	return p, nil
 }
 
-// pinFroms rewrites the FROM lines of the Dockerfile at path that name a
-// stack image literally ("FROM ci_base", "FROM <staging>/ci_base:latest")
-// to the ref target gives, so a child builds on this run's parent and never
-// on whatever an engine or Docker Hub has under that name. FROMs through an
-// ARG are left alone: BASE_IMAGE already points them. It returns nil when
-// nothing needed rewriting.
-func pinFroms(path string, args map[string]string, target func(image string) string) ([]byte, error) {
+// pinFroms points every FROM of the Dockerfile at path that names a stack
+// image at the ref target gives, so a child builds on this run's parent and
+// never on whatever an engine or Docker Hub has under that name. A literal
+// FROM ("FROM ci_base", "FROM <staging>/ci_base:latest") is rewritten in the
+// returned content (nil when nothing was); a FROM through one ARG
+// ("FROM ${PARENT}") gets that ARG in the returned build args.
+func pinFroms(path string, args map[string]string, target func(image string) string) ([]byte, map[string]string, error) {
 	content, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	stages, err := ReadStages(bytes.NewReader(content), args)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
+	pinned := map[string]string{}
 	lines := bytes.Split(content, []byte("\n"))
 	changed := false
 	refs := stageRefs(stages)
 	for i, st := range stages {
-		if strings.Contains(st.Raw, "$") || refs[i] >= 0 || st.Line > len(lines) {
+		if refs[i] >= 0 || st.Line > len(lines) {
 			continue
 		}
 		ref := target(st.Image)
 		if ref == "" {
+			continue
+		}
+		if strings.Contains(st.Raw, "$") {
+			m := plainArg.FindStringSubmatch(st.Raw)
+			if m == nil {
+				return nil, nil, fmt.Errorf("%s:%d: FROM %s names stack image %s through an expression nightshift cannot point at this run's build: write FROM ${ARG} with ARG ARG=<image>", path, st.Line, st.Raw, st.Image)
+			}
+			pinned[cmp.Or(m[1], m[2])] = ref
 			continue
 		}
 		line := lines[st.Line-1]
@@ -159,17 +178,20 @@ func pinFroms(path string, args map[string]string, target func(image string) str
 		}
 		j := bytes.Index(line[at:], []byte(st.Raw))
 		if j < 0 {
-			return nil, fmt.Errorf("%s:%d: cannot point FROM %s at this run's image: write it on one line, or use ARG BASE_IMAGE", path, st.Line, st.Raw)
+			return nil, nil, fmt.Errorf("%s:%d: cannot point FROM %s at this run's image: write it on one line, or use ARG BASE_IMAGE", path, st.Line, st.Raw)
 		}
 		j += at
 		lines[st.Line-1] = append(append(append([]byte(nil), line[:j]...), ref...), line[j+len(st.Raw):]...)
 		changed = true
 	}
 	if !changed {
-		return nil, nil
+		return nil, pinned, nil
 	}
-	return bytes.Join(lines, []byte("\n")), nil
+	return bytes.Join(lines, []byte("\n")), pinned, nil
 }
+
+// plainArg is a FROM operand that is one ARG and nothing else.
+var plainArg = regexp.MustCompile(`^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$`)
 
 // Step returns the step for name, or nil.
 func (p *Plan) Step(name string) *Step {

@@ -269,10 +269,11 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) store.St
 				r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
 				return store.Interrupted
 			}
+			tail := log.lines() // the engine's words; ours follow in the file only
 			fmt.Fprintf(log, "==> %s failed: %v\n", st.name, err)
 			err = fmt.Errorf("%s: %w", st.name, err)
 			r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Failed, Err: err})
-			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: log.lines()})
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: tail})
 			return store.Failed
 		}
 		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest})

@@ -561,12 +561,13 @@ func TestRunnerRun(t *testing.T) {
 			if e.Status != store.Failed || len(e.Tail) != tailLines {
 				t.Fatalf("bbad ended %q with %d tail lines, want failed with %d", e.Status, len(e.Tail), tailLines)
 			}
-			last := many[len(many)-tailLines+1:]
-			if got := e.Tail[:len(e.Tail)-1]; !slices.Equal(got, last) {
-				t.Errorf("bbad's tail starts\n %q\nwant the build's last lines\n %q", got, last)
+			// Only the engine's words: the error itself is in the record's
+			// Error, and nightshift's "==> build failed" line in the file only.
+			if last := many[len(many)-tailLines:]; !slices.Equal(e.Tail, last) {
+				t.Errorf("bbad's tail\n %q\nwant the build's last lines\n %q", e.Tail, last)
 			}
-			if got := e.Tail[len(e.Tail)-1]; !strings.Contains(got, "exit code 1") {
-				t.Errorf("bbad's tail ends %q, want the error", got)
+			if e.Err == nil || !strings.Contains(e.Err.Error(), "exit code 1") {
+				t.Errorf("bbad's error = %v, want the build's", e.Err)
 			}
 
 			// pbad failed in its push: the build's lines are not in the tail.
@@ -575,7 +576,7 @@ func TestRunnerRun(t *testing.T) {
 				t.Fatalf("pbad ended %q with %v, want failed in push", e.Status, e.Err)
 			}
 			tail := strings.Join(e.Tail, "\n")
-			for _, want := range []string{"pushing layer 1", "pushing layer 2", "requested access to the resource is denied"} {
+			for _, want := range []string{"pushing layer 1", "pushing layer 2"} {
 				if !strings.Contains(tail, want) {
 					t.Errorf("pbad's tail %q lacks %q", e.Tail, want)
 				}

@@ -19,7 +19,7 @@ type Checkout struct {
 	Dir     string // root of the tree
 	Commit  string // full hash
 	Subject string // first line of the commit message
-	Dirty   bool   // a local tree had changes not in Commit
+	Dirty   bool   // a local tree had changes to tracked files not in Commit
 }
 
 // Short is the abbreviated commit hash used in tags.
@@ -30,8 +30,11 @@ func (c Checkout) Short() string {
 	return c.Commit
 }
 
-// Local pins the checkout at dir as it is. Changes under ignore (absolute
-// paths: nightshift's own database and logs, say) do not make it dirty.
+// Local pins the checkout at dir as it is. Only changes to tracked files
+// make it dirty: untracked reports and logs that a CI job writes into its
+// workspace do not change what an image builds from, unless the build's
+// COPY picks them up, and then they are tracked in any sane repository.
+// Changes under ignore (absolute paths) do not count either.
 func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) {
 	top, err := git(ctx, dir, "rev-parse", "--show-toplevel")
 	if err != nil {
@@ -44,7 +47,7 @@ func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) 
 	if c.Subject, err = git(ctx, top, "log", "-1", "--format=%s", c.Commit); err != nil {
 		return Checkout{}, err
 	}
-	args := []string{"status", "--porcelain", "--untracked-files=normal", "--", "."}
+	args := []string{"status", "--porcelain", "--untracked-files=no", "--", "."}
 	for _, p := range ignore {
 		if rel, err := filepath.Rel(top, p); err == nil && !strings.HasPrefix(rel, "..") {
 			args = append(args, ":(exclude)"+filepath.ToSlash(rel))
