@@ -154,8 +154,8 @@ func TestGraphEdges(t *testing.T) {
 			config.Image{BuildArgs: map[string]string{"TAG": "{{ .Tag }}"}}, []string{"ci_base"}, "ci_base"},
 		{"other registry", "FROM other.example.com/ci/ci_base", config.Image{}, nil, ""},
 		{"docker hub namesake", "FROM docker.io/library/ci_base:1", config.Image{}, nil, ""},
-				// Ordering only: the outside base keeps its BASE_IMAGE.
-{"depends_on", "FROM ubuntu:24.04", config.Image{DependsOn: []string{"ci_base"}}, []string{"ci_base"}, ""},
+		// Ordering only: the outside base keeps its BASE_IMAGE.
+		{"depends_on", "FROM ubuntu:24.04", config.Image{DependsOn: []string{"ci_base"}}, []string{"ci_base"}, ""},
 		// The built stage rests on scratch: nothing to set BASE_IMAGE to.
 		{"earlier stage only", "FROM ci_base AS tools\nFROM scratch\nCOPY --from=tools / /", config.Image{}, []string{"ci_base"}, ""},
 		{"stage named like an image", "FROM ubuntu AS ci_base\nFROM ci_base", config.Image{}, nil, ""},

@@ -38,8 +38,8 @@ type Run struct {
 type ImageResult struct {
 	Name     string     `json:"name"`
 	Status   Status     `json:"status"`
-	Ref      string     `json:"ref"`    // immutable ref of this run
-	Digest   string     `json:"digest"` // manifest digest in the registry; "" if none landed
+	Ref      string     `json:"ref"`              // immutable ref of this run
+	Digest   string     `json:"digest"`           // manifest digest in the registry; "" if none landed
 	Tags     []string   `json:"tags,omitempty"`   // every tag that points at Digest
 	Parent   string     `json:"parent,omitempty"` // stack image it builds on
 	Started  *time.Time `json:"started,omitempty"`
