@@ -155,9 +155,11 @@ func criticalPath(rec *store.Run) time.Duration {
 func BenchmarkNightly(b *testing.B) {
 	requireEnv(b)
 	for range b.N {
-		wide, wideRec := nightly(b, writeStack(b, "wide", len(graph)))
-		cp := criticalPath(wideRec)
-
+		// One slot first: each image's time built alone gives the critical
+		// path, a lower bound measured apart from the parallel run it judges.
+		one, oneRec := nightly(b, writeStack(b, "one", 1))
+		cp := criticalPath(oneRec)
+		wide, _ := nightly(b, writeStack(b, "wide", len(graph)))
 		two, _ := nightly(b, writeStack(b, "two", 2))
 		seq := sequential(b, writeStack(b, "seq", 1))
 
@@ -165,7 +167,6 @@ func BenchmarkNightly(b *testing.B) {
 		// building nor pushing (the union of those stages' intervals): what
 		// nightshift itself spends on config, git, planning, records,
 		// verifying and tagging, and between stages.
-		one, oneRec := nightly(b, writeStack(b, "one", 1))
 		engineTime := busy(oneRec, rebuild.StageBuild, rebuild.StagePush)
 		overhead := one - engineTime
 
@@ -173,7 +174,7 @@ func BenchmarkNightly(b *testing.B) {
 		b.ReportMetric(seq.Seconds()/two.Seconds(), "sequential/nightshift")
 		b.ReportMetric(100*overhead.Seconds()/one.Seconds(), "overhead-%")
 		fmt.Printf("\nnightly of 10 images (sleeps %ds in all):\n", sumSleeps())
-		fmt.Printf("  jobs=10: wall %.2fs vs critical-path lower bound %.2fs: ratio %.3f (goal <= 1.05)\n", wide.Seconds(), cp.Seconds(), wide.Seconds()/cp.Seconds())
+		fmt.Printf("  jobs=10: wall %.2fs vs critical path of images built alone %.2fs: ratio %.3f (goal <= 1.05)\n", wide.Seconds(), cp.Seconds(), wide.Seconds()/cp.Seconds())
 		fmt.Printf("  jobs=2:  wall %.2fs vs sequential docker build+push loop %.2fs: %.2fx faster (goal >= 2x)\n", two.Seconds(), seq.Seconds(), seq.Seconds()/two.Seconds())
 		fmt.Printf("  jobs=1:  wall %.2fs, engine build+push %.2fs, nightshift's own %.3fs = %.2f%% (goal < 2%%)\n", one.Seconds(), engineTime.Seconds(), overhead.Seconds(), 100*overhead.Seconds()/one.Seconds())
 	}

@@ -480,3 +480,28 @@ func parent(key string) string {
 	}
 	return key[:i]
 }
+
+// LoadStore reads only the [store] table of the file at path, with its
+// defaults: commands that only read records (history, show) work even when
+// the rest of the configuration is broken, which is when people need them.
+func LoadStore(path string) (Store, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Store{}, Problems{{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", err)}}
+	}
+	var doc struct {
+		Store Store `toml:"store"`
+	}
+	if err := toml.Unmarshal(bytes.TrimPrefix(data, []byte("\ufeff")), &doc); err != nil {
+		l := &loader{file: path}
+		l.decodeError(err, nil)
+		return Store{}, l.problems
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return Store{}, err
+	}
+	l := &loader{file: path, dir: abs}
+	l.store(&doc.Store)
+	return doc.Store, nil
+}

@@ -54,6 +54,9 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 	)
 	if cfg.Source.IsURL() {
 		co, err = source.Fetch(ctx, cfg.Source.Repo, cfg.Source.Ref, cfg.Source.Workdir)
+		if errors.Is(err, source.ErrNoRef) {
+			return nil, config.Problems{{File: cfg.File, Key: "source.ref", Msg: err.Error() + ": name a branch, a tag or a full commit hash"}}
+		}
 		if err != nil {
 			return nil, &Unavailable{err}
 		}

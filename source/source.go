@@ -7,12 +7,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 )
+
+// ErrNoRef means the repository has no such branch, tag or commit.
+var ErrNoRef = errors.New("no such ref")
 
 // Checkout is the tree a run builds from, pinned to one commit.
 type Checkout struct {
@@ -81,6 +85,9 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 	}
 	for _, args := range steps {
 		if _, err := git(ctx, dir, args...); err != nil {
+			if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
+				return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", url, ref, ErrNoRef)
+			}
 			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
 		}
 	}

@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,9 +40,13 @@ func TestLocal(t *testing.T) {
 	if c, err = Local(ctx, dir, filepath.Join(dir, "logs"), filepath.Join(dir, "nightshift.db")); err != nil || c.Dirty {
 		t.Errorf("Local with only nightshift's own files new = %+v, %v; want clean", c, err)
 	}
-	os.WriteFile(filepath.Join(dir, "new-file"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "junit.xml"), []byte("x"), 0o644)
+	if c, err = Local(ctx, dir); err != nil || c.Dirty {
+		t.Errorf("Local with an untracked report = %+v, %v; want clean", c, err)
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\nRUN true\n"), 0o644)
 	if c, err = Local(ctx, dir); err != nil || !c.Dirty {
-		t.Errorf("Local after adding a file = %+v, %v; want dirty", c, err)
+		t.Errorf("Local after changing a tracked file = %+v, %v; want dirty", c, err)
 	}
 	if _, err := Local(ctx, t.TempDir()); err == nil {
 		t.Error("Local of a directory that is no git checkout succeeded")
@@ -79,8 +84,8 @@ func TestFetch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c2.Dir, "stray")); !os.IsNotExist(err) {
 		t.Error("a stray file survived a fresh checkout")
 	}
-	if _, err := Fetch(ctx, url, "no-such-branch", work); err == nil {
-		t.Error("Fetch of a missing ref succeeded")
+	if _, err := Fetch(ctx, url, "no-such-branch", work); !errors.Is(err, ErrNoRef) {
+		t.Errorf("Fetch of a missing ref: %v, want ErrNoRef", err)
 	}
 }
 

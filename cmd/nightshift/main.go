@@ -40,6 +40,8 @@ Commands:
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
   config check   check the configuration and the image graph, build nothing
+  notify test    send a sample summary to every configured notifier
+  notify flush   deliver the notifications still pending now
 
 Every command takes -c/--config FILE (default ./nightshift.toml, or
 $NIGHTSHIFT_CONFIG). 'nightshift COMMAND --help' describes a command.
@@ -58,6 +60,10 @@ type cli struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // the first signal stops cleanly; a second one kills at once
+	}()
 	c := &cli{stdout: os.Stdout, stderr: os.Stderr}
 	c.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	os.Exit(c.main(ctx, os.Args[1:]))
@@ -81,7 +87,13 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.history(rest)
 	case "show":
 		return c.show(rest)
+	case "notify":
+		return c.notifyCmd(ctx, rest)
 	case "config":
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+			fmt.Fprintln(c.stdout, "Usage: nightshift config check [flags]\n\nRun 'nightshift config check --help' for its flags.")
+			return exitOK
+		}
 		if len(rest) == 0 || rest[0] != "check" {
 			fmt.Fprintln(c.stderr, "nightshift config: the only subcommand is 'check' (nightshift config check)")
 			return exitUsage
@@ -111,14 +123,35 @@ func (c *cli) flags(name, synopsis, help string) (*flag.FlagSet, *string) {
 	return fs, cfg
 }
 
-// parse parses args, and says whether the command should go on; code is
-// the exit code when it should not.
-func parse(fs *flag.FlagSet, args []string) (ok bool, code int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, exitOK
+// parse parses args, flags and the positional arguments in any order, and
+// says whether the command should go on; code is the exit code when it
+// should not. A command takes exactly len(want) positional arguments.
+func parse(fs *flag.FlagSet, args []string, want ...*string) (ok bool, code int) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return false, exitOK
+			}
+			return false, exitUsage
 		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != len(want) {
+		if len(positional) > len(want) {
+			fmt.Fprintf(fs.Output(), "nightshift %s: unexpected argument %q (names of images go in --only)\n", fs.Name(), positional[len(want)])
+		} else {
+			fmt.Fprintf(fs.Output(), "nightshift %s: missing argument\n", fs.Name())
+		}
+		fs.Usage()
 		return false, exitUsage
+	}
+	for i, p := range positional {
+		*want[i] = p
 	}
 	return true, 0
 }
@@ -131,6 +164,18 @@ func (c *cli) loadConfig(path string) (*config.Config, int) {
 		return nil, exitUsage
 	}
 	return cfg, exitOK
+}
+
+// openRecords opens the record store named by the configuration at path,
+// reading only its [store] table: reading records must not need a
+// configuration that could build.
+func (c *cli) openRecords(path string) (*store.DB, int) {
+	st, err := config.LoadStore(path)
+	if err != nil {
+		c.printError(err)
+		return nil, exitUsage
+	}
+	return c.openStore(&config.Config{Store: st})
 }
 
 // open loads the configuration and opens its record store; db is nil when
@@ -171,7 +216,7 @@ func (c *cli) exitCode(err error) int {
 func (c *cli) printError(err error) {
 	var ps config.Problems
 	if errors.As(err, &ps) {
-		fmt.Fprintf(c.stderr, "nightshift: %d problem(s) in the configuration; nothing was built:\n", len(ps))
+		fmt.Fprintf(c.stderr, "nightshift: %d problem(s) in the configuration:\n", len(ps))
 		for _, p := range ps {
 			fmt.Fprintln(c.stderr, "  "+p.String())
 		}

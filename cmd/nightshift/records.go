@@ -19,7 +19,7 @@ func (c *cli) history(args []string) int {
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	_, db, code := c.open(*cfgPath)
+	db, code := c.openRecords(*cfgPath)
 	if db == nil {
 		return code
 	}
@@ -73,19 +73,16 @@ func (c *cli) show(args []string) int {
 durations, and for a failure the last lines of the failing step.
 `)
 	asJSON := fs.Bool("json", false, "print the run record as JSON")
-	if ok, code := parse(fs, args); !ok {
+	var arg string
+	if ok, code := parse(fs, args, &arg); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(c.stderr, "nightshift show: name one run by its number (see 'nightshift history')")
-		return exitUsage
-	}
-	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	id, err := strconv.ParseUint(arg, 10, 64)
 	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift show: %q is not a run number (see 'nightshift history')\n", fs.Arg(0))
+		fmt.Fprintf(c.stderr, "nightshift show: %q is not a run number (see 'nightshift history')\n", arg)
 		return exitUsage
 	}
-	_, db, code := c.open(*cfgPath)
+	db, code := c.openRecords(*cfgPath)
 	if db == nil {
 		return code
 	}

@@ -15,7 +15,9 @@ import (
 
 	"golang.org/x/term"
 
+	"nightshift/config"
 	"nightshift/engine"
+	"nightshift/notify"
 	"nightshift/pipeline"
 	"nightshift/rebuild"
 	"nightshift/registry"
@@ -48,8 +50,7 @@ some failed or the run was interrupted.
 		fmt.Fprintf(c.stderr, "nightshift run: --progress must be auto, live or lines, not %q\n", *progress)
 		return exitUsage
 	}
-	if *withDeps && *only == "" {
-		fmt.Fprintln(c.stderr, "nightshift run: --with-deps needs --only")
+	if !checkOnly(c, "run", *only, *withDeps) {
 		return exitUsage
 	}
 	cfg, db, code := c.open(*cfgPath)
@@ -57,21 +58,30 @@ some failed or the run was interrupted.
 		return code
 	}
 	defer db.Close()
-	c.interruptLeftovers(db)
+	ns, routes, err := notifiers(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUsage
+	}
+	c.interruptLeftovers(db, outbox(cfg, routes))
 
 	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, time.Now().UTC())
 	if err != nil {
-		return c.exitCode(err)
+		code := c.exitCode(err)
+		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
+		return code
 	}
 	eng, err := engine.Connect(ctx, connectTimeout)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
+		c.notStarted(ctx, cfg, db, ns, routes, err)
 		return exitUnavailable
 	}
 	defer eng.Close()
 	reg, err := newRegistry(ctx, cfg.Staging.Registry, cfg.Staging.Username, cfg.Staging.Password.Reveal(), cfg.Staging.RetryBudget.Duration)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		c.notStarted(ctx, cfg, db, ns, routes, err)
 		return exitUnavailable
 	}
 
@@ -85,7 +95,8 @@ some failed or the run was interrupted.
 	// No build labels: the classic builder adds each as a step of its own,
 	// a container commit that costs seconds; the record holds the same facts.
 	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3}
-	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{Trigger: *trigger, Logger: log, Observe: observe})
+	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{
+		Trigger: *trigger, Logger: log, Observe: observe, Outbox: outbox(cfg, routes)})
 	stopProgress()
 	if rec == nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
@@ -99,6 +110,10 @@ some failed or the run was interrupted.
 		return exitFailed
 	}
 	summary(c.stdout, rec, prep.Plan.Repo)
+	if ctx.Err() == nil {
+		// After a signal, stop now: what is queued goes with the next start.
+		c.flush(ctx, cfg, db, ns)
+	}
 	if rec.Status != store.Succeeded {
 		return exitFailed
 	}
@@ -122,9 +137,23 @@ func newRegistry(ctx context.Context, host, user, password string, budget time.D
 	return reg, nil
 }
 
-// interruptLeftovers records runs that a crash left "running" as interrupted.
-func (c *cli) interruptLeftovers(db *store.DB) {
-	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run", nil)
+// notStarted queues and sends the news that a run could not start.
+func (c *cli) notStarted(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier, routes []notify.Route, why error) {
+	msgs, err := notify.NotStarted(routes, why.Error(), stagingRepo(cfg), cfg.HTTP.PublicURL, time.Now().UTC())
+	if err == nil {
+		err = db.Enqueue(time.Now().UTC(), msgs...)
+	}
+	if err != nil {
+		c.log.Error("queueing the notification that the run could not start", "err", err)
+		return
+	}
+	c.flush(ctx, cfg, db, ns)
+}
+
+// interruptLeftovers records runs that a crash left "running" as
+// interrupted, and queues the news.
+func (c *cli) interruptLeftovers(db *store.DB, outbox func(store.Finish) ([]store.Message, error)) {
+	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run", outbox)
 	if err != nil {
 		c.log.Error("marking crashed runs interrupted", "err", err)
 	}
@@ -229,6 +258,9 @@ each image's refs for this run, the parent it builds on and its build args.
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
+	if !checkOnly(c, "plan", *only, *withDeps) {
+		return exitUsage
+	}
 	cfg, code := c.loadConfig(*cfgPath)
 	if cfg == nil {
 		return code
@@ -257,6 +289,20 @@ each image's refs for this run, the parent it builds on and its build args.
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// checkOnly refuses --with-deps without --only, and an --only that names
+// nothing (which would otherwise mean every image).
+func checkOnly(c *cli, cmd, only string, withDeps bool) bool {
+	switch {
+	case withDeps && only == "":
+		fmt.Fprintf(c.stderr, "nightshift %s: --with-deps needs --only\n", cmd)
+	case only != "" && len(list(only)) == 0:
+		fmt.Fprintf(c.stderr, "nightshift %s: --only %q names no image\n", cmd, only)
+	default:
+		return true
+	}
+	return false
 }
 
 func formatArgs(args map[string]string) string {

@@ -1,0 +1,581 @@
+package discord
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/bwmarrin/discordgo"
+
+	"nightshift/notify"
+	"nightshift/store"
+)
+
+// Discord's limits on one webhook message. Exceeding any of them gets the
+// whole message refused with 400 "Invalid Form Body" (code 50035).
+const (
+	maxTitle       = 256
+	maxDescription = 4096
+	maxFieldName   = 256
+	maxFieldValue  = 1024
+	maxFields      = 25   // per embed
+	maxEmbeds      = 10   // per message
+	maxTotal       = 6000 // titles, descriptions, field names and values, footers and authors of all embeds
+	maxContent     = 2000
+	maxUsername    = 80
+	maxAllowed     = 100 // user or role ids in allowed_mentions
+)
+
+// The embed colours, by what the summary is news of.
+const (
+	green  = 0x2ecc71
+	red    = 0xe74c3c
+	orange = 0xe67e22
+	blue   = 0x3498db
+)
+
+const defaultUsername = "nightshift"
+
+// tailLines is how much of a failed step's log a field quotes at most: the
+// error is at the end, the dashboard has the rest.
+const tailLines = 20
+
+// tailBudget is about what the quoted logs of one summary may take in all,
+// two messages' worth; minTail is what each quote gets at least, enough for
+// the last few lines.
+const (
+	tailBudget = 12000
+	minTail    = 400
+)
+
+// Payloads renders s as the webhook messages that carry it: one, or several
+// when the run is too big for Discord's limits on one message, each within
+// all of them. The first message pings mentions when s is bad news; no other
+// text in any message can ping anyone.
+func Payloads(s notify.Summary, username string, mentions []string) []*discordgo.WebhookParams {
+	if username == "" {
+		username = defaultUsername
+	}
+	username = truncate(oneLine(username), maxUsername)
+
+	base := "nightshift " + oneLine(s.Headline())
+	p := packer{colour: colour(s), reserve: min(maxTitle, size(base)+size(part(999, 999)))}
+	for _, l := range describe(s) {
+		p.line(l)
+	}
+	for _, f := range failures(s) {
+		p.field(f)
+	}
+	msgs := p.messages()
+
+	runURL := linkable(s.RunURL())
+	stamp := timestamp(s.Run)
+	content, allowed := ping(s, mentions)
+	out := make([]*discordgo.WebhookParams, len(msgs))
+	for i, embeds := range msgs {
+		title := truncate(base, maxTitle)
+		if len(msgs) > 1 && len(msgs) < 1000 {
+			sfx := part(i+1, len(msgs))
+			title = truncate(base, maxTitle-size(sfx)) + sfx
+		}
+		embeds[0].Title, embeds[0].URL = title, runURL
+		embeds[len(embeds)-1].Timestamp = stamp
+		out[i] = &discordgo.WebhookParams{Username: username, Embeds: embeds, AllowedMentions: allowed}
+		if i == 0 {
+			out[i].Content = content
+		} else {
+			// The ids are allowed once, where they are mentioned.
+			out[i].AllowedMentions = &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
+		}
+	}
+	return out
+}
+
+// part numbers one message of a split summary in its title.
+func part(i, n int) string { return fmt.Sprintf(" (%d/%d)", i, n) }
+
+// bad reports whether s is news someone should act on: only then are
+// people pinged.
+func bad(s notify.Summary) bool {
+	switch s.Event {
+	case notify.EventFailure, notify.EventInterrupted, notify.EventNotStarted:
+		return true
+	case notify.EventSuccess, notify.EventFixed:
+		return false
+	}
+	return s.Run.Status == store.Failed || s.Run.Status == store.Interrupted
+}
+
+func colour(s notify.Summary) int {
+	switch s.Event {
+	case notify.EventSuccess:
+		return green
+	case notify.EventFixed:
+		return blue
+	case notify.EventFailure:
+		return red
+	case notify.EventInterrupted, notify.EventNotStarted:
+		return orange
+	}
+	switch s.Run.Status {
+	case store.Succeeded:
+		return green
+	case store.Failed:
+		return red
+	}
+	return orange
+}
+
+// ping returns the content that mentions people and the allowed_mentions
+// that lets exactly those mentions through. Parse is always an empty list,
+// never absent: absent would let Discord ping whatever the text names.
+func ping(s notify.Summary, mentions []string) (string, *discordgo.MessageAllowedMentions) {
+	allowed := &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
+	if !bad(s) {
+		return "", allowed
+	}
+	var content []string
+	used := 0
+	seen := map[string]bool{}
+	for _, raw := range mentions {
+		m, ok := parseMention(raw)
+		if !ok || seen[m.text] {
+			continue
+		}
+		if m.user != "" && len(allowed.Users) == maxAllowed || m.role != "" && len(allowed.Roles) == maxAllowed {
+			continue
+		}
+		n := size(m.text)
+		if len(content) > 0 {
+			n++ // the space before it
+		}
+		if used+n > maxContent {
+			continue
+		}
+		seen[m.text] = true
+		used += n
+		content = append(content, m.text)
+		switch {
+		case m.user != "":
+			allowed.Users = append(allowed.Users, m.user)
+		case m.role != "":
+			allowed.Roles = append(allowed.Roles, m.role)
+		case m.everyone && len(allowed.Parse) == 0:
+			// @here and @everyone have no id to list.
+			allowed.Parse = append(allowed.Parse, discordgo.AllowedMentionTypeEveryone)
+		}
+	}
+	return strings.Join(content, " "), allowed
+}
+
+// describe returns the description's lines: what the run was, then one
+// line per image. "" separates paragraphs.
+func describe(s notify.Summary) []string {
+	r := s.Run
+	var ls []string
+	if s.Event == notify.EventNotStarted && s.Reason != "" {
+		ls = append(ls, "**Could not start:** "+escape(shorten(oneLine(s.Reason), 1000)))
+	}
+	if r.Commit != "" {
+		c := "`" + shortCommit(r.Commit) + "`"
+		if subj := oneLine(r.Subject); subj != "" {
+			c += " " + escape(shorten(subj, 200))
+		}
+		if r.Dirty {
+			c += " (with uncommitted changes)"
+		}
+		ls = append(ls, c)
+	}
+	if r.Finished != nil && !r.Started.IsZero() {
+		ls = append(ls, "Took "+duration(r.Finished.Sub(r.Started)))
+	}
+	if r.Error != "" && r.Error != s.Reason {
+		ls = append(ls, "**Error:** "+escape(shorten(oneLine(r.Error), 500)))
+	}
+	if imgs := images(r); len(imgs) > 0 {
+		ls = append(ls, "")
+		for _, im := range imgs {
+			ls = append(ls, imageLine(s, im))
+		}
+	}
+	switch {
+	case s.Undelivered == 1:
+		ls = append(ls, "", "1 earlier message could not be delivered.")
+	case s.Undelivered > 1:
+		ls = append(ls, "", fmt.Sprintf("%d earlier messages could not be delivered.", s.Undelivered))
+	}
+	return ls
+}
+
+// imageLine is one image: status, name (linked to its dashboard page),
+// duration, and its ref or why it did not build.
+func imageLine(s notify.Summary, im store.ImageResult) string {
+	name := escape(shorten(oneLine(im.Name), 100))
+	if u := linkable(s.ImageURL(im.Name)); u != "" {
+		name = "[" + name + "](" + u + ")"
+	}
+	parts := []string{symbol(im.Status) + " " + name}
+	if im.Started != nil && im.Finished != nil {
+		parts = append(parts, duration(im.Finished.Sub(*im.Started)))
+	}
+	switch im.Status {
+	case store.Succeeded:
+		if ref := strings.ReplaceAll(oneLine(im.Ref), "`", ""); ref != "" {
+			parts = append(parts, "`"+shorten(ref, 200)+"`")
+		}
+	case "":
+		parts = append(parts, "not started")
+	default:
+		d := string(im.Status)
+		if reason := oneLine(im.Error); reason != "" {
+			d += ": " + escape(shorten(reason, 150))
+		}
+		parts = append(parts, d)
+	}
+	return strings.Join(parts, " · ")
+}
+
+func symbol(s store.Status) string {
+	switch s {
+	case store.Succeeded:
+		return "✅"
+	case store.Failed:
+		return "❌"
+	case store.Skipped:
+		return "⏭️"
+	case store.Interrupted:
+		return "⚠️"
+	case store.Running:
+		return "⏳"
+	case "":
+		return "⬜"
+	}
+	return "❔"
+}
+
+// failures returns a field per failed image, quoting the end of its log.
+//
+// When many images failed, each quote is shorter: they usually failed for
+// one reason, the last lines of each log say which, the dashboard has the
+// rest, and a summary of a few messages is read where one of ten is not.
+func failures(s notify.Summary) []*discordgo.MessageEmbedField {
+	var failed []store.ImageResult
+	for _, im := range images(s.Run) {
+		if im.Status == store.Failed {
+			failed = append(failed, im)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	limit := min(maxFieldValue, max(minTail, tailBudget/len(failed)))
+	var fs []*discordgo.MessageEmbedField
+	for _, im := range failed {
+		f := &discordgo.MessageEmbedField{Name: truncate(escape(shorten(oneLine(im.Name), 200))+" failed", maxFieldName)}
+		switch {
+		case len(im.Tail) > 0:
+			f.Value = tailBlock(im.Tail, limit)
+		case oneLine(im.Error) != "":
+			f.Value = truncate(escape(oneLine(im.Error)), limit)
+		default:
+			f.Value = "no log captured" // Discord refuses an empty value
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// tailBlock quotes the last lines of a log in a code block of at most limit
+// characters, cutting from the top: the error is at the end.
+func tailBlock(tail []string, limit int) string {
+	const open, closing = "```\n", "\n```"
+	budget := limit - size(open) - size(closing)
+	// Room for the marker, at its longest, of lines left out.
+	budget -= size(omitted(len(tail)))
+
+	lines := tail[max(0, len(tail)-tailLines):]
+	var kept []string
+	used := 0
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := unfence(clean(lines[i]))
+		n := size(l)
+		if len(kept) > 0 {
+			n++ // the newline after it
+		}
+		if used+n > budget {
+			if len(kept) == 0 {
+				kept = append(kept, keepEnd(l, budget))
+			}
+			break
+		}
+		used += n
+		kept = append(kept, l)
+	}
+	for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
+		kept[i], kept[j] = kept[j], kept[i]
+	}
+	body := strings.Join(kept, "\n")
+	if n := len(tail) - len(kept); n > 0 {
+		body = omitted(n) + body
+	}
+	return open + body + closing
+}
+
+func omitted(n int) string { return fmt.Sprintf("[%d earlier lines]\n", n) }
+
+// unfence keeps a log line from closing the code block it is quoted in: no
+// two backticks stay next to each other.
+func unfence(l string) string {
+	if !strings.Contains(l, "``") {
+		return l
+	}
+	var b strings.Builder
+	for i := 0; i < len(l); i++ {
+		b.WriteByte(l[i])
+		if l[i] == '`' && i+1 < len(l) && l[i+1] == '`' {
+			b.WriteString("\u200b") // zero-width space
+		}
+	}
+	return b.String()
+}
+
+// packer lays lines and fields out in embeds and messages, starting a new
+// embed or message before any limit would be passed.
+type packer struct {
+	colour  int
+	reserve int // characters kept for each message's title
+
+	msgs     [][]*discordgo.MessageEmbed
+	total    int  // characters in the last message so far, its title's reserve included
+	descSize int  // of the last embed's description
+	blank    bool // a paragraph break is due before the next line
+}
+
+func (p *packer) last() *discordgo.MessageEmbed {
+	if len(p.msgs) == 0 {
+		return nil
+	}
+	m := p.msgs[len(p.msgs)-1]
+	return m[len(m)-1]
+}
+
+// embed starts an embed with room for need more characters, in a new
+// message if the last one has no room left.
+func (p *packer) embed(need int) *discordgo.MessageEmbed {
+	if len(p.msgs) == 0 || len(p.msgs[len(p.msgs)-1]) == maxEmbeds || p.total+need > maxTotal {
+		p.msgs = append(p.msgs, nil)
+		p.total = p.reserve
+	}
+	e := &discordgo.MessageEmbed{Color: p.colour}
+	p.msgs[len(p.msgs)-1] = append(p.msgs[len(p.msgs)-1], e)
+	p.descSize = 0
+	p.blank = false
+	return e
+}
+
+// line adds a line to the description; "" asks for a paragraph break.
+func (p *packer) line(l string) {
+	if l == "" {
+		p.blank = true
+		return
+	}
+	// No line is ever too long for an embed of its own.
+	l = truncate(l, min(maxDescription, maxTotal-p.reserve))
+	n := size(l)
+	e := p.last()
+	sep := ""
+	if e != nil && p.descSize > 0 {
+		sep = "\n"
+		if p.blank {
+			sep = "\n\n"
+		}
+	}
+	// A line after fields would show above them: it needs a new embed.
+	if e == nil || len(e.Fields) > 0 || p.descSize+len(sep)+n > maxDescription || p.total+len(sep)+n > maxTotal {
+		e, sep = p.embed(n), ""
+	}
+	e.Description += sep + l
+	p.descSize += len(sep) + n
+	p.total += len(sep) + n
+	p.blank = false
+}
+
+func (p *packer) field(f *discordgo.MessageEmbedField) {
+	n := size(f.Name) + size(f.Value)
+	e := p.last()
+	if e == nil || len(e.Fields) == maxFields || p.total+n > maxTotal {
+		e = p.embed(n)
+	}
+	e.Fields = append(e.Fields, f)
+	p.total += n
+}
+
+func (p *packer) messages() [][]*discordgo.MessageEmbed {
+	if len(p.msgs) == 0 {
+		p.embed(0)
+	}
+	return p.msgs
+}
+
+// images lists the run's images in build order, with a blank result for a
+// planned image the run never got to, so the list adds up to the headline.
+func images(r store.Run) []store.ImageResult {
+	var out []store.ImageResult
+	seen := map[string]bool{}
+	for _, name := range r.Planned {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if im := r.Image(name); im != nil {
+			out = append(out, *im)
+		} else {
+			out = append(out, store.ImageResult{Name: name})
+		}
+	}
+	for _, im := range r.Images {
+		if !seen[im.Name] {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+// timestamp is when the run ended (or began), which Discord shows in the
+// reader's time zone.
+func timestamp(r store.Run) string {
+	switch {
+	case r.Finished != nil:
+		return r.Finished.UTC().Format(time.RFC3339)
+	case !r.Started.IsZero():
+		return r.Started.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+// linkable returns u if Discord will take it as a link: an absolute http(s)
+// URL, with the characters that would end a markdown link escaped. An embed
+// URL that is not one gets the whole message refused.
+func linkable(u string) string {
+	if u == "" || len(u) > 512 {
+		return ""
+	}
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" && p.Scheme != "https" || p.Host == "" {
+		return ""
+	}
+	return strings.NewReplacer(" ", "%20", "(", "%28", ")", "%29").Replace(p.String())
+}
+
+func shortCommit(c string) string {
+	c = strings.ReplaceAll(oneLine(c), "`", "")
+	if len(c) >= 7 && strings.Trim(c, "0123456789abcdef") == "" {
+		return c[:7]
+	}
+	return shorten(c, 40)
+}
+
+// duration is d to the second: sub-second precision is noise in a nightly
+// build.
+func duration(d time.Duration) string {
+	return d.Round(time.Second).String()
+}
+
+// markdown is what Discord's markdown gives meaning to in running text.
+var markdown = strings.NewReplacer(
+	`\`, `\\`, "*", `\*`, "_", `\_`, "~", `\~`, "`", "\\`", "|", `\|`,
+	">", `\>`, "<", `\<`, "[", `\[`, "]", `\]`,
+)
+
+// escape shows s as it is, not as markdown: an image called a_b_c or an
+// error quoting **kwargs would otherwise come out in italics or bold.
+func escape(s string) string { return markdown.Replace(s) }
+
+// oneLine folds s onto one line, without control characters: a line
+// break becomes a space, as any other run of white space does.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, ansi.ReplaceAllString(s, ""))
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// ansi matches terminal escape sequences: build logs colour their output.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
+
+// clean makes a log line printable: no colour codes, no carriage returns
+// or other control characters.
+func clean(line string) string {
+	line = ansi.ReplaceAllString(line, "")
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r >= ' ' && r != 0x7f && (r < 0x80 || r > 0x9f) {
+			return r
+		}
+		return -1
+	}, line)
+}
+
+// size is the length of s as Discord's limits count it. Its documentation
+// says "characters"; UTF-16 code units are never fewer than code points, so
+// counting them keeps within the limit either way it is meant.
+func size(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r > 0xffff {
+			n++
+		}
+	}
+	return n
+}
+
+// truncate cuts s to at most n characters (by size), marking the cut with "…".
+func truncate(s string, n int) string {
+	if size(s) <= n {
+		return s
+	}
+	rs := []rune(s)
+	used := 1 // the "…"
+	for i, r := range rs {
+		w := size(string(r))
+		if used+w > n {
+			return string(rs[:i]) + "…"
+		}
+		used += w
+	}
+	return s
+}
+
+// keepEnd cuts s to at most n characters (by size) from the front, keeping
+// its end.
+func keepEnd(s string, n int) string {
+	if size(s) <= n {
+		return s
+	}
+	rs := []rune(s)
+	used := 1 // the "…"
+	for i := len(rs) - 1; i >= 0; i-- {
+		w := size(string(rs[i]))
+		if used+w > n {
+			return "…" + string(rs[i+1:])
+		}
+		used += w
+	}
+	return s
+}
+
+// shorten cuts s to at most n runes, marking the cut: a readable length,
+// where truncate enforces a hard limit.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,400 @@
+package discord
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"nightshift/notify"
+	"nightshift/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var testMentions = []string{"<@123456789012345678>", "<@&876543210987654321>"}
+
+// sample is a failing run: 5 of 7 images built, one failed with a log tail,
+// its child skipped, two messages lost before it.
+func sample() notify.Summary {
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := start.Add(d); return &t }
+	ok := func(name string, from, to time.Duration) store.ImageResult {
+		return store.ImageResult{Name: name, Status: store.Succeeded, Started: at(from), Finished: at(to),
+			Ref: "registry.example.com/ci/" + name + ":2026-11-23-02-00-00-1a2b3c4d"}
+	}
+	tail := []string{"#12 [build 4/6] RUN pip install -r requirements.txt"}
+	for i := 1; i <= 22; i++ {
+		tail = append(tail, "#12 "+strings.Repeat(".", i%5+1)+" collecting wheel "+string(rune('a'+i)))
+	}
+	tail = append(tail,
+		"#12 \x1b[31mERROR: No matching distribution found for numpy==9.9\x1b[0m",
+		"#12 ERROR: process \"/bin/sh -c pip install -r requirements.txt\" did not complete successfully: exit code: 1\r")
+	return notify.Summary{
+		Event:       notify.EventFailure,
+		Previous:    store.Succeeded,
+		Repo:        "registry.example.com/ci",
+		PublicURL:   "https://ci.example.com/nightshift/",
+		Undelivered: 2,
+		Run: store.Run{
+			ID: 42, Tag: "2026-11-23-02-00-00-1a2b3c4d", Commit: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
+			Subject: "Bump Python to 3.13 (**finally**)", Status: store.Failed, Trigger: "cron",
+			Started: start, Finished: at(41*time.Minute + 3*time.Second + 400*time.Millisecond),
+			Planned: []string{"base", "python", "python_ml", "node", "go", "java", "rust"},
+			Images: []store.ImageResult{
+				ok("base", 0, 4*time.Minute+12*time.Second),
+				{Name: "python", Status: store.Failed, Started: at(4*time.Minute + 12*time.Second), Finished: at(9*time.Minute + 47*time.Second),
+					Error: "build: exit code 1", Tail: tail},
+				{Name: "python_ml", Status: store.Skipped, Error: "parent python failed"},
+				ok("node", 4*time.Minute+12*time.Second, 12*time.Minute),
+				ok("go", 4*time.Minute+12*time.Second, 10*time.Minute+1*time.Second),
+				ok("java", 12*time.Minute, 30*time.Minute+500*time.Millisecond),
+				ok("rust", 10*time.Minute+1*time.Second, 41*time.Minute),
+			},
+		},
+	}
+}
+
+// bigRun is a run that cannot fit one message: 60 images, 40 of them
+// failed with 200-line tails.
+func bigRun() notify.Summary {
+	s := sample()
+	start := s.Run.Started
+	s.Run.Planned = nil
+	s.Run.Images = nil
+	for i := range 60 {
+		name := fmt.Sprintf("image-%02d-with-a-rather-long-name", i)
+		from, to := start.Add(time.Duration(i)*time.Minute), start.Add(time.Duration(i+1)*time.Minute)
+		im := store.ImageResult{Name: name, Status: store.Succeeded, Started: &from, Finished: &to,
+			Ref: "registry.example.com/ci/" + name + ":2026-11-23-02-00-00-1a2b3c4d"}
+		if i%3 != 0 && i < 60 {
+			im.Status, im.Ref = store.Failed, ""
+			im.Error = "build: exit code 1: " + strings.Repeat("the step failed for reasons ", 10)
+			for j := range 200 {
+				im.Tail = append(im.Tail, fmt.Sprintf("#%d %s line %d of the build log of %s", j, strings.Repeat("x", 60), j, name))
+			}
+		}
+		s.Run.Planned = append(s.Run.Planned, name)
+		s.Run.Images = append(s.Run.Images, im)
+	}
+	return s
+}
+
+func marshal(t *testing.T, v any) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<@123>" stays readable in the golden file
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestPayloadsGolden(t *testing.T) {
+	t.Parallel()
+	got := marshal(t, Payloads(sample(), "", testMentions))
+	path := filepath.Join("testdata", "summary.json")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it); got:\n%s", path, got)
+	}
+}
+
+// wire is what Discord reads of the payloads.
+func wire(t *testing.T, ps []*discordgo.WebhookParams) []wireMessage {
+	t.Helper()
+	var out []wireMessage
+	for _, p := range ps {
+		b, err := discordgo.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m wireMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestPayloadsMentionOnlyBadNews(t *testing.T) {
+	t.Parallel()
+	mentions := []string{"<@123>", "<@!124>", "<@&456>", "@here", "<@123>", "not a mention"}
+	for _, tc := range []struct {
+		event string
+		ping  bool
+	}{
+		{notify.EventFailure, true},
+		{notify.EventInterrupted, true},
+		{notify.EventNotStarted, true},
+		{notify.EventSuccess, false},
+		{notify.EventFixed, false},
+	} {
+		t.Run(tc.event, func(t *testing.T) {
+			t.Parallel()
+			s := bigRun()
+			s.Event = tc.event
+			if tc.event == notify.EventNotStarted {
+				s.Reason = "registry.example.com: connection refused"
+			}
+			ms := wire(t, Payloads(s, "", mentions))
+			if len(ms) < 2 {
+				t.Fatalf("%d messages, want a split", len(ms))
+			}
+			for i, m := range ms {
+				a := m.AllowedMentions
+				if a == nil || a.Parse == nil {
+					t.Fatalf("message %d: allowed_mentions %+v, want parse to be a list, never absent", i, a)
+				}
+				if i > 0 || !tc.ping {
+					if m.Content != "" || len(*a.Parse) != 0 || len(a.Users) != 0 || len(a.Roles) != 0 {
+						t.Errorf("message %d: content %q, allowed_mentions %+v; want nobody mentioned", i, m.Content, *a)
+					}
+					continue
+				}
+				if want := "<@123> <@!124> <@&456> @here"; m.Content != want {
+					t.Errorf("content = %q, want %q", m.Content, want)
+				}
+				if !slices.Equal(*a.Parse, []string{"everyone"}) || !slices.Equal(a.Users, []string{"123", "124"}) || !slices.Equal(a.Roles, []string{"456"}) {
+					t.Errorf("allowed_mentions = %+v %+v, want parse [everyone], users [123 124], roles [456]", *a.Parse, a)
+				}
+			}
+		})
+	}
+}
+
+func TestPayloadsColourAndTitle(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		event  string
+		status store.Status
+		colour int
+	}{
+		{notify.EventSuccess, store.Succeeded, green},
+		{notify.EventFixed, store.Succeeded, blue},
+		{notify.EventFailure, store.Failed, red},
+		{notify.EventInterrupted, store.Interrupted, orange},
+		{notify.EventNotStarted, "", orange},
+	} {
+		s := sample()
+		s.Event, s.Run.Status = tc.event, tc.status
+		ps := Payloads(s, "ci bot", nil)
+		e := ps[0].Embeds[0]
+		if e.Color != tc.colour {
+			t.Errorf("%s: colour %#x, want %#x", tc.event, e.Color, tc.colour)
+		}
+		if want := "nightshift " + oneLine(s.Headline()); e.Title != want {
+			t.Errorf("%s: title %q, want %q", tc.event, e.Title, want)
+		}
+		if e.URL != "https://ci.example.com/nightshift/runs/42" {
+			t.Errorf("%s: url %q", tc.event, e.URL)
+		}
+		if ps[0].Username != "ci bot" {
+			t.Errorf("username %q", ps[0].Username)
+		}
+	}
+}
+
+func TestPayloadsNotStarted(t *testing.T) {
+	t.Parallel()
+	reason := "engine: Cannot connect to the Docker daemon at unix:///var/run/docker.sock " + strings.Repeat("and then some ", 40)
+	s := notify.Summary{Event: notify.EventNotStarted, Reason: reason, Undelivered: 1}
+	ps := Payloads(s, "", nil)
+	ms := wire(t, ps)
+	if len(ms) != 1 {
+		t.Fatalf("%d messages, want 1", len(ms))
+	}
+	if p := validate(ms[0]); len(p) > 0 {
+		t.Fatalf("refused: %v", p)
+	}
+	d := ms[0].Embeds[0].Description
+	if !strings.Contains(d, "Cannot connect to the Docker daemon") || !strings.Contains(d, "and then some and then some") {
+		t.Errorf("description %q lacks the reason", d)
+	}
+	if !strings.Contains(d, "1 earlier message could not be delivered.") {
+		t.Errorf("description %q lacks the undelivered count", d)
+	}
+	if ms[0].Embeds[0].URL != "" {
+		t.Errorf("url %q without a public URL", ms[0].Embeds[0].URL)
+	}
+}
+
+// TestPayloadsWithinLimits renders runs built to break each limit and
+// checks every message against them, and that nothing was dropped.
+func TestPayloadsWithinLimits(t *testing.T) {
+	t.Parallel()
+	astral := strings.Repeat("🚀", 3000) // two UTF-16 units each
+	huge := func(s notify.Summary) notify.Summary {
+		for i := range s.Run.Images {
+			s.Run.Images[i].Name += "-" + strings.Repeat("ñ", 300)
+			s.Run.Images[i].Error = astral
+			if s.Run.Images[i].Status == store.Failed {
+				s.Run.Images[i].Tail = append(s.Run.Images[i].Tail, astral, strings.Repeat("`", 2000))
+			}
+		}
+		s.Run.Planned = nil
+		return s
+	}
+	many := sample()
+	many.Run.Planned = nil
+	many.Run.Images = nil
+	for i := range 1000 {
+		many.Run.Images = append(many.Run.Images, store.ImageResult{Name: fmt.Sprintf("img%d", i), Status: store.Failed, Error: "x"})
+	}
+	long := sample()
+	long.Run.Subject = strings.Repeat("subject_", 1000)
+	long.Run.Error = strings.Repeat("error*", 2000)
+	long.Run.Tag = strings.Repeat("tag", 200)
+	long.PublicURL = "https://ci.example.com/a path/(x)"
+	noTail := bigRun()
+	for i := range noTail.Run.Images {
+		noTail.Run.Images[i].Tail = nil
+		noTail.Run.Images[i].Error = strings.Repeat("e", 5000)
+	}
+	empty := notify.Summary{Event: notify.EventSuccess}
+
+	for name, s := range map[string]notify.Summary{
+		"sample": sample(), "big": bigRun(), "huge": huge(bigRun()), "many": many, "long": long,
+		"no tail": noTail, "empty": empty,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			mentions := make([]string, 300)
+			for i := range mentions {
+				mentions[i] = fmt.Sprintf("<@%d>", 100000000000000000+i)
+			}
+			ps := Payloads(s, strings.Repeat("n", 100), mentions)
+			ms := wire(t, ps)
+			var all strings.Builder
+			for i, m := range ms {
+				if p := validate(m); len(p) > 0 {
+					t.Errorf("message %d of %d would be refused: %v", i+1, len(ms), p)
+				}
+				for _, e := range m.Embeds {
+					all.WriteString(e.Description + "\n")
+					for _, f := range e.Fields {
+						all.WriteString(f.Name + "\n")
+					}
+				}
+			}
+			for _, im := range s.Run.Images {
+				n := escape(shorten(oneLine(im.Name), 100))
+				if !strings.Contains(all.String(), n) {
+					t.Errorf("image %.40s… is missing", n)
+				}
+			}
+		})
+	}
+}
+
+func TestPayloadsSplitInOrder(t *testing.T) {
+	t.Parallel()
+	s := bigRun()
+	ps := Payloads(s, "", testMentions)
+	if len(ps) < 2 {
+		t.Fatalf("%d messages, want several", len(ps))
+	}
+	var lines, fields []string
+	for i, p := range ps {
+		if want := fmt.Sprintf(" (%d/%d)", i+1, len(ps)); !strings.HasSuffix(p.Embeds[0].Title, want) {
+			t.Errorf("message %d title %q, want suffix %q", i, p.Embeds[0].Title, want)
+		}
+		for _, e := range p.Embeds {
+			if e.Description != "" {
+				lines = append(lines, strings.Split(e.Description, "\n")...)
+			}
+			for _, f := range e.Fields {
+				fields = append(fields, f.Name)
+			}
+		}
+	}
+	var wantFields []string
+	last := -1
+	for _, im := range s.Run.Images {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "["+escape(im.Name)+"]") })
+		if i <= last {
+			t.Errorf("%s at line %d, after line %d: out of order or missing", im.Name, i, last)
+		}
+		last = i
+		if im.Status == store.Failed {
+			wantFields = append(wantFields, escape(im.Name)+" failed")
+		}
+	}
+	if !slices.Equal(fields, wantFields) {
+		t.Errorf("fields %v, want %v", fields, wantFields)
+	}
+}
+
+func TestTailBlockKeepsTheEnd(t *testing.T) {
+	t.Parallel()
+	var tail []string
+	for i := range 200 {
+		tail = append(tail, fmt.Sprintf("line %03d %s", i, strings.Repeat("y", 70)))
+	}
+	tail = append(tail, "```fenced``` \x1b[1mbold\x1b[0m", "ERROR: the end\r")
+	b := tailBlock(tail, maxFieldValue)
+	if size(b) > maxFieldValue {
+		t.Fatalf("block is %d characters", size(b))
+	}
+	if !strings.HasPrefix(b, "```\n[") || !strings.HasSuffix(b, "\nERROR: the end\n```") {
+		t.Errorf("block %q does not start with the omission and end with the last line", b)
+	}
+	if strings.Count(b, "```") != 2 {
+		t.Errorf("a log line closes the code block early: %q", b)
+	}
+	if strings.Contains(b, "\x1b") {
+		t.Errorf("colour codes left in %q", b)
+	}
+
+	one := tailBlock([]string{strings.Repeat("a", 5000) + "THE END"}, maxFieldValue)
+	if size(one) > maxFieldValue || !strings.HasSuffix(one, "THE END\n```") {
+		t.Errorf("a single long line is not cut from the front: %d characters, %q…", size(one), one[len(one)-20:])
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "ab…"},
+		{"a🚀b", 3, "a…"}, // the rocket takes two
+		{"a🚀b", 4, "a🚀b"},
+	} {
+		if got := truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+	if got := keepEnd("abcdef", 4); got != "…def" {
+		t.Errorf("keepEnd = %q", got)
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	if got := oneLine("build failed:\n\x1b[31mexit\x1b[0m code 1\r\n\tafter\x00 3 tries "); got != "build failed: exit code 1 after 3 tries" {
+		t.Errorf("oneLine = %q", got)
+	}
+}
