@@ -106,6 +106,9 @@ type Deliverer struct {
 	Timeout     time.Duration // of one send; default 30s
 	Log         *slog.Logger
 	Now         func() time.Time
+	// Eager tries every pending message on the first pass, whatever its
+	// backoff says: a person asked for it (nightshift notify flush).
+	Eager bool
 }
 
 // Backoff bounds: a restarted SMTP server is back within seconds, a Discord
@@ -126,7 +129,7 @@ func (d *Deliverer) Deliver(ctx context.Context) (time.Time, error) {
 	now := d.now()
 	byNotifier := map[string][]store.Message{}
 	for _, m := range msgs {
-		if !m.NextAttempt.After(now) {
+		if d.Eager || !m.NextAttempt.After(now) {
 			byNotifier[m.Notifier] = append(byNotifier[m.Notifier], m)
 		}
 	}
@@ -223,8 +226,11 @@ func (d *Deliverer) send(ctx context.Context, name string, m store.Message) (boo
 // would be due after within has passed; it returns how many stay pending.
 func (d *Deliverer) Flush(ctx context.Context, within time.Duration) (int, error) {
 	deadline := d.now().Add(within)
+	eager := d.Eager
+	defer func() { d.Eager = eager }()
 	for {
 		next, err := d.Deliver(ctx)
+		d.Eager = false // later passes keep to the schedule
 		if err != nil {
 			return 0, err
 		}

@@ -295,3 +295,26 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// nightshift notify flush tries what is pending at once, not at its backoff.
+func TestEagerFlushIgnoresBackoff(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	now := func() time.Time { return start.Add(time.Minute) }
+	n := &fake{name: "discord", fail: func(n int) (bool, error) {
+		if n == 1 {
+			return true, &RetryAfterError{Err: errors.New("429"), After: time.Hour}
+		}
+		return false, nil
+	}}
+	finishRun(t, db, store.Failed, []Route{{"discord", []string{"failure"}}})
+	d := &Deliverer{DB: db, Notifiers: map[string]Notifier{"discord": n}, GiveUpAfter: 24 * time.Hour, Now: now}
+	if left, _ := d.Flush(context.Background(), time.Second); left != 1 {
+		t.Fatalf("a plain flush left %d pending, want the rate-limited message waiting", left)
+	}
+	d.Eager = true
+	if left, err := d.Flush(context.Background(), time.Second); left != 0 || err != nil || len(n.delivered()) != 1 {
+		t.Fatalf("an eager flush left %d pending (%v), delivered %d; want it sent once", left, err, len(n.delivered()))
+	}
+}

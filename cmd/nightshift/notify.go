@@ -128,7 +128,9 @@ func (c *cli) notifyFlush(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitUsage
 	}
-	left, err := c.deliverer(cfg, db, ns).Flush(ctx, cfg.Notify.FlushTimeout.Duration)
+	d := c.deliverer(cfg, db, ns)
+	d.Eager = true
+	left, err := d.Flush(ctx, cfg.Notify.FlushTimeout.Duration)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitUnavailable
