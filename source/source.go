@@ -12,7 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // ErrNoRef means the repository has no such branch, tag or commit.
@@ -65,38 +68,105 @@ func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) 
 	return c, nil
 }
 
+// keepTrees is how many checked-out commits of a URL source are kept: a run
+// may still be building from a tree that newer fetches have passed.
+const keepTrees = 5
+
 // Fetch fetches ref (a branch, tag or commit) of the repository at url into
-// a directory under workdir, checks it out clean and pins it.
+// workdir and pins it. Every commit gets a tree of its own, checked out
+// once and never changed, so a second nightshift (a plan, say) fetching
+// another commit cannot change the tree a run is building from.
 func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 	sum := sha256.Sum256([]byte(url))
-	dir := filepath.Join(workdir, repoName(url)+"-"+hex.EncodeToString(sum[:4]))
-	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	base := filepath.Join(workdir, repoName(url)+"-"+hex.EncodeToString(sum[:4]))
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return Checkout{}, err
+	}
+	unlock, err := lockFile(base + ".lock")
+	if err != nil {
+		return Checkout{}, fmt.Errorf("source %s: %w", url, err)
+	}
+	defer unlock()
+
+	gitDir := base + ".git"
+	if _, err := os.Stat(filepath.Join(gitDir, "HEAD")); err != nil {
+		if _, err := git(ctx, workdir, "init", "--quiet", "--bare", gitDir); err != nil {
 			return Checkout{}, err
 		}
-		if _, err := git(ctx, dir, "init", "--quiet"); err != nil {
-			return Checkout{}, err
+	}
+	if _, err := git(ctx, gitDir, "fetch", "--quiet", "--force", "--no-tags", "--depth=1", url, ref); err != nil {
+		if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
+			return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", url, ref, ErrNoRef)
 		}
+		return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
 	}
-	steps := [][]string{
-		{"fetch", "--quiet", "--force", "--no-tags", "--depth=1", url, ref},
-		{"checkout", "--quiet", "--force", "--detach", "FETCH_HEAD"},
-		{"clean", "--quiet", "-ffdx"},
-	}
-	for _, args := range steps {
-		if _, err := git(ctx, dir, args...); err != nil {
-			if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
-				return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", url, ref, ErrNoRef)
-			}
-			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
-		}
-	}
-	c, err := Local(ctx, dir)
+	commit, err := git(ctx, gitDir, "rev-parse", "FETCH_HEAD^{commit}")
 	if err != nil {
 		return Checkout{}, err
 	}
-	c.Dirty = false // our own clone: clean by construction
+	tree := filepath.Join(base, commit)
+	if _, err := os.Stat(filepath.Join(tree, ".git")); err != nil {
+		// Check out beside it and move it in place, so that a tree under
+		// its final name is always whole.
+		tmp := tree + ".partial"
+		os.RemoveAll(tmp)
+		git(ctx, gitDir, "worktree", "prune")
+		if _, err := git(ctx, gitDir, "worktree", "add", "--quiet", "--detach", "--force", tmp, commit); err != nil {
+			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
+		}
+		if _, err := git(ctx, gitDir, "worktree", "move", tmp, tree); err != nil {
+			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
+		}
+	}
+	now := time.Now()
+	os.Chtimes(tree, now, now) // the newest trees are kept
+	pruneTrees(ctx, gitDir, base)
+
+	c, err := Local(ctx, tree)
+	if err != nil {
+		return Checkout{}, err
+	}
+	c.Dirty = false // our own checkout: clean by construction
 	return c, nil
+}
+
+// pruneTrees removes all but the keepTrees most recently used trees.
+func pruneTrees(ctx context.Context, gitDir, base string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	type tree struct {
+		path string
+		used time.Time
+	}
+	var trees []tree
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && e.IsDir() && !strings.HasSuffix(e.Name(), ".partial") {
+			trees = append(trees, tree{filepath.Join(base, e.Name()), info.ModTime()})
+		}
+	}
+	slices.SortFunc(trees, func(a, b tree) int { return b.used.Compare(a.used) })
+	for _, t := range trees[min(keepTrees, len(trees)):] {
+		if _, err := git(ctx, gitDir, "worktree", "remove", "--force", t.path); err != nil {
+			os.RemoveAll(t.path)
+		}
+	}
+	git(ctx, gitDir, "worktree", "prune")
+}
+
+// lockFile takes an exclusive lock on path, waiting for another process
+// that holds it, and returns the function that releases it.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // repoName is the last path element of a git URL, for a readable directory.

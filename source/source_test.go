@@ -69,23 +69,52 @@ func TestFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Commit != second || c.Dirty {
+	if c.Commit != second || c.Dirty || c.Subject != "second" {
 		t.Errorf("Fetch main = %+v, want %s, clean", c, second)
 	}
-	// Leftovers from an earlier run must not leak into the next one.
-	os.WriteFile(filepath.Join(c.Dir, "stray"), []byte("x"), 0o644)
+	// Another nightshift fetching another commit meanwhile (a plan, say)
+	// must not touch the tree a run builds from.
 	c2, err := Fetch(ctx, url, first, work)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.Commit != first || c2.Dir != c.Dir {
-		t.Errorf("Fetch of a commit = %+v, want %s in %s", c2, first, c.Dir)
+	if c2.Commit != first || c2.Dir == c.Dir {
+		t.Errorf("Fetch of a commit = %+v, want %s in a tree of its own", c2, first)
 	}
-	if _, err := os.Stat(filepath.Join(c2.Dir, "stray")); !os.IsNotExist(err) {
-		t.Error("a stray file survived a fresh checkout")
+	if b, _ := os.ReadFile(filepath.Join(c.Dir, "Dockerfile")); string(b) != "FROM scratch\nLABEL v=2\n" {
+		t.Errorf("the first tree changed under the second fetch: Dockerfile is %q", b)
+	}
+	again, err := Fetch(ctx, url, "main", work)
+	if err != nil || again.Dir != c.Dir {
+		t.Errorf("fetching main again = %+v, %v; want the same tree %s", again, err, c.Dir)
 	}
 	if _, err := Fetch(ctx, url, "no-such-branch", work); !errors.Is(err, ErrNoRef) {
 		t.Errorf("Fetch of a missing ref: %v, want ErrNoRef", err)
+	}
+}
+
+// Old trees go, the newest stay.
+func TestFetchKeepsRecentTrees(t *testing.T) {
+	t.Parallel()
+	upstream, _ := newRepo(t)
+	work := t.TempDir()
+	var dirs []string
+	for i := range keepTrees + 2 {
+		os.WriteFile(filepath.Join(upstream, "n"), []byte{byte('a' + i)}, 0o644)
+		if _, err := testenv.CommitAll(upstream, "change"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Fetch(context.Background(), "file://"+upstream, "main", work)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, c.Dir)
+	}
+	for i, d := range dirs {
+		_, err := os.Stat(d)
+		if kept := i >= len(dirs)-keepTrees; kept != (err == nil) {
+			t.Errorf("tree %d of %d: kept = %v, want %v", i+1, len(dirs), err == nil, kept)
+		}
 	}
 }
 
