@@ -264,7 +264,7 @@ func (n *Notifier) classify(res *response, err error, i, count int) (bool, error
 	msg := fmt.Sprintf("%sHTTP %d %s", what, code, http.StatusText(code))
 	switch {
 	case isJSON && body.Message != "":
-		msg += ": " + shorten(oneLine(body.Message), 300)
+		msg += ": " + notify.Shorten(oneLine(body.Message), 300)
 		if body.Code != 0 {
 			msg += fmt.Sprintf(" (code %d)", body.Code)
 		}
@@ -272,7 +272,7 @@ func (n *Notifier) classify(res *response, err error, i, count int) (bool, error
 			msg += ": " + d
 		}
 	case !isJSON && len(res.body) > 0:
-		msg += ": " + shorten(oneLine(string(res.body)), 200)
+		msg += ": " + notify.Shorten(oneLine(string(res.body)), 200)
 	}
 
 	switch {
@@ -344,7 +344,7 @@ func formErrors(raw json.RawMessage) string {
 	if len(out) > most {
 		out = append(out[:most], fmt.Sprintf("and %d more", len(out)-most))
 	}
-	return shorten(oneLine(strings.Join(out, "; ")), 500)
+	return notify.Shorten(oneLine(strings.Join(out, "; ")), 500)
 }
 
 // retryAfter reads a Retry-After header: seconds (Discord sends a decimal

@@ -3,7 +3,6 @@ package discord
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -177,12 +176,12 @@ func describe(s notify.Summary) []string {
 	r := s.Run
 	var ls []string
 	if s.Event == notify.EventNotStarted && s.Reason != "" {
-		ls = append(ls, "**Could not start:** "+escape(shorten(oneLine(s.Reason), 1000)))
+		ls = append(ls, "**Could not start:** "+escape(notify.Shorten(oneLine(s.Reason), 1000)))
 	}
 	if r.Commit != "" {
 		c := "`" + shortCommit(r.Commit) + "`"
 		if subj := oneLine(r.Subject); subj != "" {
-			c += " " + escape(shorten(subj, 200))
+			c += " " + escape(notify.Shorten(subj, 200))
 		}
 		if r.Dirty {
 			c += " (with uncommitted changes)"
@@ -190,12 +189,12 @@ func describe(s notify.Summary) []string {
 		ls = append(ls, c)
 	}
 	if r.Finished != nil && !r.Started.IsZero() {
-		ls = append(ls, "Took "+duration(r.Finished.Sub(r.Started)))
+		ls = append(ls, "Took "+notify.Duration(r.Finished.Sub(r.Started)))
 	}
 	if r.Error != "" && r.Error != s.Reason {
-		ls = append(ls, "**Error:** "+escape(shorten(oneLine(r.Error), 500)))
+		ls = append(ls, "**Error:** "+escape(notify.Shorten(oneLine(r.Error), 500)))
 	}
-	if imgs := images(r); len(imgs) > 0 {
+	if imgs := s.Images(); len(imgs) > 0 {
 		ls = append(ls, "")
 		for _, im := range imgs {
 			ls = append(ls, imageLine(s, im))
@@ -213,25 +212,25 @@ func describe(s notify.Summary) []string {
 // imageLine is one image: status, name (linked to its dashboard page),
 // duration, and its ref or why it did not build.
 func imageLine(s notify.Summary, im store.ImageResult) string {
-	name := escape(shorten(oneLine(im.Name), 100))
+	name := escape(notify.Shorten(oneLine(im.Name), 100))
 	if u := linkable(s.ImageURL(im.Name)); u != "" {
 		name = "[" + name + "](" + u + ")"
 	}
 	parts := []string{symbol(im.Status) + " " + name}
 	if im.Started != nil && im.Finished != nil {
-		parts = append(parts, duration(im.Finished.Sub(*im.Started)))
+		parts = append(parts, notify.Duration(im.Finished.Sub(*im.Started)))
 	}
 	switch im.Status {
 	case store.Succeeded:
 		if ref := strings.ReplaceAll(oneLine(im.Ref), "`", ""); ref != "" {
-			parts = append(parts, "`"+shorten(ref, 200)+"`")
+			parts = append(parts, "`"+notify.Shorten(ref, 200)+"`")
 		}
 	case "":
 		parts = append(parts, "not started")
 	default:
 		d := string(im.Status)
 		if reason := oneLine(im.Error); reason != "" {
-			d += ": " + escape(shorten(reason, 150))
+			d += ": " + escape(notify.Shorten(reason, 150))
 		}
 		parts = append(parts, d)
 	}
@@ -263,7 +262,7 @@ func symbol(s store.Status) string {
 // rest, and a summary of a few messages is read where one of ten is not.
 func failures(s notify.Summary) []*discordgo.MessageEmbedField {
 	var failed []store.ImageResult
-	for _, im := range images(s.Run) {
+	for _, im := range s.Images() {
 		if im.Status == store.Failed {
 			failed = append(failed, im)
 		}
@@ -274,7 +273,7 @@ func failures(s notify.Summary) []*discordgo.MessageEmbedField {
 	limit := min(maxFieldValue, max(minTail, tailBudget/len(failed)))
 	var fs []*discordgo.MessageEmbedField
 	for _, im := range failed {
-		f := &discordgo.MessageEmbedField{Name: truncate(escape(shorten(oneLine(im.Name), 200))+" failed", maxFieldName)}
+		f := &discordgo.MessageEmbedField{Name: truncate(escape(notify.Shorten(oneLine(im.Name), 200))+" failed", maxFieldName)}
 		switch {
 		case len(im.Tail) > 0:
 			f.Value = tailBlock(im.Tail, limit)
@@ -300,7 +299,7 @@ func tailBlock(tail []string, limit int) string {
 	var kept []string
 	used := 0
 	for i := len(lines) - 1; i >= 0; i-- {
-		l := unfence(clean(lines[i]))
+		l := unfence(notify.CleanLine(lines[i]))
 		n := size(l)
 		if len(kept) > 0 {
 			n++ // the newline after it
@@ -420,30 +419,6 @@ func (p *packer) messages() [][]*discordgo.MessageEmbed {
 	return p.msgs
 }
 
-// images lists the run's images in build order, with a blank result for a
-// planned image the run never got to, so the list adds up to the headline.
-func images(r store.Run) []store.ImageResult {
-	var out []store.ImageResult
-	seen := map[string]bool{}
-	for _, name := range r.Planned {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		if im := r.Image(name); im != nil {
-			out = append(out, *im)
-		} else {
-			out = append(out, store.ImageResult{Name: name})
-		}
-	}
-	for _, im := range r.Images {
-		if !seen[im.Name] {
-			out = append(out, im)
-		}
-	}
-	return out
-}
-
 // timestamp is when the run ended (or began), which Discord shows in the
 // reader's time zone.
 func timestamp(r store.Run) string {
@@ -475,13 +450,7 @@ func shortCommit(c string) string {
 	if len(c) >= 7 && strings.Trim(c, "0123456789abcdef") == "" {
 		return c[:7]
 	}
-	return shorten(c, 40)
-}
-
-// duration is d to the second: sub-second precision is noise in a nightly
-// build.
-func duration(d time.Duration) string {
-	return d.Round(time.Second).String()
+	return notify.Shorten(c, 40)
 }
 
 // markdown is what Discord's markdown gives meaning to in running text.
@@ -502,23 +471,8 @@ func oneLine(s string) string {
 			return ' '
 		}
 		return r
-	}, ansi.ReplaceAllString(s, ""))
+	}, notify.StripANSI(s))
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// ansi matches terminal escape sequences: build logs colour their output.
-var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
-
-// clean makes a log line printable: no colour codes, no carriage returns
-// or other control characters.
-func clean(line string) string {
-	line = ansi.ReplaceAllString(line, "")
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r >= ' ' && r != 0x7f && (r < 0x80 || r > 0x9f) {
-			return r
-		}
-		return -1
-	}, line)
 }
 
 // size is the length of s as Discord's limits count it. Its documentation
@@ -568,14 +522,4 @@ func keepEnd(s string, n int) string {
 		used += w
 	}
 	return s
-}
-
-// shorten cuts s to at most n runes, marking the cut: a readable length,
-// where truncate enforces a hard limit.
-func shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }

@@ -297,7 +297,7 @@ func TestPayloadsWithinLimits(t *testing.T) {
 				}
 			}
 			for _, im := range s.Run.Images {
-				n := escape(shorten(oneLine(im.Name), 100))
+				n := escape(notify.Shorten(oneLine(im.Name), 100))
 				if !strings.Contains(all.String(), n) {
 					t.Errorf("image %.40s… is missing", n)
 				}

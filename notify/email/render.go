@@ -3,10 +3,8 @@ package email
 import (
 	"fmt"
 	"html/template"
-	"regexp"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"nightshift/notify"
 	"nightshift/store"
@@ -83,7 +81,7 @@ func newView(s notify.Summary) view {
 		v.Facts = append(v.Facts, fact{Label: "Started", Value: started})
 	}
 	if r.Finished != nil && !r.Started.IsZero() {
-		v.Facts = append(v.Facts, fact{Label: "Took", Value: duration(r.Finished.Sub(r.Started))})
+		v.Facts = append(v.Facts, fact{Label: "Took", Value: notify.Duration(r.Finished.Sub(r.Started))})
 	}
 	if s.Previous != "" {
 		v.Facts = append(v.Facts, fact{Label: "Previous run", Value: string(s.Previous)})
@@ -92,18 +90,18 @@ func newView(s notify.Summary) view {
 		v.Facts = append(v.Facts, fact{Label: "Error", Value: r.Error})
 	}
 
-	for _, im := range images(r) {
+	for _, im := range s.Images() {
 		rw := row{Name: im.Name, URL: s.ImageURL(im.Name), Status: string(im.Status), Duration: "-", Color: color(im.Status)}
 		if im.Status == "" {
 			rw.Status = "not started"
 		}
 		if im.Started != nil && im.Finished != nil {
-			rw.Duration = duration(im.Finished.Sub(*im.Started))
+			rw.Duration = notify.Duration(im.Finished.Sub(*im.Started))
 		}
 		if im.Status == store.Succeeded {
 			rw.Detail = im.Ref
 		} else {
-			rw.Detail = shorten(oneLine(im.Error), detailWidth)
+			rw.Detail = notify.Shorten(oneLine(im.Error), detailWidth)
 		}
 		v.Rows = append(v.Rows, rw)
 
@@ -115,7 +113,7 @@ func newView(s notify.Summary) view {
 				tail = tail[len(tail)-tailLines:]
 			}
 			for _, l := range tail {
-				f.Tail = append(f.Tail, clean(l))
+				f.Tail = append(f.Tail, notify.CleanLine(l))
 			}
 			v.Failures = append(v.Failures, f)
 		}
@@ -128,30 +126,6 @@ func newView(s notify.Summary) view {
 		v.Undelivered = fmt.Sprintf("%d earlier messages could not be delivered.", s.Undelivered)
 	}
 	return v
-}
-
-// images lists the run's images in build order, with a blank result for a
-// planned image the run never got to, so the table adds up to the headline.
-func images(r store.Run) []store.ImageResult {
-	var out []store.ImageResult
-	seen := map[string]bool{}
-	for _, name := range r.Planned {
-		if seen[name] {
-			continue
-		}
-		seen[name] = true
-		if im := r.Image(name); im != nil {
-			out = append(out, *im)
-		} else {
-			out = append(out, store.ImageResult{Name: name})
-		}
-	}
-	for _, im := range r.Images {
-		if !seen[im.Name] {
-			out = append(out, im)
-		}
-	}
-	return out
 }
 
 func renderText(v view) string {
@@ -265,12 +239,6 @@ func color(s store.Status) string {
 	return "#656d76"
 }
 
-// duration is d to the second: sub-second precision is noise in a
-// nightly build.
-func duration(d time.Duration) string {
-	return d.Round(time.Second).String()
-}
-
 // oneLine folds s onto one line: a subject with a newline would end the
 // header, and a table cell with one would break the table.
 func oneLine(s string) string {
@@ -280,28 +248,4 @@ func oneLine(s string) string {
 // cell keeps a tab out of a tabwriter cell.
 func cell(s string) string {
 	return strings.ReplaceAll(s, "\t", " ")
-}
-
-// shorten cuts s to at most n runes, marking the cut.
-func shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
-
-// ansi matches terminal escape sequences: build logs colour their output.
-var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
-
-// clean makes a log line printable: no colour codes, no carriage returns
-// or other control characters that would garble a mail client's view.
-func clean(line string) string {
-	line = ansi.ReplaceAllString(line, "")
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r >= ' ' && r != 0x7f {
-			return r
-		}
-		return -1
-	}, line)
 }
