@@ -48,9 +48,6 @@ func Connect(ctx context.Context, timeout time.Duration) (*Engine, error) {
 // Close releases the connection.
 func (e *Engine) Close() error { return e.c.Close() }
 
-// Host is where the engine was reached, for messages.
-func (e *Engine) Host() string { return e.c.DaemonHost() }
-
 // BuildSpec says what to build.
 type BuildSpec struct {
 	Context    string // directory sent to the engine
@@ -133,12 +130,6 @@ func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (str
 		return "", fmt.Errorf("%s: the engine reported no digest", ref)
 	}
 	return digest, nil
-}
-
-// Remove deletes the local tag ref (not layers other images use).
-func (e *Engine) Remove(ctx context.Context, ref string) error {
-	_, err := e.c.ImageRemove(ctx, ref, client.ImageRemoveOptions{})
-	return err
 }
 
 // readStream copies the engine's JSON message stream to log as plain text

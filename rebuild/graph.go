@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -78,6 +79,7 @@ func NewGraph(file, root, stagingRepo string, images []config.Image) (*Graph, co
 	}
 	l.findCycles()
 	g.order = g.sort()
+	slices.SortStableFunc(l.problems, func(a, b config.Problem) int { return cmp.Compare(a.Line, b.Line) })
 	return g, l.problems
 }
 

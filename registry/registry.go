@@ -86,9 +86,6 @@ func New(host string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Host is the registry's host[:port].
-func (c *Client) Host() string { return c.host }
-
 // Ping checks that the registry answers its API base, /v2/. A 401 counts as
 // an answer: it means the registry is there and wants credentials.
 func (c *Client) Ping(ctx context.Context) error {

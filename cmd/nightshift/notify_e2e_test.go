@@ -157,6 +157,11 @@ dockerfile = "docker/Dockerfile.broken"
 		t.Errorf("the delivered message is not run 2's summary:\n%s", text)
 	}
 
+	res = nightshift(t, nil, "show", "-c", cfg, "2")
+	if !strings.Contains(res.stdout, "notifications") || !strings.Contains(res.stdout, "discord  sent") {
+		t.Errorf("show 2 does not say the summary was sent:\n%s", res.stdout)
+	}
+
 	// notify test reaches every notifier and says so.
 	res = nightshift(t, nil, "notify", "test", "-c", cfg)
 	if res.code != 0 || !strings.Contains(res.stdout, "discord: sent") {

@@ -121,7 +121,33 @@ durations, and for a failure the last lines of the failing step.
 			fmt.Fprintln(c.stdout, "    | "+line)
 		}
 	}
+	msgs, err := db.Messages(id)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift show: %v\n", err)
+		return exitUnavailable
+	}
+	if len(msgs) > 0 {
+		fmt.Fprintln(c.stdout, "\nnotifications")
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		for _, m := range msgs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.Notifier, m.Status, messageDetail(m))
+		}
+		tw.Flush()
+	}
 	return exitOK
+}
+
+// messageDetail says when a message went, or why it has not.
+func messageDetail(m store.Message) string {
+	switch {
+	case m.Status == store.Sent && m.Done != nil:
+		return fmt.Sprintf("at %s after %d attempt(s)", m.Done.Local().Format(time.RFC3339), m.Attempts+1)
+	case m.Status == store.Pending && m.Attempts == 0:
+		return "not tried yet"
+	case m.Status == store.Pending:
+		return fmt.Sprintf("%d attempt(s), next at %s: %s", m.Attempts, m.NextAttempt.Local().Format(time.RFC3339), m.LastError)
+	}
+	return fmt.Sprintf("after %d attempt(s): %s", m.Attempts, m.LastError)
 }
 
 func (c *cli) printJSON(v any) int {
