@@ -87,7 +87,7 @@ func (db *DB) migrate(tx *bolt.Tx) error {
 			return fmt.Errorf("migrate schema %d: %w", version, err)
 		}
 	}
-	for _, name := range [][]byte{bucketRuns, bucketActive, bucketOutbox, bucketPending} {
+	for _, name := range [][]byte{bucketRuns, bucketActive, bucketOutbox, bucketPending, bucketSchedule} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

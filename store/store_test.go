@@ -129,3 +129,24 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal("Open of a newer schema succeeded")
 	}
 }
+
+func TestLastFireSurvivesReopen(t *testing.T) {
+	t.Parallel()
+	db, path := openTemp(t)
+	if got, err := db.LastFire(); err != nil || !got.IsZero() {
+		t.Fatalf("LastFire of a new store = %v, %v; want zero", got, err)
+	}
+	fired := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	if err := db.SetLastFire(fired); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.LastFire(); err != nil || !got.Equal(fired) {
+		t.Errorf("LastFire after reopening = %v, %v; want %v", got, err, fired)
+	}
+}
