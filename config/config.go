@@ -16,13 +16,14 @@ type Config struct {
 	File string `toml:"-"` // path as given by the user, used in messages
 	Dir  string `toml:"-"` // absolute directory of File
 
-	Source  Source  `toml:"source"`
-	Staging Staging `toml:"staging"`
-	Build   Build   `toml:"build"`
-	Store   Store   `toml:"store"`
-	Notify  Notify  `toml:"notify"`
-	HTTP    HTTP    `toml:"http"`
-	Images  []Image `toml:"image"`
+	Source   Source   `toml:"source"`
+	Staging  Staging  `toml:"staging"`
+	Build    Build    `toml:"build"`
+	Store    Store    `toml:"store"`
+	Notify   Notify   `toml:"notify"`
+	HTTP     HTTP     `toml:"http"`
+	Schedule Schedule `toml:"schedule"`
+	Images   []Image  `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
 	lines keyLines

@@ -214,6 +214,7 @@ func (l *loader) validate(c *Config) bool {
 	l.store(&c.Store)
 	l.notify(&c.Notify)
 	l.http(&c.HTTP)
+	l.schedule(&c.Schedule)
 	l.images(c)
 	return repoOK
 }

@@ -66,8 +66,15 @@ type Email struct {
 	On           []string `toml:"on"`
 }
 
-// HTTP is nightshift's web side.
+// HTTP is nightshift's web side: the daemon's API and dashboard.
 type HTTP struct {
+	// Listen is the daemon's address. Default: 127.0.0.1:8080.
+	Listen string `toml:"listen"`
+	// TokenFile names a file holding the bearer token that API writes
+	// (trigger, cancel) need; else $NIGHTSHIFT_HTTP_TOKEN. Without one,
+	// writes are refused.
+	TokenFile string `toml:"token_file"`
+	Token     Secret `toml:"-"`
 	// PublicURL is where people reach the dashboard; messages link to it.
 	PublicURL string `toml:"public_url"`
 }
@@ -168,6 +175,7 @@ func (l *loader) on(key string, on []string) []string {
 }
 
 func (l *loader) http(h *HTTP) {
+	l.daemonHTTP(h)
 	if h.PublicURL == "" {
 		return
 	}
