@@ -84,6 +84,10 @@ type execution struct {
 // tailLines is how much of a failing stage's log goes into the record.
 const tailLines = 30
 
+// pushTimeout bounds one image's push, retries included: a stalled
+// registry must not hang the nightly.
+const pushTimeout = time.Hour
+
 // Run builds, pushes and tags every image of job's plan, parents first, up
 // to Jobs builds at once. A failed image fails alone: its descendants are
 // skipped and everything else goes on. It returns the images that failed.
@@ -247,6 +251,8 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) store.St
 			return err
 		}},
 		{StagePush, func(ctx context.Context) (err error) {
+			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+			defer cancel()
 			digest, err = r.push(ctx, s.Ref, log)
 			return err
 		}},

@@ -108,6 +108,25 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
+// CheckPush checks that these credentials may push to repo (a repository
+// path under the registry) by starting an upload and cancelling it: wrong
+// credentials are found before hours of builds, not after them.
+func (c *Client) CheckPush(repo string) error {
+	r, err := name.NewRepository(c.host+"/"+repo, c.nameOp...)
+	if err != nil {
+		return err
+	}
+	if err := remote.CheckPushPermission(r.Tag("nightshift-check"), fixedKeychain{c.auth}, c.next); err != nil {
+		return fmt.Errorf("cannot push to %s: %w", r, err)
+	}
+	return nil
+}
+
+// fixedKeychain gives the client's own credentials for any registry.
+type fixedKeychain struct{ auth authn.Authenticator }
+
+func (k fixedKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
 // Digest returns the manifest digest ref points at in the registry.
 func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
 	r, err := name.ParseReference(ref, c.nameOp...)

@@ -72,6 +72,9 @@ func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) 
 // may still be building from a tree that newer fetches have passed.
 const keepTrees = 5
 
+// fetchTimeout bounds a fetch: a stalled remote must not hang the nightly.
+const fetchTimeout = 30 * time.Minute
+
 // Fetch fetches ref (a branch, tag or commit) of the repository at url into
 // workdir and pins it. Every commit gets a tree of its own, checked out
 // once and never changed, so a second nightshift (a plan, say) fetching
@@ -87,6 +90,8 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 		return Checkout{}, fmt.Errorf("source %s: %w", url, err)
 	}
 	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
 
 	gitDir := base + ".git"
 	if _, err := os.Stat(filepath.Join(gitDir, "HEAD")); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -583,4 +584,60 @@ func extends(child, parent []string) bool {
 		}
 	}
 	return true
+}
+
+// Credentials from staging.username and password_file reach both the engine
+// (push) and nightshift's own registry client (verify, tag); wrong ones are
+// found before anything is built.
+func TestRegistryCredentials(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	reg, err := testenv.StartRegistryWithAuth(filepath.Join(t.TempDir(), "registry"), "ci-bot", "s3cret-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Stop)
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"nightshift.toml": strings.ReplaceAll(`
+[staging]
+registry  = "AUTHREG"
+namespace = "private"
+username  = "ci-bot"
+password_file = "../pw"
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+`, "AUTHREG", reg.Addr),
+	})
+	pw := filepath.Join(filepath.Dir(filepath.Dir(cfg)), "pw")
+	for _, tc := range []struct {
+		password string
+		code     int
+	}{{"wrong", exitUnavailable}, {"s3cret-pw", exitOK}} {
+		if err := os.WriteFile(pw, []byte(tc.password+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := nightshift(t, nil, "run", "-c", cfg)
+		if res.code != tc.code {
+			t.Fatalf("password %q: exit %d, want %d\n%s\n%s", tc.password, res.code, tc.code, res.stdout, res.stderr)
+		}
+		if strings.Contains(res.stdout+res.stderr, "s3cret-pw") {
+			t.Fatalf("the password leaked into the output")
+		}
+		if tc.code == exitUnavailable && !strings.Contains(res.stderr, "cannot push to") {
+			t.Errorf("wrong password: stderr %q does not say why", res.stderr)
+		}
+	}
+	ref, err := name.ParseReference(reg.Addr+"/private/base:latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref); err == nil {
+		t.Error("the registry answered without credentials: its auth is not on")
+	}
+	if _, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: "ci-bot", Password: "s3cret-pw"})); err != nil {
+		t.Errorf("base:latest with credentials: %v", err)
+	}
 }

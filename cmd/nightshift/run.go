@@ -79,6 +79,9 @@ some failed or the run was interrupted.
 	}
 	defer eng.Close()
 	reg, err := newRegistry(ctx, cfg.Staging.Registry, cfg.Staging.Username, cfg.Staging.Password.Reveal(), cfg.Staging.RetryBudget.Duration)
+	if err == nil {
+		err = reg.CheckPush(cfg.Staging.Namespace + "/" + prep.Plan.Steps[0].Name)
+	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		c.notStarted(ctx, cfg, db, ns, routes, err)

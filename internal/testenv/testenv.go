@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Process is a server started for a test.
@@ -107,7 +109,25 @@ func StartDockerd(dir string) (*Process, error) {
 
 // StartRegistry starts Debian's docker-registry (CNCF distribution) with a
 // config of its own: storage under dir, deletes enabled, loopback only.
-func StartRegistry(dir string) (*Process, error) {
+func StartRegistry(dir string) (*Process, error) { return startRegistry(dir, "") }
+
+// StartRegistryWithAuth is StartRegistry with HTTP basic auth for one user.
+func StartRegistryWithAuth(dir, user, password string) (*Process, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return nil, err
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return startRegistry(dir, fmt.Sprintf("auth:\n  htpasswd:\n    realm: nightshift-test\n    path: %s\n", htpasswd))
+}
+
+func startRegistry(dir, auth string) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -127,7 +147,7 @@ storage:
     enabled: true
 http:
   addr: %s
-`, filepath.Join(dir, "data"), addr)
+%s`, filepath.Join(dir, "data"), addr, auth)
 	confPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
