@@ -88,6 +88,9 @@ type Options struct {
 	// Observe sees every event after it is recorded, with the record as it
 	// now stands (for live progress). It must not keep run.
 	Observe func(run *store.Run, e rebuild.Event)
+	// Started is told the run's record id once it exists (the daemon cancels
+	// runs by it). nil is fine.
+	Started func(id uint64)
 	// Outbox says what to tell people when the run ends; its messages are
 	// queued in the transaction that ends the run (notify.Messages). nil
 	// queues nothing.
@@ -121,6 +124,9 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 		return nil, &Unavailable{fmt.Errorf("record the run: %w", err)}
 	}
 	log.Info("run started", "run", rec.ID, "tag", plan.Tag, "commit", prep.Source.Commit, "images", len(plan.Steps))
+	if opts.Started != nil {
+		opts.Started(rec.ID)
+	}
 
 	var recordErr error
 	events := func(e rebuild.Event) {

@@ -65,17 +65,49 @@ some failed or the run was interrupted.
 	}
 	c.interruptLeftovers(db, outbox(cfg, routes))
 
-	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, time.Now().UTC())
+	observe, stopProgress, live := c.progress(*progress)
+	log := c.log
+	if live {
+		// Info lines on the same terminal would break the redrawn table;
+		// the summary below says the same. Warnings and errors still show.
+		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	rec, code := c.nightly(ctx, cfg, db, ns, routes, pipeline.Selection{Only: list(*only), WithDeps: *withDeps},
+		pipeline.Options{Trigger: *trigger, Logger: log, Observe: observe})
+	stopProgress()
+	if rec == nil {
+		return code
+	}
+	if err := c.writeReports(rec, *junitPath, *jsonPath); err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitFailed
+	}
+	summary(c.stdout, rec, stagingRepo(cfg))
+	if ctx.Err() == nil {
+		// After a signal, stop now: what is queued goes with the next start.
+		c.flush(ctx, cfg, db, ns)
+	}
+	return code
+}
+
+// nightly is one run as the CLI and the daemon both carry it out: pin the
+// source and plan, reach the engine and the registry (queueing the news
+// when they are down), then build, push and record. rec is nil when no run
+// started, and code is then the exit code that means. opts.Outbox is set
+// here.
+func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier,
+	routes []notify.Route, sel pipeline.Selection, opts pipeline.Options) (rec *store.Run, code int) {
+	prep, err := pipeline.Prepare(ctx, cfg, sel, time.Now().UTC())
 	if err != nil {
 		code := c.exitCode(err)
 		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
-		return code
+		return nil, code
 	}
 	eng, err := engine.Connect(ctx, connectTimeout)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
 		c.notStarted(ctx, cfg, db, ns, routes, err)
-		return exitUnavailable
+		return nil, exitUnavailable
 	}
 	defer eng.Close()
 	reg, err := newRegistry(ctx, cfg.Staging.Registry, cfg.Staging.Username, cfg.Staging.Password.Reveal(), cfg.Staging.RetryBudget.Duration)
@@ -85,42 +117,24 @@ some failed or the run was interrupted.
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		c.notStarted(ctx, cfg, db, ns, routes, err)
-		return exitUnavailable
-	}
-
-	observe, stopProgress, live := c.progress(*progress)
-	log := c.log
-	if live {
-		// Info lines on the same terminal would break the redrawn table;
-		// the summary below says the same. Warnings and errors still show.
-		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return nil, exitUnavailable
 	}
 	// No build labels: the classic builder adds each as a step of its own,
 	// a container commit that costs seconds; the record holds the same facts.
 	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3}
-	rec, err := pipeline.Run(ctx, cfg, prep, runner, db, pipeline.Options{
-		Trigger: *trigger, Logger: log, Observe: observe, Outbox: outbox(cfg, routes)})
-	stopProgress()
+	opts.Outbox = outbox(cfg, routes)
+	rec, err = pipeline.Run(ctx, cfg, prep, runner, db, opts)
 	if rec == nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return exitUnavailable
+		return nil, exitUnavailable
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err) // the record is incomplete, the run is not
 	}
-	if err := c.writeReports(rec, *junitPath, *jsonPath); err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return exitFailed
-	}
-	summary(c.stdout, rec, prep.Plan.Repo)
-	if ctx.Err() == nil {
-		// After a signal, stop now: what is queued goes with the next start.
-		c.flush(ctx, cfg, db, ns)
-	}
 	if rec.Status != store.Succeeded {
-		return exitFailed
+		return rec, exitFailed
 	}
-	return exitOK
+	return rec, exitOK
 }
 
 func newRegistry(ctx context.Context, host, user, password string, budget time.Duration) (*registry.Client, error) {
