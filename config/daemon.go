@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"nightshift/scheduler"
 )
 
 // EnvHTTPToken may hold the API's bearer token when http.token_file is not set.
@@ -37,6 +39,11 @@ type Schedule struct {
 
 func (l *loader) schedule(s *Schedule) {
 	s.Enabled = s.Cron != ""
+	if s.Enabled {
+		if _, err := scheduler.ParseSpec(s.Cron); err != nil {
+			l.problem("schedule.cron", err.Error())
+		}
+	}
 	s.Missed = cmp.Or(s.Missed, "run-once")
 	if s.Missed != "run-once" && s.Missed != "skip" {
 		l.problem("schedule.missed", fmt.Sprintf(`%q is not "run-once" or "skip"`, s.Missed))

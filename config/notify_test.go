@@ -106,3 +106,28 @@ public_url = "https://ns.example.org/"
 		t.Errorf("notifiers enabled without their tables")
 	}
 }
+
+func TestScheduleProblems(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, sampleTree...)
+	t.Setenv(EnvHTTPToken, "")
+	_, err := Parse([]byte(okStaging+okImage+"[schedule]\ncron = \"61 * * * *\"\nmissed = \"later\"\noverlap = \"queue\"\n[http]\nlisten = \"8080\"\n"), "bad.toml", dir)
+	got := strings.Join(problemStrings(t, err), "\n")
+	for _, want := range []string{
+		"bad.toml:8: schedule.cron: ",
+		`bad.toml:9: schedule.missed: "later" is not "run-once" or "skip"`,
+		`bad.toml:10: schedule.overlap: "queue" is not "coalesce" or "reject"`,
+		`bad.toml:12: http.listen: "8080" is not host:port, e.g. "127.0.0.1:8080"`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	c, err := Parse([]byte(okStaging+okImage+"[schedule]\ncron = \"CRON_TZ=Europe/Berlin 0 2 * * *\"\n"), "good.toml", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Schedule; !s.Enabled || s.Missed != "run-once" || s.Overlap != "coalesce" || s.Grace.Hours() != 6 || c.HTTP.Listen != "127.0.0.1:8080" {
+		t.Errorf("schedule defaults = %+v, listen %q", s, c.HTTP.Listen)
+	}
+}
