@@ -40,6 +40,9 @@ Commands:
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
   config check   check the configuration and the image graph, build nothing
+  daemon         run on a schedule, serve the API, dashboard and metrics
+  trigger        ask the daemon for a run now (through its API)
+  status         what the daemon is doing and how the last run went
   notify test    send a sample summary to every configured notifier
   notify flush   deliver the notifications still pending now
 
@@ -89,6 +92,12 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.show(rest)
 	case "notify":
 		return c.notifyCmd(ctx, rest)
+	case "daemon":
+		return c.daemon(ctx, rest)
+	case "trigger":
+		return c.trigger(ctx, rest)
+	case "status":
+		return c.status(ctx, rest)
 	case "config":
 		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
 			fmt.Fprintln(c.stdout, "Usage: nightshift config check [flags]\n\nRun 'nightshift config check --help' for its flags.")

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nightshift/config"
+	"nightshift/notify"
+	"nightshift/pipeline"
+	"nightshift/scheduler"
+	"nightshift/store"
+	"nightshift/web"
+)
+
+func (c *cli) daemon(ctx context.Context, args []string) int {
+	fs, cfgPath := c.flags("daemon", "[flags]", `Runs nightshift on a build host: nightly runs on [schedule] cron (a night
+missed while down is made up for, or skipped, by [schedule] missed), the HTTP
+API, dashboard and /metrics on [http] listen, and delivery of notifications.
+One daemon per database: a second one exits 3. SIGTERM or SIGINT stop it,
+letting the current run finish within [schedule] shutdown_grace.
+`)
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	cfg, db, code := c.open(*cfgPath)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	ns, routes, err := notifiers(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUsage
+	}
+	d := &daemonState{cli: c, cfg: cfg, db: db, ns: ns, routes: routes, kick: make(chan struct{}, 1)}
+	c.interruptLeftovers(db, outbox(cfg, routes))
+
+	sched, err := scheduler.New(scheduler.Config{
+		Spec: cfg.Schedule.Cron, Jitter: cfg.Schedule.Jitter.Duration, Missed: cfg.Schedule.Missed,
+		Grace: cfg.Schedule.Grace.Duration, Overlap: cfg.Schedule.Overlap,
+	}, db, d.run, scheduler.WithLogger(c.log), scheduler.WithEvents(d.event))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %s: schedule.cron: %v\n", cfg.File, err)
+		return exitUsage
+	}
+	d.sched = sched
+
+	metrics := prometheus.NewRegistry()
+	handler, err := web.New(web.Config{
+		DB: db, Control: d, Logs: cfg.Store.Logs, Token: cfg.HTTP.Token.Reveal(),
+		PublicURL: cfg.HTTP.PublicURL, Log: c.log, Registry: metrics,
+	})
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return exitUsage
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %s: http.listen: %v\n", cfg.File, err)
+		return exitUnavailable
+	}
+	// Requests live under serveCtx, so that log streams being followed end
+	// when the daemon stops instead of holding the shutdown.
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return serveCtx }}
+	go srv.Serve(ln)
+	c.log.Info("daemon started", "listen", ln.Addr().String(), "schedule", cfg.Schedule.Cron, "next", sched.Next())
+
+	var wg sync.WaitGroup
+	deliverCtx, stopDelivery := context.WithCancel(context.Background())
+	wg.Go(func() { d.deliver(deliverCtx) })
+	runCtx, stopRuns := context.WithCancel(context.Background())
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- sched.Start(runCtx) }()
+
+	<-ctx.Done()
+	c.log.Info("stopping: no new runs; the current one may finish", "grace", cfg.Schedule.ShutdownGrace.Duration)
+	stopServing()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if srv.Shutdown(shutdownCtx) != nil { // no new triggers
+		srv.Close()
+	}
+	cancel()
+	sched.Shutdown(cfg.Schedule.ShutdownGrace.Duration)
+	stopRuns()
+	if err := <-schedDone; err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Error("scheduler", "err", err)
+	}
+	stopDelivery()
+	wg.Wait()
+	c.log.Info("daemon stopped")
+	return exitOK
+}
+
+// daemonState is what the daemon's runs, API and deliveries share.
+type daemonState struct {
+	cli    *cli
+	cfg    *config.Config
+	db     *store.DB
+	ns     map[string]notify.Notifier
+	routes []notify.Route
+	sched  *scheduler.Scheduler
+	kick   chan struct{} // wakes the deliverer when a run has queued messages
+
+	mu      sync.Mutex
+	current uint64 // record id of the run going on, 0 if none
+	cancel  context.CancelCauseFunc
+}
+
+// run is the scheduler's run function: one nightly.
+func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	d.mu.Lock()
+	d.cancel = cancel
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.current, d.cancel = 0, nil
+		d.mu.Unlock()
+		d.wakeDelivery()
+	}()
+	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.ns, d.routes, pipeline.Selection{Only: t.Only}, pipeline.Options{
+		Trigger: t.Reason, Logger: d.cli.log,
+		Started: func(id uint64) {
+			d.mu.Lock()
+			d.current = id
+			d.mu.Unlock()
+		},
+	})
+	if code == exitUsage || code == exitUnavailable {
+		return fmt.Errorf("the run could not start (exit code %d; see the log)", code)
+	}
+	return nil
+}
+
+// event acts on what the scheduler reports (which it logs itself): people
+// are told of a night skipped, and a run that panicked is recorded.
+func (d *daemonState) event(e scheduler.Event) {
+	switch e.Kind {
+	case scheduler.EventMissedSkipped:
+		d.queueNews(fmt.Sprintf("the run scheduled for %s was missed while nightshift was down, and skipped ([schedule] missed)", e.Time.Format(time.RFC3339)))
+	case scheduler.EventPanic:
+		d.cli.interruptLeftovers(d.db, outbox(d.cfg, d.routes))
+		d.wakeDelivery()
+	}
+}
+
+func (d *daemonState) queueNews(reason string) {
+	msgs, err := notify.NotStarted(d.routes, reason, stagingRepo(d.cfg), d.cfg.HTTP.PublicURL, time.Now().UTC())
+	if err == nil {
+		err = d.db.Enqueue(time.Now().UTC(), msgs...)
+	}
+	if err != nil {
+		d.cli.log.Error("queueing a notification", "err", err)
+	}
+	d.wakeDelivery()
+}
+
+// deliver sends the outbox until ctx ends: when a message is due, when a
+// run has queued one, and once a minute in any case.
+func (d *daemonState) deliver(ctx context.Context) {
+	del := d.cli.deliverer(d.cfg, d.db, d.ns)
+	for {
+		next, err := del.Deliver(ctx)
+		if err != nil {
+			d.cli.log.Error("delivering notifications", "err", err)
+		}
+		wait := time.Minute
+		if !next.IsZero() {
+			wait = min(wait, max(time.Until(next), 0))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-d.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (d *daemonState) wakeDelivery() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Trigger starts a run now, or queues it behind the current one.
+func (d *daemonState) Trigger(reason string, only []string) (string, error) {
+	if reason == "" {
+		reason = "api"
+	}
+	return string(d.sched.Trigger(scheduler.Trigger{Reason: reason, Only: only, Time: time.Now().UTC()})), nil
+}
+
+// Cancel cancels run id if it is the one going on.
+func (d *daemonState) Cancel(id uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.current == id && d.cancel != nil {
+		d.cancel(errors.New("cancelled through the API"))
+		return nil
+	}
+	if _, err := d.db.Run(id); err != nil {
+		return err
+	}
+	return fmt.Errorf("run %d is not running", id)
+}
+
+// Next is the schedule's next fire time.
+func (d *daemonState) Next() time.Time { return d.sched.Next() }
+
+var _ web.Control = (*daemonState)(nil)

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"nightshift/internal/testenv"
+	"nightshift/store"
+)
+
+// startDaemon starts `nightshift daemon` and returns it with its output.
+func startDaemon(t *testing.T, cfg string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(e2e.bin, "daemon", "-c", cfg)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e2e.docker.Addr)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, out
+}
+
+// apiRuns reads the daemon's runs, or nil while it does not answer.
+func apiRuns(base string) []store.Run {
+	resp, err := http.Get(base + "/api/v1/runs")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var runs []store.Run
+	if json.NewDecoder(resp.Body).Decode(&runs) != nil {
+		return nil
+	}
+	return runs
+}
+
+func TestDaemonSurvivesKillAndKeepsSchedule(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	discord := &discordImitation{}
+	hook := httptest.NewServer(discord)
+	defer hook.Close()
+	listen, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.slow": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"4\"]\n",
+		"nightshift.toml": fmt.Sprintf(`
+[staging]
+registry  = "%%REGISTRY%%"
+namespace = "daemon"
+
+[schedule]
+cron = "*/3 * * * * *"
+shutdown_grace = "1s"
+
+[http]
+listen = %q
+token_file = "token"
+
+[notify.discord]
+webhook_url_file = "hook"
+on = ["failure"]
+
+[[image]]
+name = "slow"
+dockerfile = "docker/Dockerfile.slow"
+`, listen),
+	})
+	dir := filepath.Dir(cfg)
+	os.WriteFile(filepath.Join(dir, "token"), []byte("api-token\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "hook"), []byte(hook.URL+"/api/webhooks/42/hook-token\n"), 0o600)
+	base := "http://" + listen
+
+	daemon, _ := startDaemon(t, cfg)
+	var killed uint64
+	waitFor(t, func() bool {
+		for _, r := range apiRuns(base) {
+			if r.Status == store.Running && r.Image("slow") != nil && r.Image("slow").Stage("build") != nil {
+				killed = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	daemon.Process.Signal(syscall.SIGKILL)
+	daemon.Wait()
+
+	// Restarted: the killed run must come out interrupted. Meanwhile a
+	// second daemon on the same database exits 3.
+	daemon, out := startDaemon(t, cfg)
+	waitFor(t, func() bool { return apiRuns(base) != nil })
+	second := exec.Command(e2e.bin, "daemon", "-c", cfg)
+	if err := second.Run(); err == nil || second.ProcessState.ExitCode() != exitUnavailable {
+		t.Errorf("a second daemon: %v, want exit %d", err, exitUnavailable)
+	}
+
+	waitFor(t, func() bool {
+		runs := apiRuns(base)
+		for _, r := range runs {
+			if r.ID == killed && r.Status != store.Interrupted {
+				return false
+			}
+		}
+		return len(runs) > 0 && runs[0].ID > killed && runs[0].Status.Done()
+	})
+	runs := apiRuns(base)
+	if runs[0].Status != store.Succeeded {
+		t.Errorf("the run after the restart ended %s, want succeeded", runs[0].Status)
+	}
+	waitFor(t, func() bool {
+		for _, p := range discord.received() {
+			if b, _ := json.Marshal(p); strings.Contains(string(b), "interrupted") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Writes need the token.
+	post := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/runs", bytes.NewReader([]byte(`{"reason": "test"}`)))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(""); code != http.StatusUnauthorized {
+		t.Errorf("trigger without a token: %d, want 401", code)
+	}
+	if code := post("wrong"); code != http.StatusUnauthorized {
+		t.Errorf("trigger with a wrong token: %d, want 401", code)
+	}
+	if code := post("api-token"); code != http.StatusAccepted && code != http.StatusConflict {
+		t.Errorf("trigger with the token: %d, want 202", code)
+	}
+	if res := nightshift(t, nil, "status", "-c", cfg); res.code != 0 || !strings.Contains(res.stdout, "run ") {
+		t.Errorf("status: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
+	// SIGTERM: the daemon stops within its grace and says so.
+	daemon.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- daemon.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon still running a minute after SIGTERM\n%s", out.String())
+	}
+	for _, r := range apiRunsFromStore(t, cfg) {
+		if r.Status == store.Running {
+			t.Errorf("run %d is still recorded running after a clean stop", r.ID)
+		}
+	}
+}
+
+// apiRunsFromStore reads the records once no daemon holds the database.
+func apiRunsFromStore(t *testing.T, cfg string) []store.Run {
+	t.Helper()
+	res := nightshift(t, nil, "history", "-c", cfg, "--json", "--limit", "0")
+	var runs []store.Run
+	if err := json.Unmarshal([]byte(res.stdout), &runs); err != nil {
+		t.Fatalf("history: %v\n%s", err, res.stderr)
+	}
+	return runs
+}

@@ -1,0 +1,229 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// browser starts a headless chromium of its own (fresh profile, no network
+// besides the test server) and returns a tab's context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is required in CI: %v", err)
+		}
+		t.Skipf("no chromium (%v); apt-get install chromium", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), // /dev/shm is small in containers
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(ctx)
+	t.Cleanup(cancelTab)
+	return ctx
+}
+
+// artifact is where a screenshot goes: $NIGHTSHIFT_ARTIFACTS (a directory,
+// or a file name for the first screenshot), else the test's temporary
+// directory.
+func artifact(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("NIGHTSHIFT_ARTIFACTS")
+	if dir == "" {
+		return filepath.Join(t.TempDir(), name)
+	}
+	if strings.HasSuffix(dir, ".png") {
+		if name == "dashboard.png" {
+			os.MkdirAll(filepath.Dir(dir), 0o755)
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, name)
+}
+
+func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	f := newFixture(t)
+	srv := httptest.NewServer(f.h) // 127.0.0.1
+	defer srv.Close()
+
+	// What every cell should say and where it should lead.
+	want := map[string]string{}
+	all, err := f.db.Runs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range all {
+		for i := range r.Images {
+			want[fmt.Sprintf("/runs/%d/images/%s", r.ID, r.Images[i].Name)] = imageBadge(&r.Images[i]).Status
+		}
+	}
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.matrix"))); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("a.cell")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cells) != len(want) {
+		t.Errorf("%d cells link somewhere, want %d", len(cells), len(want))
+	}
+	seen := map[string]bool{}
+	for _, c := range cells {
+		st, ok := want[c["href"]]
+		if !ok {
+			t.Errorf("cell links to %q, no image of a run", c["href"])
+			continue
+		}
+		seen[c["data-status"]] = true
+		if c["data-status"] != st || !strings.Contains(c["class"], "st-"+st) {
+			t.Errorf("cell %s says %q (class %q), want %q", c["href"], c["data-status"], c["class"], st)
+		}
+		if !strings.Contains(c["title"], st) {
+			t.Errorf("cell %s has no text for its status: title %q", c["href"], c["title"])
+		}
+	}
+	for _, st := range []string{"built", "validated", "failed", "skipped", "running"} {
+		if !seen[st] {
+			t.Errorf("no %s cell in the matrix; the fixture should have one", st)
+		}
+	}
+	heads, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll("thead a.run-head")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != len(all) || heads[0]["href"] != fmt.Sprintf("/runs/%d", f.running) || heads[len(heads)-1]["href"] != "/runs/1" {
+		t.Errorf("column heads %v, want newest first linking to /runs/{id}", heads)
+	}
+
+	// The first Tab reaches the skip link; the page is not wider than a
+	// phone's screen (the matrix scrolls inside its box).
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	focused, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[string](`document.activeElement.className`))
+	if err != nil || focused != "skip" {
+		t.Errorf("first Tab focuses %q (%v), want the skip link", focused, err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "dashboard.png", shot)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	width, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[int](`document.documentElement.scrollWidth`))
+	if err != nil || width > 390 {
+		t.Errorf("on a 390px screen the page is %dpx wide (%v)", width, err)
+	}
+	phone, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "dashboard-phone.png", phone)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Follow a failed cell to its page.
+	var failed string
+	for href, st := range want {
+		if st == "failed" && !strings.HasPrefix(href, fmt.Sprintf("/runs/%d/", f.running)) {
+			failed = href
+			break
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a.cell[href=%q]`, failed)), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || loc != srv.URL+failed {
+		t.Fatalf("after the click the tab is at %q (%v), want %s", loc, err, failed)
+	}
+	var id uint64
+	var name string
+	fmt.Sscanf(strings.ReplaceAll(failed, "/", " "), " runs %d images %s", &id, &name)
+	h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1")))
+	if err != nil || h1 != fmt.Sprintf("%s in run %d", name, id) {
+		t.Errorf("heading %q (%v)", h1, err)
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"failed", "build: exit status 1", "step 30/30: compiling <module_29> & linking", "Every night of " + name, "view the log of " + name} {
+		if !strings.Contains(body, w) {
+			t.Errorf("the image page lacks %q", w)
+		}
+	}
+	shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "image-run.png", shot)
+
+	// And on to the image's history.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="/images/%s"]`, name)), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("svg")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	nights := 0
+	for _, r := range all {
+		if r.Image(name) != nil {
+			nights++
+		}
+	}
+	bars, err := chromedp.Run(ctx, chromedp.Nodes(chromedp.CSSAll("svg rect.bar")))
+	if err != nil || len(bars) != nights {
+		t.Errorf("the chart has %d bars (%v), want one for each of %d nights", len(bars), err, nights)
+	}
+	shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "image.png", shot)
+}
+
+func save(t *testing.T, name string, png []byte) {
+	t.Helper()
+	path := artifact(t, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}

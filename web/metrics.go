@@ -1,0 +1,111 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"nightshift/store"
+)
+
+// The metrics, read from the store at scrape time: the store is the truth,
+// and a restarted daemon then reports the same numbers as before.
+var (
+	descRuns = prometheus.NewDesc("nightshift_runs_total",
+		"Runs recorded in the store, by status (running, succeeded, failed, interrupted). Pruning old runs lowers it.",
+		[]string{"status"}, nil)
+	descLastSuccess = prometheus.NewDesc("nightshift_image_last_success_timestamp_seconds",
+		"When the image last finished successfully (Unix time).",
+		[]string{"image"}, nil)
+	descLastDuration = prometheus.NewDesc("nightshift_image_last_build_duration_seconds",
+		"How long the image took (build, push, verify, tag) the last time it finished, succeeded or failed.",
+		[]string{"image"}, nil)
+	descPending = prometheus.NewDesc("nightshift_outbox_pending",
+		"Notifications waiting to be delivered.",
+		nil, nil)
+	descNextFire = prometheus.NewDesc("nightshift_schedule_next_fire_timestamp_seconds",
+		"When the schedule fires next (Unix time); absent when nothing is scheduled.",
+		nil, nil)
+)
+
+// runStatuses are the statuses a run can end with, reported even at zero so
+// that rate() and absent() work from the first scrape.
+var runStatuses = []store.Status{store.Running, store.Succeeded, store.Failed, store.Interrupted}
+
+// collector is nightshift's prometheus.Collector.
+type collector struct{ s *server }
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRuns, descLastSuccess, descLastDuration, descPending, descNextFire} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	snap, err := c.s.cache.get()
+	if err != nil {
+		c.s.log.Error("metrics: read runs", "err", err)
+		ch <- prometheus.NewInvalidMetric(descRuns, err)
+	} else {
+		c.collectRuns(ch, snap.runs)
+	}
+	if n, err := c.s.db.PendingCount(); err != nil {
+		c.s.log.Error("metrics: read the outbox", "err", err)
+		ch <- prometheus.NewInvalidMetric(descPending, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(n))
+	}
+	if c.s.control != nil {
+		if next := c.s.control.Next(); !next.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descNextFire, prometheus.GaugeValue, float64(next.UnixMilli())/1e3)
+		}
+	}
+}
+
+func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []store.Run) {
+	count := map[store.Status]int{}
+	for _, st := range runStatuses {
+		count[st] = 0
+	}
+	lastSuccess := map[string]float64{}
+	lastDuration := map[string]float64{}
+	now := c.s.now()
+	for i := range runs { // newest first: the first value met per image is the last
+		run := &runs[i]
+		count[run.Status]++
+		for _, im := range run.Images {
+			if _, ok := lastSuccess[im.Name]; !ok && im.Status == store.Succeeded && im.Finished != nil {
+				lastSuccess[im.Name] = float64(im.Finished.UnixMilli()) / 1e3
+			}
+			if _, ok := lastDuration[im.Name]; !ok && (im.Status == store.Succeeded || im.Status == store.Failed) && im.Started != nil {
+				lastDuration[im.Name] = im.Duration(now).Seconds()
+			}
+		}
+	}
+	for st, n := range count {
+		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(n), string(st))
+	}
+	for name, v := range lastSuccess {
+		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, v, name)
+	}
+	for name, v := range lastDuration {
+		ch <- prometheus.MustNewConstMetric(descLastDuration, prometheus.GaugeValue, v, name)
+	}
+}
+
+// metrics serves the registry the daemon gave (or our own).
+func (s *server) metrics() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{s},
+		ErrorHandling: promhttp.ContinueOnError, // one broken collector must not hide the rest
+		Registry:      s.reg,
+	})
+}
+
+// slogPrinter gives promhttp's error log to our logger.
+type slogPrinter struct{ s *server }
+
+func (p slogPrinter) Println(v ...any) { p.s.log.Error("metrics", "err", v) }

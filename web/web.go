@@ -1,0 +1,342 @@
+// Package web is nightshift's HTTP side: a JSON API to read runs and to
+// trigger or cancel them, build logs (followed live while an image builds),
+// Prometheus metrics, and a server-rendered dashboard that works without
+// JavaScript.
+package web
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"nightshift/store"
+)
+
+// Control is what the daemon gives the web side to act with.
+type Control interface {
+	// Trigger asks for a run now. outcome is "started", "coalesced" (queued
+	// behind the run going on) or "rejected"; err is shown to the caller.
+	Trigger(reason string, only []string) (outcome string, err error)
+	// Cancel cancels run runID. The error wraps store.ErrNotFound when no
+	// such run exists; any other error means the run is not running.
+	Cancel(runID uint64) error
+	// Next is the schedule's next fire time, zero if none.
+	Next() time.Time
+}
+
+// Config is what New needs.
+type Config struct {
+	DB      *store.DB
+	Control Control // nil: triggering and cancelling answer 503
+	// Logs is the store's log directory; the log of image name in run id is
+	// <Logs>/<id>/<name>.log.
+	Logs string
+	// Token is the bearer token that writes need. "" refuses every write.
+	Token string
+	// PublicURL is where people reach the dashboard ("" if unset). Its path,
+	// if any, prefixes the dashboard's links, for a reverse proxy that
+	// publishes this handler under a prefix it strips.
+	PublicURL string
+	Log       *slog.Logger         // nil: discard
+	Registry  *prometheus.Registry // where the metrics are registered; nil: a private one
+}
+
+// outcomeRejected is the outcome of Control.Trigger that answers 409.
+const outcomeRejected = "rejected"
+
+// Defaults of the routes' query parameters.
+const (
+	defaultAPIRuns   = 50  // GET /api/v1/runs
+	defaultHomeRuns  = 30  // GET /
+	defaultLogLines  = 500 // the log viewer
+	maxTriggerBody   = 64 << 10
+	defaultLogPoll   = 500 * time.Millisecond
+	homeRefreshEvery = 10 // seconds, while a run is going on
+)
+
+// server holds what the handlers share. Nothing in it changes after New
+// except through the run cache's own lock.
+type server struct {
+	db      *store.DB
+	control Control
+	logs    string
+	token   [sha256.Size]byte // hashed, so comparing leaks neither content nor length
+	canW    bool              // a token is configured
+	base    string            // path prefix of links, from PublicURL
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	cache   *runCache
+	pages   *pages
+
+	// poll is how often a followed log is checked for new lines and its
+	// image for a final status; tests shorten it.
+	poll time.Duration
+	// now is the clock for durations of things still running.
+	now func() time.Time
+}
+
+// New returns the handler of every route: the API under /api/v1/, /healthz,
+// /metrics, and the dashboard. It registers nightshift's collectors on
+// c.Registry, so it fails if New was already called with that registry.
+func New(c Config) (http.Handler, error) {
+	s, err := newServer(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.handler(), nil
+}
+
+func newServer(c Config) (*server, error) {
+	if c.DB == nil {
+		return nil, errors.New("web: no store")
+	}
+	base := ""
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("web: public URL %q is not an http(s) URL", c.PublicURL)
+		}
+		base = strings.TrimRight(u.EscapedPath(), "/")
+	}
+	s := &server{
+		db: c.DB, control: c.Control, logs: c.Logs, base: base,
+		log:   cmp.Or(c.Log, slog.New(slog.DiscardHandler)),
+		reg:   c.Registry,
+		cache: newRunCache(c.DB),
+		poll:  defaultLogPoll,
+		now:   time.Now,
+	}
+	if c.Token != "" {
+		s.token, s.canW = sha256.Sum256([]byte(c.Token)), true
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	p, err := loadPages()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s.pages = p
+	if err := s.reg.Register(&collector{s: s}); err != nil {
+		return nil, fmt.Errorf("web: register metrics: %w", err)
+	}
+	// Decode the runs now, not in the first request: a year of them takes
+	// about 100 ms. A failure here is retried by that request.
+	if _, err := s.cache.get(); err != nil {
+		s.log.Warn("web: reading the runs failed", "err", err)
+	}
+	return s, nil
+}
+
+// handler routes requests. Each path is registered once with its methods,
+// so that a wrong method gets 405 with Allow in the style of its route (JSON
+// under /api/, HTML elsewhere), not the mux's plain text.
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, hs methods) { mux.Handle(pattern, s.dispatch(true, hs)) }
+	page := func(pattern string, hs methods) { mux.Handle(pattern, s.dispatch(false, hs)) }
+
+	api("/api/v1/runs", methods{http.MethodGet: s.apiRuns, http.MethodPost: s.apiTrigger})
+	api("/api/v1/runs/{id}", methods{http.MethodGet: s.apiRun})
+	api("/api/v1/runs/{id}/cancel", methods{http.MethodPost: s.apiCancel})
+	api("/api/v1/runs/{id}/images/{name}/log", methods{http.MethodGet: s.apiLog})
+	api("/api/v1/images/{name}", methods{http.MethodGet: s.apiImage})
+	api("/api/", methods{"": func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) }})
+
+	page("/healthz", methods{http.MethodGet: s.healthz})
+	page("/metrics", methods{http.MethodGet: s.metrics().ServeHTTP})
+	page("/static/", methods{http.MethodGet: s.static})
+	page("/{$}", methods{http.MethodGet: s.home})
+	page("/runs/{id}", methods{http.MethodGet: s.runPage})
+	page("/runs/{id}/images/{name}", methods{http.MethodGet: s.imageRunPage})
+	page("/runs/{id}/images/{name}/logs", methods{http.MethodGet: s.logsPage})
+	page("/images/{name}", methods{http.MethodGet: s.imagePage})
+	page("/", methods{"": func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) }})
+
+	return s.logged(s.headers(s.cleanOnly(mux)))
+}
+
+// methods maps a method to its handler; "" handles any method.
+type methods map[string]http.HandlerFunc
+
+func (s *server) dispatch(api bool, hs methods) http.Handler {
+	if h, ok := hs[""]; ok {
+		return h
+	}
+	var allow []string
+	for m := range hs {
+		allow = append(allow, m)
+	}
+	if _, ok := hs[http.MethodGet]; ok {
+		allow = append(allow, http.MethodHead)
+	}
+	slices.Sort(allow)
+	allowed := strings.Join(allow, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := r.Method
+		if m == http.MethodHead {
+			m = http.MethodGet // net/http drops the body of a HEAD answer
+		}
+		if h, ok := hs[m]; ok {
+			h(w, r)
+			return
+		}
+		w.Header().Set("Allow", allowed)
+		msg := fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, allowed)
+		if api {
+			writeError(w, http.StatusMethodNotAllowed, msg)
+			return
+		}
+		s.errorPage(w, r, http.StatusMethodNotAllowed, msg)
+	})
+}
+
+// cleanOnly answers 404 to a path with "..", "." or "//" segments, where the
+// mux would redirect: no link of ours has them, and refusing them outright
+// keeps such paths away from the log files.
+func (s *server) cleanOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if p == "" || clean != p {
+			s.notFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headers sets what every answer carries: no sniffing, no framing, and a
+// content security policy that allows no script at all.
+func (s *server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logged logs every request at debug level and server errors at error
+// level. It never logs headers: they hold the token.
+func (s *server) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelDebug
+		if rec.status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// statusRecorder remembers the status a handler wrote. Unwrap lets
+// http.ResponseController reach the real writer to flush a followed log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// authorized reports whether r carries the bearer token, and if not, has
+// answered 401.
+func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+	const scheme = "bearer "
+	h := r.Header.Get("Authorization")
+	given := len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme)
+	if given && s.canW {
+		sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
+		if subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1 {
+			return true
+		}
+	}
+	switch {
+	case !s.canW:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift"`)
+		writeError(w, http.StatusUnauthorized, "writes are disabled: the daemon has no API token ([http] token_file)")
+	case !given:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift"`)
+		writeError(w, http.StatusUnauthorized, "this needs the API token: Authorization: Bearer <token>")
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "the token is not the daemon's API token")
+	}
+	return false
+}
+
+// notFound answers 404 in the style of the path: JSON under /api/.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	s.errorPage(w, r, http.StatusNotFound, "There is nothing at this address.")
+}
+
+// writeJSON answers v as JSON with status code.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encode: "+err.Error())
+		return
+	}
+	writeJSONBytes(w, code, b)
+}
+
+func writeJSONBytes(w http.ResponseWriter, code int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(b)
+	w.Write([]byte("\n"))
+}
+
+// writeError answers {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// internal answers 500 for err and logs it: the client learns only that
+// something failed, the log says what.
+func (s *server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		writeError(w, http.StatusInternalServerError, "internal error; the daemon's log says more")
+		return
+	}
+	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong reading the records; the daemon's log says more.")
+}
