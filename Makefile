@@ -27,6 +27,7 @@ check:
 # Speed goals, measured against their baselines in one run; prints ratios.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
+	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/
 
 FUZZTIME ?= 30s
 fuzz:

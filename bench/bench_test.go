@@ -369,3 +369,98 @@ func must(b *testing.B, err error) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkDaemonIdle measures the resident memory of an idle daemon whose
+// store holds a year of nightlies (365 runs x 30 images), after it has
+// served its dashboard once.
+// idleFor is how long the daemon idles before its memory is read.
+const idleFor = 10 * time.Second
+
+func BenchmarkDaemonIdle(b *testing.B) {
+	requireEnv(b)
+	dir := b.TempDir()
+	fillYear(b, filepath.Join(dir, "nightshift.db"))
+	listen, err := testenv.FreeAddr()
+	must(b, err)
+	cfg := filepath.Join(dir, "nightshift.toml")
+	must(b, os.WriteFile(cfg, []byte(fmt.Sprintf("[source]\nrepo = %q\n[staging]\nregistry = %q\nnamespace = \"idle\"\n[http]\nlisten = %q\n[[image]]\nname = \"base\"\ndockerfile = \"Dockerfile\"\n",
+		writeStackDir(b), env.registry.Addr, listen)), 0o644))
+	for range b.N {
+		cmd := exec.Command(env.bin, "daemon", "-c", cfg)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+env.docker.Addr)
+		must(b, cmd.Start())
+		var resp *http.Response
+		for i := 0; i < 100; i++ {
+			if resp, err = http.Get("http://" + listen + "/"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		must(b, err)
+		resp.Body.Close()
+		time.Sleep(idleFor) // idle: no run, no request
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		must(b, err)
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		kb := map[string]float64{}
+		for _, line := range strings.Split(string(status), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(k, "Rss") || k == "VmRSS" {
+				var n float64
+				fmt.Sscanf(v, "%f", &n)
+				kb[k] = n
+			}
+		}
+		b.ReportMetric(kb["VmRSS"]/1024, "RSS-MB")
+		fmt.Printf("\nidle daemon with 365 runs x 30 images, after serving the dashboard once: RSS %.1f MB (goal < 40 MB):"+
+			" %.1f MB heap and stacks, %.1f MB mapped files (the binary's code, the database)\n",
+			kb["VmRSS"]/1024, kb["RssAnon"]/1024, kb["RssFile"]/1024)
+	}
+}
+
+// writeStackDir is a one-image source tree for a daemon that never builds.
+func writeStackDir(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	must(b, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644))
+	if _, err := testenv.CommitAll(dir, "idle"); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// fillYear records 365 finished nightly runs of 30 images.
+func fillYear(b *testing.B, path string) {
+	b.Helper()
+	db, err := store.Open(path, time.Second)
+	must(b, err)
+	defer db.Close()
+	start := time.Date(2025, 11, 23, 2, 0, 0, 0, time.UTC)
+	for night := range 365 {
+		began := start.AddDate(0, 0, night)
+		r := &store.Run{Tag: began.Format("2006-01-02-15-04-05") + "-1a2b3c4d", Commit: strings.Repeat("1a2b3c4d", 5),
+			Status: store.Running, Started: began, Trigger: "schedule"}
+		for i := range 30 {
+			r.Planned = append(r.Planned, fmt.Sprintf("ci_image_%02d", i))
+		}
+		must(b, db.CreateRun(r))
+		end := began.Add(time.Hour)
+		_, err := db.FinishRun(r.ID, func(run *store.Run) error {
+			for i, name := range run.Planned {
+				st, fin := began.Add(time.Duration(i)*time.Minute), began.Add(time.Duration(i+1)*time.Minute)
+				im := store.ImageResult{Name: name, Status: store.Succeeded, Ref: "reg/ns/" + name + ":" + run.Tag,
+					Digest: "sha256:" + strings.Repeat("ab", 32), Started: &st, Finished: &fin, Tags: []string{run.Tag, "latest"}}
+				if (night+i)%17 == 0 {
+					im.Status, im.Error, im.Tail = store.Failed, "build: exit code 1", []string{"E: Unable to locate package", "exit code 1"}
+				}
+				for _, stage := range []string{"build", "push", "verify", "tag"} {
+					im.Stages = append(im.Stages, store.Stage{Name: stage, Status: store.Succeeded, Started: st, Finished: &fin})
+				}
+				run.Images = append(run.Images, im)
+			}
+			run.Status, run.Finished = store.Succeeded, &end
+			return nil
+		}, nil)
+		must(b, err)
+	}
+}
