@@ -152,6 +152,10 @@ dockerfile = "docker/Dockerfile.slow"
 	if code := post("api-token"); code != http.StatusAccepted && code != http.StatusConflict {
 		t.Errorf("trigger with the token: %d, want 202", code)
 	}
+	if res := nightshift(t, nil, "trigger", "-c", cfg, "--reason", "test"); res.code != 0 ||
+		(!strings.Contains(res.stdout, "run started") && !strings.Contains(res.stdout, "run coalesced")) {
+		t.Errorf("trigger: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
 	if res := nightshift(t, nil, "status", "-c", cfg); res.code != 0 || !strings.Contains(res.stdout, "run ") {
 		t.Errorf("status: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
