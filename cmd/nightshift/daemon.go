@@ -29,17 +29,13 @@ letting the current run finish within [schedule] shutdown_grace.
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	cfg, db, code := c.open(*cfgPath)
-	if db == nil {
+	s, code := c.openSetup(*cfgPath)
+	if s == nil {
 		return code
 	}
-	defer db.Close()
-	ns, routes, err := notifiers(cfg)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return exitUsage
-	}
-	d := &daemonState{cli: c, cfg: cfg, db: db, ns: ns, routes: routes, kick: make(chan struct{}, 1)}
+	defer s.db.Close()
+	cfg, db, routes := s.cfg, s.db, s.routes
+	d := &daemonState{cli: c, cfg: cfg, db: db, ns: s.ns, routes: routes, kick: make(chan struct{}, 1)}
 	c.interruptLeftovers(db, outbox(cfg, routes))
 
 	sched, err := scheduler.New(scheduler.Config{

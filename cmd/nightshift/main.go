@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"nightshift/config"
+	"nightshift/notify"
 	"nightshift/pipeline"
 	"nightshift/store"
 )
@@ -187,14 +188,32 @@ func (c *cli) openRecords(path string) (*store.DB, int) {
 	return c.openStore(&config.Config{Store: st})
 }
 
-// open loads the configuration and opens its record store; db is nil when
-// either failed, and code is then the exit code.
-func (c *cli) open(path string) (cfg *config.Config, db *store.DB, code int) {
-	if cfg, code = c.loadConfig(path); cfg == nil {
-		return nil, nil, code
+// setup is what the commands that run or deliver work with.
+type setup struct {
+	cfg    *config.Config
+	db     *store.DB
+	ns     map[string]notify.Notifier
+	routes []notify.Route
+}
+
+// openSetup loads the configuration, builds its notifiers and opens its
+// record store; it returns nil and the exit code when any of that fails.
+// The caller closes s.db.
+func (c *cli) openSetup(path string) (*setup, int) {
+	cfg, code := c.loadConfig(path)
+	if cfg == nil {
+		return nil, code
 	}
-	db, code = c.openStore(cfg)
-	return cfg, db, code
+	ns, routes, err := notifiers(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return nil, exitUsage
+	}
+	db, code := c.openStore(cfg)
+	if db == nil {
+		return nil, code
+	}
+	return &setup{cfg: cfg, db: db, ns: ns, routes: routes}, exitOK
 }
 
 // openStore opens the record store, failing fast if another process has it.

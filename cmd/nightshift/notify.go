@@ -118,19 +118,15 @@ func (c *cli) notifyFlush(ctx context.Context, args []string) int {
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	cfg, db, code := c.open(*cfgPath)
-	if db == nil {
+	s, code := c.openSetup(*cfgPath)
+	if s == nil {
 		return code
 	}
-	defer db.Close()
-	ns, _, err := notifiers(cfg)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return exitUsage
-	}
-	d := c.deliverer(cfg, db, ns)
+	defer s.db.Close()
+	c.interruptLeftovers(s.db, outbox(s.cfg, s.routes)) // their news goes out too
+	d := c.deliverer(s.cfg, s.db, s.ns)
 	d.Eager = true
-	left, err := d.Flush(ctx, cfg.Notify.FlushTimeout.Duration)
+	left, err := d.Flush(ctx, s.cfg.Notify.FlushTimeout.Duration)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitUnavailable

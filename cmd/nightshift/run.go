@@ -53,16 +53,12 @@ some failed or the run was interrupted.
 	if !checkOnly(c, "run", *only, *withDeps) {
 		return exitUsage
 	}
-	cfg, db, code := c.open(*cfgPath)
-	if db == nil {
+	s, code := c.openSetup(*cfgPath)
+	if s == nil {
 		return code
 	}
-	defer db.Close()
-	ns, routes, err := notifiers(cfg)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return exitUsage
-	}
+	defer s.db.Close()
+	cfg, db, ns, routes := s.cfg, s.db, s.ns, s.routes
 	c.interruptLeftovers(db, outbox(cfg, routes))
 
 	observe, stopProgress, live := c.progress(*progress)
