@@ -218,28 +218,9 @@ func previousRun(tx *bolt.Tx, id uint64) (*Run, error) {
 }
 
 func getMessage(tx *bolt.Tx, id uint64) (*Message, error) {
-	v := tx.Bucket(bucketOutbox).Get(itob(id))
-	if v == nil {
-		return nil, fmt.Errorf("message %d: %w", id, ErrNotFound)
-	}
-	var m Message
-	if err := json.Unmarshal(v, &m); err != nil {
-		return nil, fmt.Errorf("message %d: %w", id, err)
-	}
-	return &m, nil
+	return get[Message](tx, bucketOutbox, "message", id)
 }
 
 func putMessage(tx *bolt.Tx, m *Message) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	k := itob(m.ID)
-	if err := tx.Bucket(bucketOutbox).Put(k, v); err != nil {
-		return err
-	}
-	if m.Status == Pending {
-		return tx.Bucket(bucketPending).Put(k, nil)
-	}
-	return tx.Bucket(bucketPending).Delete(k)
+	return put(tx, bucketOutbox, m.ID, m, bucketPending, m.Status == Pending)
 }

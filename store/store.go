@@ -226,32 +226,40 @@ func (r *Run) MarkInterrupted(now time.Time, reason string) {
 	}
 }
 
-func getRun(tx *bolt.Tx, id uint64) (*Run, error) {
-	v := tx.Bucket(bucketRuns).Get(itob(id))
-	if v == nil {
-		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
-	}
-	var r Run
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("run %d: %w", id, err)
-	}
-	return &r, nil
-}
+func getRun(tx *bolt.Tx, id uint64) (*Run, error) { return get[Run](tx, bucketRuns, "run", id) }
 
 func putRun(tx *bolt.Tx, r *Run) error {
-	v, err := json.Marshal(r)
+	return put(tx, bucketRuns, r.ID, r, bucketActive, !r.Status.Done())
+}
+
+// get reads record id of a bucket; what names the kind in errors.
+func get[T any](tx *bolt.Tx, bucket []byte, what string, id uint64) (*T, error) {
+	v := tx.Bucket(bucket).Get(itob(id))
+	if v == nil {
+		return nil, fmt.Errorf("%s %d: %w", what, id, ErrNotFound)
+	}
+	var rec T
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("%s %d: %w", what, id, err)
+	}
+	return &rec, nil
+}
+
+// put writes record id of a bucket, and keeps it in the index bucket (the
+// runs still running, the messages still pending) exactly while indexed.
+func put(tx *bolt.Tx, bucket []byte, id uint64, rec any, index []byte, indexed bool) error {
+	v, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	k := itob(r.ID)
-	if err := tx.Bucket(bucketRuns).Put(k, v); err != nil {
+	k := itob(id)
+	if err := tx.Bucket(bucket).Put(k, v); err != nil {
 		return err
 	}
-	active := tx.Bucket(bucketActive)
-	if r.Status.Done() {
-		return active.Delete(k)
+	if indexed {
+		return tx.Bucket(index).Put(k, nil)
 	}
-	return active.Put(k, nil)
+	return tx.Bucket(index).Delete(k)
 }
 
 func itob(v uint64) []byte {
