@@ -23,6 +23,7 @@ type Config struct {
 	Notify   Notify   `toml:"notify"`
 	HTTP     HTTP     `toml:"http"`
 	Schedule Schedule `toml:"schedule"`
+	Validate Validate `toml:"validate"`
 	Images   []Image  `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
@@ -57,6 +58,9 @@ type Staging struct {
 	Password Secret `toml:"-"`
 	// RetryBudget bounds how long transient registry errors are retried.
 	RetryBudget Duration `toml:"retry_budget"`
+	// Latest says when an image's "latest" tag moves: LatestBuilt (once
+	// pushed) or LatestValidated (once validated).
+	Latest string `toml:"latest"`
 }
 
 // Build controls how images are built.
@@ -85,6 +89,9 @@ type Image struct {
 	BuildArgs map[string]string `toml:"build_args"`
 	Target    string            `toml:"target"` // build stage, optional
 	Timeout   Duration          `toml:"timeout"`
+	// Tests are container-structure-test files for this image alone,
+	// relative to the source repository root.
+	Tests []string `toml:"tests"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

@@ -216,6 +216,7 @@ func (l *loader) validate(c *Config) bool {
 	l.http(&c.HTTP)
 	l.schedule(&c.Schedule)
 	l.images(c)
+	l.validateSection(c)
 	return repoOK
 }
 
@@ -378,6 +379,12 @@ func (l *loader) images(c *Config) {
 		}
 		if img.Context != "" && !inRepo(img.Context) {
 			l.problem(key+".context", fmt.Sprintf("%q is not inside the source repository: use a relative path without \"..\"", img.Context))
+		}
+
+		for j, f := range img.Tests {
+			if !inRepo(f) {
+				l.problem(key+".tests", fmt.Sprintf("test file %d, %q, is not inside the source repository: use a relative path without \"..\"", j+1, f))
+			}
 		}
 
 		if img.Timeout.Duration < 0 {

@@ -50,6 +50,16 @@ func (c *Config) CheckTree(root string) Problems {
 				at(i, "context", msg)
 			}
 		}
+		for _, f := range img.Tests {
+			if msg := checkPath(root, f, false); msg != "" {
+				at(i, "tests", msg)
+			}
+		}
+	}
+	for _, f := range c.Validate.Tests {
+		if msg := checkPath(root, f, false); msg != "" {
+			ps = append(ps, Problem{File: c.File, Line: c.lines.line("validate.tests"), Key: "validate.tests", Msg: msg})
+		}
 	}
 	return ps
 }

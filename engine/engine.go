@@ -1,6 +1,6 @@
 // Package engine drives a Docker Engine through its official Go client:
-// builds from a context directory and pushes, with their output streamed to
-// a writer as it comes.
+// builds from a context directory, pushes and pulls, with their output
+// streamed to a writer as it comes, and runs test containers.
 package engine
 
 import (
@@ -130,6 +130,20 @@ func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (str
 		return "", fmt.Errorf("%s: the engine reported no digest", ref)
 	}
 	return digest, nil
+}
+
+// Pull pulls ref (by digest, preferably) through the engine, writing its
+// statuses to log. auth is the engine's X-Registry-Auth value.
+func (e *Engine) Pull(ctx context.Context, ref, auth string, log io.Writer) error {
+	res, err := e.c.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	defer res.Close()
+	if err := readStream(res, log, func(json.RawMessage) {}); err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	return nil
 }
 
 // readStream copies the engine's JSON message stream to log as plain text

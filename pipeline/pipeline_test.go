@@ -228,6 +228,8 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 	return "sha256:image-" + name, nil
 }
 
+func (e *stubEngine) Pull(context.Context, string, string, io.Writer) error { return nil }
+
 func (e *stubEngine) Push(_ context.Context, ref, _ string, _ io.Writer) (string, error) {
 	d := "sha256:" + imageOf(ref)
 	e.reg.mu.Lock()
@@ -245,6 +247,10 @@ type stubRegistry struct {
 func (r *stubRegistry) Tag(_ context.Context, ref, tag string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if repo, d, ok := strings.Cut(ref, "@"); ok {
+		r.digests[repo+":"+tag] = d
+		return nil
+	}
 	r.digests[ref[:strings.LastIndex(ref, ":")+1]+tag] = r.digests[ref]
 	return nil
 }

@@ -45,6 +45,9 @@ type Step struct {
 	Timeout           time.Duration
 }
 
+// Tag is the run's immutable tag of the image.
+func (s *Step) Tag() string { return s.Ref[strings.LastIndex(s.Ref, ":")+1:] }
+
 // Commit identifies the pinned source of a run.
 type Commit struct {
 	Hash  string

@@ -22,6 +22,7 @@ import (
 type Engine interface {
 	Build(ctx context.Context, spec engine.BuildSpec, log io.Writer) (string, error)
 	Push(ctx context.Context, ref, auth string, log io.Writer) (string, error)
+	Pull(ctx context.Context, ref, auth string, log io.Writer) error
 }
 
 // Registry reads and tags what landed; *registry.Client is one.
@@ -31,13 +32,22 @@ type Registry interface {
 	EngineAuth() (string, error)
 }
 
-// The stages of an image, in the order they run.
+// The stages of an image, in the order they run. A rebuild builds, pushes,
+// verifies, tags latest (unless latest waits for validation), tests and
+// tags validated; a validation run (Job.Pull) pulls, tests and tags
+// validated.
 const (
-	StageBuild  = "build"
-	StagePush   = "push"
-	StageVerify = "verify"
-	StageTag    = "tag"
+	StageBuild     = "build"
+	StagePull      = "pull"
+	StagePush      = "push"
+	StageVerify    = "verify"
+	StageTag       = "tag"
+	StageTest      = "test"
+	StageValidated = "validated"
 )
+
+// ValidatedSuffix ends the tag of a validated image: <tag>-validated.
+const ValidatedSuffix = "-validated"
 
 // Event reports one change of an image or of one of its stages.
 type Event struct {
@@ -51,6 +61,8 @@ type Event struct {
 	Digest string   // with a pushed image: the manifest digest
 	Tags   []string // with a succeeded image: the tags on Digest
 	Tail   []string // with a failure: the failing stage's last log lines
+	// Validation comes with the end of the test stage.
+	Validation *store.Validation
 }
 
 // Runner carries out plans.
@@ -61,6 +73,19 @@ type Runner struct {
 	// PushAttempts bounds tries of a push that failed for a passing reason.
 	PushAttempts int
 	Now          func() time.Time
+
+	// Test, when set, validates an image once it is pushed (the test
+	// stage); a Validation that is not Succeeded fails the image, but not
+	// the images built on it, which by then have started. Skipped means
+	// there was nothing to test.
+	Test func(ctx context.Context, s *Step, log io.Writer) *store.Validation
+	// LatestValidated moves latest in the validated stage instead of
+	// right after the push: a broken image never becomes latest.
+	LatestValidated bool
+	// HoldValidated leaves the validated stage to the caller, who
+	// validates the run's images further once all are pushed (a Jenkins
+	// job) and then calls TagValidated.
+	HoldValidated bool
 }
 
 // Job is one carrying out of a plan.
@@ -72,6 +97,9 @@ type Job struct {
 	Cost func(name string) time.Duration
 	// Events receives every change as it happens, one call at a time.
 	Events func(Event)
+	// Pull says the plan's images exist at their refs already: they are
+	// pulled and validated instead of built and pushed.
+	Pull bool
 }
 
 // execution is the state of one Job under way.
@@ -124,10 +152,21 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 		name   string
 		status store.Status
 	}
-	slotFreed := make(chan struct{})
-	finished := make(chan outcome)
-	free, inFlight := max(r.Jobs, 1), 0
 	skipped := make(map[string]bool)
+	slotFreed := make(chan struct{})
+	pushed := make(chan string) // an image its children can build on
+	finished := make(chan outcome)
+	released := make(map[string]bool)
+	release := func(name string) {
+		released[name] = true
+		for _, child := range children[name] {
+			waiting[child]--
+			if waiting[child] == 0 && !skipped[child] {
+				ready = append(ready, child)
+			}
+		}
+	}
+	free, inFlight := max(r.Jobs, 1), 0
 
 	for len(ready) > 0 || inFlight > 0 {
 		for free > 0 && len(ready) > 0 && ctx.Err() == nil {
@@ -139,10 +178,11 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 			free--
 			inFlight++
 			go func(s *Step) {
-				var once sync.Once
-				release := func() { once.Do(func() { slotFreed <- struct{}{} }) }
-				status := r.image(ctx, s, release)
-				release()
+				var slot, children sync.Once
+				freeSlot := func() { slot.Do(func() { slotFreed <- struct{}{} }) }
+				unblock := func() { children.Do(func() { pushed <- s.Name }) }
+				status := r.image(ctx, s, freeSlot, unblock)
+				freeSlot()
 				finished <- outcome{s.Name, status}
 			}(p.Step(name))
 		}
@@ -155,23 +195,23 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 		select {
 		case <-slotFreed:
 			free++
+		case name := <-pushed:
+			// Children build on the pushed image while it is tested.
+			release(name)
 		case o := <-finished:
 			inFlight--
-			switch o.status {
-			case store.Interrupted:
+			switch {
+			case released[o.name]:
+			case o.status == store.Interrupted:
 				// Cut short by ctx: not a failure, and what waits below it is
 				// neither failed nor skipped; it never started.
-				continue
-			case store.Failed:
-				failed = append(failed, o.name)
+			case o.status == store.Failed:
 				r.skipDescendants(p, o.name, children, skipped)
-				continue
+			default:
+				release(o.name)
 			}
-			for _, child := range children[o.name] {
-				waiting[child]--
-				if waiting[child] == 0 && !skipped[child] {
-					ready = append(ready, child)
-				}
+			if o.status == store.Failed {
+				failed = append(failed, o.name)
 			}
 		}
 	}
@@ -216,8 +256,18 @@ func (r *execution) priorities(p *Plan) map[string]time.Duration {
 	return prio
 }
 
-// image runs every stage of one image; release frees its build slot.
-func (r *execution) image(ctx context.Context, s *Step, release func()) store.Status {
+// stage is one step of an image.
+type stage struct {
+	name string
+	run  func(ctx context.Context) error
+	// unblocks: once this stage succeeds, the images built on this one
+	// may start.
+	unblocks bool
+}
+
+// image runs every stage of one image; freeSlot frees its build slot, and
+// unblock lets the images built on it start.
+func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()) store.Status {
 	logPath := filepath.Join(r.Logs, s.Name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -228,65 +278,142 @@ func (r *execution) image(ctx context.Context, s *Step, release func()) store.St
 	log := &tailWriter{w: f, max: tailLines}
 	r.emit(Event{Image: s.Name, Status: store.Running, Log: logPath})
 
-	var digest string
-	stages := []struct {
-		name string
-		run  func(ctx context.Context) error
-	}{
-		{StageBuild, func(ctx context.Context) error {
-			defer release()
-			if s.Timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, s.Timeout)
-				defer cancel()
-			}
-			_, err := r.Engine.Build(ctx, engine.BuildSpec{
-				Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
-				Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
-				NoCache: true, Pull: true,
-			}, log)
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("build timed out after %s", s.Timeout)
-			}
+	var (
+		digest     string
+		tags       = []string{s.Tag()}
+		validation *store.Validation
+	)
+	var stages []stage
+	if r.Pull {
+		stages = append(stages, stage{name: StagePull, unblocks: true, run: func(ctx context.Context) (err error) {
+			defer freeSlot()
+			digest, err = r.pull(ctx, s.Ref, log)
 			return err
-		}},
-		{StagePush, func(ctx context.Context) (err error) {
-			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
-			defer cancel()
-			digest, err = r.push(ctx, s.Ref, log)
-			return err
-		}},
-		{StageVerify, func(ctx context.Context) error { return r.verify(ctx, s.Ref, digest) }},
-		{StageTag, func(ctx context.Context) error {
-			if err := r.Registry.Tag(ctx, s.Ref, "latest"); err != nil {
+		}})
+	} else {
+		stages = append(stages,
+			stage{name: StageBuild, run: func(ctx context.Context) error {
+				defer freeSlot()
+				if s.Timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+					defer cancel()
+				}
+				_, err := r.Engine.Build(ctx, engine.BuildSpec{
+					Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
+					Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
+					NoCache: true, Pull: true,
+				}, log)
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return fmt.Errorf("build timed out after %s", s.Timeout)
+				}
 				return err
-			}
-			return r.verify(ctx, s.Latest, digest)
-		}},
+			}},
+			stage{name: StagePush, run: func(ctx context.Context) (err error) {
+				ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+				defer cancel()
+				digest, err = r.push(ctx, s.Ref, log)
+				return err
+			}},
+			stage{name: StageVerify, unblocks: true, run: func(ctx context.Context) error {
+				return r.verify(ctx, s.Ref, digest)
+			}},
+		)
+		if !r.LatestValidated {
+			stages = append(stages, stage{name: StageTag, run: func(ctx context.Context) error {
+				if err := r.tag(ctx, s.Latest, digest); err != nil {
+					return err
+				}
+				tags = append(tags, "latest")
+				return nil
+			}})
+		}
 	}
+	if r.Test != nil {
+		stages = append(stages, stage{name: StageTest, run: func(ctx context.Context) error {
+			validation = r.Test(ctx, s, log)
+			if validation.Status == store.Succeeded || validation.Status == store.Skipped {
+				return nil
+			}
+			return errors.New(validation.Error)
+		}})
+		if !r.HoldValidated {
+			stages = append(stages, stage{name: StageValidated, run: func(ctx context.Context) error {
+				if validation.Status != store.Succeeded {
+					return errSkipStage
+				}
+				added, err := r.TagValidated(ctx, s, digest)
+				tags = append(tags, added...)
+				return err
+			}})
+		}
+	}
+
 	for _, st := range stages {
 		fmt.Fprintf(log, "==> %s %s at %s\n", st.name, s.Name, r.now().UTC().Format(time.RFC3339))
 		log.reset()
 		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Running})
-		if err := st.run(ctx); err != nil {
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%s: %w", st.name, ctx.Err())
-				r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Interrupted, Err: err})
-				r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
-				return store.Interrupted
-			}
+		err := st.run(ctx)
+		done := Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest}
+		if st.name == StageTest {
+			done.Validation = validation
+		}
+		switch {
+		case err == errSkipStage:
+			done.Status = store.Skipped
+		case err != nil && ctx.Err() != nil:
+			err = fmt.Errorf("%s: %w", st.name, ctx.Err())
+			done.Status, done.Err = store.Interrupted, err
+			r.emit(done)
+			r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
+			return store.Interrupted
+		case err != nil:
 			tail := log.lines() // the engine's words; ours follow in the file only
 			fmt.Fprintf(log, "==> %s failed: %v\n", st.name, err)
 			err = fmt.Errorf("%s: %w", st.name, err)
-			r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Failed, Err: err})
-			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: tail})
+			done.Status, done.Err = store.Failed, err
+			r.emit(done)
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: tail, Tags: tags[:len(tags):len(tags)]})
 			return store.Failed
 		}
-		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest})
+		r.emit(done)
+		if st.unblocks {
+			unblock()
+		}
 	}
-	tag := s.Ref[strings.LastIndex(s.Ref, ":")+1:]
-	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: []string{tag, "latest"}})
+	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: tags})
 	return store.Succeeded
+}
+
+// errSkipStage ends a stage that had nothing to do.
+var errSkipStage = errors.New("nothing to do")
+
+// TagValidated tags s's image, pushed as digest, <tag>-validated, and
+// latest too when latest waits for validation; it returns the tags added.
+func (r *Runner) TagValidated(ctx context.Context, s *Step, digest string) ([]string, error) {
+	validated := s.Tag() + ValidatedSuffix
+	refs := []string{s.Ref + ValidatedSuffix}
+	tags := []string{validated}
+	if r.LatestValidated {
+		refs, tags = append(refs, s.Latest), append(tags, "latest")
+	}
+	for _, ref := range refs {
+		if err := r.tag(ctx, ref, digest); err != nil {
+			return nil, err
+		}
+	}
+	return tags, nil
+}
+
+// tag points ref, a tag of the image's repository, at digest by a remote
+// manifest PUT (no layer moves) and checks that it landed.
+func (r *Runner) tag(ctx context.Context, ref, digest string) error {
+	tag := ref[strings.LastIndex(ref, ":")+1:]
+	repo := ref[:strings.LastIndex(ref, ":")]
+	if err := r.Registry.Tag(ctx, repo+"@"+digest, tag); err != nil {
+		return err
+	}
+	return verifyDigest(ctx, r.Registry, ref, digest)
 }
 
 // push pushes ref once through the engine, trying again when the failure
@@ -296,27 +423,58 @@ func (r *execution) push(ctx context.Context, ref string, log io.Writer) (string
 	if err != nil {
 		return "", err
 	}
-	attempts := max(r.PushAttempts, 1)
+	var digest string
+	err = retry(ctx, max(r.PushAttempts, 1), log, "push", func() (err error) {
+		digest, err = r.Engine.Push(ctx, ref, auth, log)
+		return err
+	})
+	return digest, err
+}
+
+// retry calls f up to attempts times while it fails for a passing reason,
+// waiting longer each time.
+func retry(ctx context.Context, attempts int, log io.Writer, what string, f func() error) error {
 	wait := 2 * time.Second
 	for i := 1; ; i++ {
-		digest, err := r.Engine.Push(ctx, ref, auth, log)
+		err := f()
 		if err == nil || i == attempts || !transient(err) {
-			return digest, err
+			return err
 		}
-		fmt.Fprintf(log, "push failed (%v); trying again in %s\n", err, wait)
+		fmt.Fprintf(log, "%s failed (%v); trying again in %s\n", what, err, wait)
 		select {
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 		wait *= 2
 	}
 }
 
+// pull resolves ref's digest in the registry and pulls exactly that image
+// through the engine, trying again when the failure looks passing. The
+// image is then tested by digest: what gets tagged validated is what ran.
+func (r *execution) pull(ctx context.Context, ref string, log io.Writer) (string, error) {
+	digest, err := r.Registry.Digest(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	auth, err := r.Registry.EngineAuth()
+	if err != nil {
+		return "", err
+	}
+	pinned := ref[:strings.LastIndex(ref, ":")] + "@" + digest
+	err = retry(ctx, max(r.PushAttempts, 1), log, "pull", func() error { return r.Engine.Pull(ctx, pinned, auth, log) })
+	return digest, err
+}
+
 // verify checks that ref resolves to want in the registry: a push that did
 // not land must never count as a success.
 func (r *execution) verify(ctx context.Context, ref, want string) error {
-	got, err := r.Registry.Digest(ctx, ref)
+	return verifyDigest(ctx, r.Registry, ref, want)
+}
+
+func verifyDigest(ctx context.Context, reg Registry, ref, want string) error {
+	got, err := reg.Digest(ctx, ref)
 	if err != nil {
 		return err
 	}

@@ -126,6 +126,11 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 	return "sha256:image-" + name, nil
 }
 
+func (e *stubEngine) Pull(_ context.Context, ref, _ string, log io.Writer) error {
+	fmt.Fprintf(log, "pulled %s\n", ref)
+	return nil
+}
+
 func (e *stubEngine) Push(ctx context.Context, ref, auth string, log io.Writer) (string, error) {
 	name := imageOf(ref)
 	p := e.pushes[name]
@@ -199,11 +204,15 @@ func (r *stubRegistry) Tag(_ context.Context, ref, tag string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tagCalls = append(r.tagCalls, ref+" "+tag)
-	d, ok := r.digests[ref]
-	if !ok {
-		return fmt.Errorf("tag %s as %s: MANIFEST_UNKNOWN", ref, tag)
+	repo, d, byDigest := strings.Cut(ref, "@")
+	if !byDigest {
+		var ok bool
+		if d, ok = r.digests[ref]; !ok {
+			return fmt.Errorf("tag %s as %s: MANIFEST_UNKNOWN", ref, tag)
+		}
+		repo = ref[:strings.LastIndex(ref, ":")]
 	}
-	r.digests[ref[:strings.LastIndex(ref, ":")+1]+tag] = d
+	r.digests[repo+":"+tag] = d
 	return nil
 }
 
@@ -368,8 +377,10 @@ func TestRunnerRun(t *testing.T) {
 				}
 				buildStart := h.events.index(s.Name, StageBuild, store.Running)
 				for _, p := range s.Parents {
-					if done := h.events.index(p, "", store.Succeeded); done < 0 || done > buildStart {
-						t.Errorf("%s started building (event %d) before its parent %s succeeded (event %d)", s.Name, buildStart, p, done)
+					// A child builds on its parent once the parent's push is
+					// verified, while the parent's later stages go on.
+					if done := h.events.index(p, StageVerify, store.Succeeded); done < 0 || done > buildStart {
+						t.Errorf("%s started building (event %d) before its parent %s was pushed and verified (event %d)", s.Name, buildStart, p, done)
 					}
 				}
 

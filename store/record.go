@@ -29,9 +29,15 @@ type Run struct {
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished"`
 	Error    string     `json:"error,omitempty"` // why the run as a whole failed, if it did
+	// Kind is "validate" for a run that validated images already pushed
+	// (nightshift validate); "" for a rebuild.
+	Kind string `json:"kind,omitempty"`
 	// Planned lists the images the run set out to build, in build order.
 	Planned []string      `json:"planned,omitempty"`
 	Images  []ImageResult `json:"images"`
+	// Jenkins is the project's test job, triggered once the images are
+	// pushed, when [validate.jenkins] is configured.
+	Jenkins *JenkinsBuild `json:"jenkins,omitempty"`
 }
 
 // ImageResult is the record of one image in a run.
@@ -48,6 +54,61 @@ type ImageResult struct {
 	Error    string     `json:"error,omitempty"` // why it failed or was skipped
 	Tail     []string   `json:"tail,omitempty"`  // last lines of the failing step's log
 	Stages   []Stage    `json:"stages,omitempty"`
+	// Validation is how the image's validation went; nil when the run
+	// validates nothing.
+	Validation *Validation `json:"validation,omitempty"`
+}
+
+// Validation is the outcome of validating one image: its own tests, and
+// the Jenkins job of the run when there is one. Status is Succeeded when
+// the image was validated (and tagged <tag>-validated), Failed when a test
+// or the job failed, Skipped when the image was never tested.
+type Validation struct {
+	Status Status       `json:"status"`
+	Error  string       `json:"error,omitempty"`
+	Tests  []TestResult `json:"tests,omitempty"`
+}
+
+// TestResult is one test run inside an image.
+type TestResult struct {
+	Name     string   `json:"name"`
+	File     string   `json:"file,omitempty"` // the test file, relative to the source root
+	Kind     string   `json:"kind"`           // command, fileExistence, fileContent, metadata
+	Passed   bool     `json:"passed"`
+	Flaky    bool     `json:"flaky,omitempty"`    // failed first, passed on a retry
+	Attempts int      `json:"attempts,omitempty"` // tries it took; 1 without retries
+	Seconds  float64  `json:"seconds"`
+	Output   string   `json:"output,omitempty"` // an excerpt of what it printed
+	Errors   []string `json:"errors,omitempty"` // why it failed
+}
+
+// Failures counts the tests that did not pass, and those that passed only
+// on a retry.
+func (v *Validation) Failures() (failed, flaky int) {
+	for _, t := range v.Tests {
+		switch {
+		case !t.Passed:
+			failed++
+		case t.Flaky:
+			flaky++
+		}
+	}
+	return failed, flaky
+}
+
+// JenkinsBuild is one build of the project's Jenkins test job.
+type JenkinsBuild struct {
+	Job      string            `json:"job"`
+	Status   Status            `json:"status"`           // succeeded, failed, skipped, interrupted, running
+	Result   string            `json:"result,omitempty"` // Jenkins' word: SUCCESS, UNSTABLE, FAILURE, ABORTED, ...
+	Queue    string            `json:"queue,omitempty"`  // queue item URL
+	URL      string            `json:"url,omitempty"`    // build URL
+	Number   int               `json:"number,omitempty"`
+	Params   map[string]string `json:"params,omitempty"` // what the build was given
+	Started  time.Time         `json:"started"`
+	Finished *time.Time        `json:"finished,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Console  []string          `json:"console,omitempty"` // the last lines of its console
 }
 
 // Stage is one step of an image: build, push, tag, verify.
