@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"nightshift/config"
@@ -42,6 +44,9 @@ type Prepared struct {
 	Source source.Checkout
 	Graph  *rebuild.Graph
 	Plan   *rebuild.Plan
+	// Pull validates the images the plan names as they are in the
+	// registry instead of rebuilding them (nightshift validate).
+	Pull bool
 }
 
 // Prepare pins the source and plans a run started at start. Problems with
@@ -95,6 +100,12 @@ type Options struct {
 	// queued in the transaction that ends the run (notify.Messages). nil
 	// queues nothing.
 	Outbox func(store.Finish) ([]store.Message, error)
+	// Jenkins, when set, is the project's test job: once every image is
+	// pushed and has passed its own tests, it runs with their refs
+	// (image name -> ref), reporting progress through update, and the
+	// images it passes are tagged validated. The runner must hold the
+	// validated stage for it (rebuild.Runner.HoldValidated).
+	Jenkins func(ctx context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild
 }
 
 // Run carries out prep, recording every transition in db as it happens,
@@ -108,6 +119,7 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 	}
 	plan := prep.Plan
 	rec := &store.Run{
+		Kind:    map[bool]string{true: KindValidate}[prep.Pull],
 		Tag:     plan.Tag,
 		Commit:  prep.Source.Commit,
 		Subject: prep.Source.Subject,
@@ -132,7 +144,7 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 	events := func(e rebuild.Event) {
 		var now *store.Run
 		err := db.UpdateRun(rec.ID, func(run *store.Run) error {
-			apply(run, plan, e)
+			apply(run, plan, e, opts.Jenkins != nil)
 			now = run
 			return nil
 		})
@@ -150,7 +162,11 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 		Logs:   filepath.Join(cfg.Store.Logs, strconv.FormatUint(rec.ID, 10)),
 		Cost:   lastDurations(db, plan),
 		Events: events,
+		Pull:   prep.Pull,
 	})
+	if opts.Jenkins != nil && ctx.Err() == nil {
+		failed = append(failed, jenkins(ctx, rec.ID, plan, runner, db, opts, events)...)
+	}
 
 	now := time.Now()
 	final, err := db.FinishRun(rec.ID, func(run *store.Run) error {
@@ -171,8 +187,9 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 	return final, recordErr
 }
 
-// apply records event e in run.
-func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
+// apply records event e in run. held says validation goes on after the
+// image's own tests (the run's Jenkins job).
+func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event, held bool) {
 	t := e.Time
 	errText := ""
 	if e.Err != nil {
@@ -189,6 +206,16 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 	}
 	if e.Digest != "" {
 		im.Digest = e.Digest
+	}
+	if e.Validation != nil {
+		v := *e.Validation
+		if held && e.Stage == rebuild.StageTest && (v.Status == store.Succeeded || v.Status == store.Skipped) {
+			v.Status, v.Error = store.Running, "waiting for the Jenkins job"
+		}
+		im.Validation = &v
+		if e.Stage == "" && e.Status == "" {
+			return // about the validation alone
+		}
 	}
 	if e.Stage != "" {
 		st := im.Stage(e.Stage)
@@ -215,6 +242,80 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 			im.Tail = e.Tail
 		}
 	}
+}
+
+// KindValidate is the kind of a run that validated images already pushed.
+const KindValidate = "validate"
+
+// jenkins runs the project's Jenkins job on the images of the run once all
+// are pushed and tested, records it, and tags the images it passes
+// validated. It returns the images that failed it.
+func jenkins(ctx context.Context, id uint64, plan *rebuild.Plan, runner *rebuild.Runner, db *store.DB, opts Options, events func(rebuild.Event)) []string {
+	run, err := db.Run(id)
+	if err != nil {
+		return nil // the record is gone: recording errors are reported by events
+	}
+	refs := map[string]string{}
+	var broken []string
+	for _, s := range plan.Steps {
+		im := run.Image(s.Name)
+		if im == nil || im.Status != store.Succeeded {
+			broken = append(broken, s.Name)
+			continue
+		}
+		refs[s.Name] = s.Ref
+	}
+	record := func(b store.JenkinsBuild) {
+		if err := db.UpdateRun(id, func(r *store.Run) error { r.Jenkins = &b; return nil }); err != nil && opts.Logger != nil {
+			opts.Logger.Error("recording the Jenkins job failed", "run", id, "err", err)
+		}
+	}
+	if len(broken) > 0 {
+		// The job tests the stack as a whole: without every image it would
+		// test a mix of tonight's images and older ones.
+		why := "not triggered: " + strings.Join(broken, ", ") + " did not pass build, push and tests"
+		now := time.Now()
+		record(store.JenkinsBuild{Status: store.Skipped, Error: why, Started: now, Finished: &now})
+		for name := range refs {
+			events(rebuild.Event{Image: name, Validation: &store.Validation{Status: store.Skipped, Error: "the Jenkins job " + why,
+				Tests: run.Image(name).ValidationTests()}})
+		}
+		return nil
+	}
+
+	build := opts.Jenkins(ctx, refs, record)
+	record(build)
+	var failed []string
+	for i, s := range plan.Steps {
+		im := run.Image(s.Name)
+		v := &store.Validation{Tests: im.ValidationTests()}
+		switch {
+		case ctx.Err() != nil:
+			v.Status, v.Error = store.Interrupted, "the Jenkins job was cancelled with the run"
+			events(rebuild.Event{Image: s.Name, Validation: v})
+			continue
+		case build.Status != store.Succeeded:
+			v.Status, v.Error = store.Failed, "Jenkins job: "+build.Summary()
+			events(rebuild.Event{Image: s.Name, Validation: v})
+			events(rebuild.Event{Image: s.Name, Status: store.Failed, Err: errors.New("validation: Jenkins job: " + build.Summary()),
+				Digest: im.Digest, Tags: im.Tags, Tail: build.Console})
+			failed = append(failed, s.Name)
+			continue
+		}
+		events(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Running})
+		added, err := runner.TagValidated(ctx, &plan.Steps[i], im.Digest)
+		if err != nil {
+			err = fmt.Errorf("%s: %w", rebuild.StageValidated, err)
+			events(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Failed, Err: err})
+			events(rebuild.Event{Image: s.Name, Status: store.Failed, Err: err, Digest: im.Digest, Tags: im.Tags})
+			failed = append(failed, s.Name)
+			continue
+		}
+		v.Status = store.Succeeded
+		events(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Succeeded, Validation: v})
+		events(rebuild.Event{Image: s.Name, Status: store.Succeeded, Digest: im.Digest, Tags: append(slices.Clone(im.Tags), added...)})
+	}
+	return failed
 }
 
 // lastDurations estimates each image's time from its latest success, so

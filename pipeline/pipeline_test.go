@@ -107,7 +107,7 @@ func TestApply(t *testing.T) {
 	}
 	run := &store.Run{Tag: "t", Status: store.Running, Started: t0, Images: []store.ImageResult{}}
 	for i, s := range steps {
-		apply(run, plan, s.e)
+		apply(run, plan, s.e, false)
 		if s.check != nil {
 			t.Run(fmt.Sprintf("event %d %s %s %s", i, s.e.Image, s.e.Stage, s.e.Status), func(t *testing.T) {
 				s.check(t, run)

@@ -332,8 +332,11 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()
 	if r.Test != nil {
 		stages = append(stages, stage{name: StageTest, run: func(ctx context.Context) error {
 			validation = r.Test(ctx, s, log)
-			if validation.Status == store.Succeeded || validation.Status == store.Skipped {
+			switch validation.Status {
+			case store.Succeeded:
 				return nil
+			case store.Skipped:
+				return errSkipStage
 			}
 			return errors.New(validation.Error)
 		}})

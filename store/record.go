@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Status is the state of a run, an image or a stage.
 type Status string
@@ -96,6 +100,14 @@ func (v *Validation) Failures() (failed, flaky int) {
 	return failed, flaky
 }
 
+// ValidationTests returns the results of im's own tests, if any ran.
+func (im *ImageResult) ValidationTests() []TestResult {
+	if im == nil || im.Validation == nil {
+		return nil
+	}
+	return im.Validation.Tests
+}
+
 // JenkinsBuild is one build of the project's Jenkins test job.
 type JenkinsBuild struct {
 	Job      string            `json:"job"`
@@ -165,4 +177,26 @@ func (im *ImageResult) Stage(name string) *Stage {
 		}
 	}
 	return nil
+}
+
+// Summary says in one line how the build went: "ci/test #12 FAILURE
+// (https://ci.example.org/job/ci/job/test/12/)", or why it did not run.
+func (b JenkinsBuild) Summary() string {
+	var s strings.Builder
+	s.WriteString(b.Job)
+	if b.Number > 0 {
+		fmt.Fprintf(&s, " #%d", b.Number)
+	}
+	if b.Result != "" {
+		s.WriteString(" " + b.Result)
+	} else if b.Status != "" {
+		s.WriteString(" " + string(b.Status))
+	}
+	if b.URL != "" {
+		s.WriteString(" (" + b.URL + ")")
+	}
+	if b.Error != "" {
+		s.WriteString(": " + b.Error)
+	}
+	return strings.TrimSpace(s.String())
 }

@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"nightshift/config"
+	"nightshift/rebuild"
+	"nightshift/source"
+	"nightshift/store"
+)
+
+// A run with a Jenkins job: the job runs once every image is pushed and
+// tested, with their refs; the images it passes are tagged validated.
+func TestRunJenkins(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name        string
+		testsFail   string // an image whose own tests fail
+		result      string // the job's result, "" when it must not run
+		wantStatus  store.Status
+		wantImage   store.Status // the validation of every image
+		wantTrigger bool
+	}{
+		{name: "job passes", result: "SUCCESS", wantStatus: store.Succeeded, wantImage: store.Succeeded, wantTrigger: true},
+		{name: "job fails", result: "FAILURE", wantStatus: store.Failed, wantImage: store.Failed, wantTrigger: true},
+		{name: "an image's tests fail", testsFail: "lint", wantStatus: store.Failed, wantImage: store.Skipped},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := openDB(t)
+			reg := &stubRegistry{digests: map[string]string{}}
+			runner := &rebuild.Runner{Engine: &stubEngine{reg: reg}, Registry: reg, Jobs: 2, LatestValidated: true, HoldValidated: true,
+				Test: func(_ context.Context, s *rebuild.Step, _ io.Writer) *store.Validation {
+					if s.Name == tc.testsFail {
+						return &store.Validation{Status: store.Failed, Error: "1 of 1 tests failed: lint runs", Tests: []store.TestResult{{Name: "lint runs"}}}
+					}
+					return &store.Validation{Status: store.Succeeded, Tests: []store.TestResult{{Name: "shell", Passed: true}}}
+				}}
+			cfg := &config.Config{Store: config.Store{Logs: t.TempDir()}}
+			prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: testPlan()}
+			var (
+				triggered map[string]string
+				waiting   []store.Status // base's validation while the job ran
+			)
+			opts := Options{Jenkins: func(_ context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild {
+				triggered = refs
+				b := store.JenkinsBuild{Job: "ci/test", Status: store.Running, Number: 7, URL: "http://jenkins/job/ci/job/test/7/"}
+				update(b)
+				run, _ := db.Run(1)
+				waiting = append(waiting, run.Image("base").Validation.Status)
+				b.Result, b.Status = tc.result, store.Failed
+				if tc.result == "SUCCESS" {
+					b.Status = store.Succeeded
+				}
+				return b
+			}}
+			got, err := Run(t.Context(), cfg, prep, runner, db, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tc.wantStatus {
+				t.Errorf("run %s, want %s", got.Status, tc.wantStatus)
+			}
+			if (triggered != nil) != tc.wantTrigger {
+				t.Fatalf("job triggered with %v, want triggered: %v", triggered, tc.wantTrigger)
+			}
+			if tc.wantTrigger {
+				want := map[string]string{}
+				for _, s := range prep.Plan.Steps {
+					want[s.Name] = s.Ref
+				}
+				if !maps.Equal(triggered, want) {
+					t.Errorf("job got refs %v, want %v", triggered, want)
+				}
+				if !slices.Equal(waiting, []store.Status{store.Running}) {
+					t.Errorf("while the job ran, base's validation was %v, want running", waiting)
+				}
+				if got.Jenkins == nil || got.Jenkins.Number != 7 || got.Jenkins.Result != tc.result {
+					t.Errorf("recorded job %+v", got.Jenkins)
+				}
+			} else if got.Jenkins == nil || got.Jenkins.Status != store.Skipped || !strings.Contains(got.Jenkins.Error, "lint") {
+				t.Errorf("recorded job %+v, want skipped because lint failed", got.Jenkins)
+			}
+			for _, s := range prep.Plan.Steps {
+				im := got.Image(s.Name)
+				if s.Name == tc.testsFail {
+					if im.Status != store.Failed || im.Validation.Status != store.Failed {
+						t.Errorf("%s: %s, validation %+v, want failed by its tests", s.Name, im.Status, im.Validation)
+					}
+					continue
+				}
+				if im.Validation == nil || im.Validation.Status != tc.wantImage || len(im.Validation.Tests) != 1 {
+					t.Errorf("%s's validation = %+v, want %s with its own test kept", s.Name, im.Validation, tc.wantImage)
+				}
+				validated := reg.digests[s.Ref+rebuild.ValidatedSuffix]
+				latest := reg.digests[s.Latest]
+				if tc.wantImage == store.Succeeded {
+					if validated != im.Digest || latest != im.Digest || !slices.Equal(im.Tags, []string{"t", "t-validated", "latest"}) || im.Status != store.Succeeded {
+						t.Errorf("%s: validated tag at %q, latest at %q, tags %q, status %s; want both at %s", s.Name, validated, latest, im.Tags, im.Status, im.Digest)
+					}
+					continue
+				}
+				if validated != "" || latest != "" {
+					t.Errorf("%s, not validated, has -validated at %q and latest at %q", s.Name, validated, latest)
+				}
+				if tc.result == "FAILURE" && (im.Status != store.Failed || !strings.Contains(im.Error, "ci/test #7 FAILURE")) {
+					t.Errorf("%s: %s %q, want failed by the job", s.Name, im.Status, im.Error)
+				}
+			}
+		})
+	}
+}
