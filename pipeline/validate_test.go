@@ -36,7 +36,7 @@ func TestRunJenkins(t *testing.T) {
 			db := openDB(t)
 			reg := &stubRegistry{digests: map[string]string{}}
 			runner := &rebuild.Runner{Engine: &stubEngine{reg: reg}, Registry: reg, Jobs: 2, LatestValidated: true, HoldValidated: true,
-				Test: func(_ context.Context, s *rebuild.Step, _ io.Writer) *store.Validation {
+				Test: func(_ context.Context, s *rebuild.Step, _ string, _ io.Writer) *store.Validation {
 					if s.Name == tc.testsFail {
 						return &store.Validation{Status: store.Failed, Error: "1 of 1 tests failed: lint runs", Tests: []store.TestResult{{Name: "lint runs"}}}
 					}

@@ -136,6 +136,16 @@ func (g *Graph) Select(only []string, withDeps bool) ([]string, error) {
 	return g.inOrder(chosen), nil
 }
 
+// Ancestors returns every image name builds on, directly or not, in Order.
+func (g *Graph) Ancestors(name string) []string {
+	found := map[string]bool{}
+	if _, ok := g.nodes[name]; ok {
+		g.addAncestors(name, found)
+	}
+	delete(found, name) // only possible through a cycle
+	return g.inOrder(found)
+}
+
 func (g *Graph) addAncestors(name string, into map[string]bool) {
 	for _, p := range g.nodes[name].Parents {
 		if !into[p] {

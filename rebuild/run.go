@@ -78,7 +78,9 @@ type Runner struct {
 	// stage); a Validation that is not Succeeded fails the image, but not
 	// the images built on it, which by then have started. Skipped means
 	// there was nothing to test.
-	Test func(ctx context.Context, s *Step, log io.Writer) *store.Validation
+	// image is what to run: s.Ref, or for a validation run the digest
+	// that was pulled.
+	Test func(ctx context.Context, s *Step, image string, log io.Writer) *store.Validation
 	// LatestValidated moves latest in the validated stage instead of
 	// right after the push: a broken image never becomes latest.
 	LatestValidated bool
@@ -331,7 +333,11 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()
 	}
 	if r.Test != nil {
 		stages = append(stages, stage{name: StageTest, run: func(ctx context.Context) error {
-			validation = r.Test(ctx, s, log)
+			image := s.Ref
+			if r.Pull {
+				image = s.Ref[:strings.LastIndex(s.Ref, ":")] + "@" + digest
+			}
+			validation = r.Test(ctx, s, image, log)
 			switch validation.Status {
 			case store.Succeeded:
 				return nil

@@ -11,8 +11,8 @@ import (
 )
 
 // testResults makes the test stage pass for every image but those in fail.
-func testResults(fail ...string) func(context.Context, *Step, io.Writer) *store.Validation {
-	return func(_ context.Context, s *Step, log io.Writer) *store.Validation {
+func testResults(fail ...string) func(context.Context, *Step, string, io.Writer) *store.Validation {
+	return func(_ context.Context, s *Step, _ string, log io.Writer) *store.Validation {
 		fmt.Fprintf(log, "testing %s\n", s.Name)
 		if slices.Contains(fail, s.Name) {
 			return &store.Validation{Status: store.Failed, Error: "1 of 2 tests failed: python imports",

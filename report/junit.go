@@ -14,12 +14,20 @@ import (
 	"nightshift/store"
 )
 
-// stages are the test cases of every image, in the order they run.
-var stages = []string{rebuild.StageBuild, rebuild.StagePush, rebuild.StageVerify, rebuild.StageTag}
+// stageOrder is the order stages run in; a run's report has a test case
+// per image for each stage that some image of the run went through.
+var stageOrder = []string{
+	rebuild.StageBuild, rebuild.StagePull, rebuild.StagePush, rebuild.StageVerify,
+	rebuild.StageTag, rebuild.StageTest, rebuild.StageValidated,
+}
+
+// baseStages are reported for a rebuild even when no image reached them.
+var baseStages = []string{rebuild.StageBuild, rebuild.StagePush, rebuild.StageVerify, rebuild.StageTag}
 
 // JUnit writes run as a JUnit report: one test suite per run, one test case
 // per image and stage (classname = image), so Jenkins' junit step shows
-// which stage of which image broke.
+// which stage of which image broke; then one per test run inside an image
+// ("test: <name>"), and one for the run's Jenkins job.
 func JUnit(w io.Writer, run *store.Run) error {
 	suite := junit.Testsuite{
 		Name: fmt.Sprintf("nightshift run %d (%s)", run.ID, run.Tag),
@@ -28,14 +36,94 @@ func JUnit(w io.Writer, run *store.Run) error {
 	suite.SetTimestamp(run.Started)
 	suite.AddProperty("commit", run.Commit)
 	suite.AddProperty("tag", run.Tag)
+	stages := runStages(run)
 	for _, im := range run.Images {
 		for _, name := range stages {
 			suite.AddTestcase(testcase(im, name))
 		}
+		if im.Validation != nil {
+			for _, t := range im.Validation.Tests {
+				suite.AddTestcase(testResult(im.Name, t))
+			}
+		}
+	}
+	if run.Jenkins != nil {
+		suite.AddTestcase(jenkinsCase(*run.Jenkins))
 	}
 	var suites junit.Testsuites
 	suites.AddSuite(suite)
 	return suites.WriteXML(w)
+}
+
+// runStages is the stages some image of run went through, in stageOrder;
+// a rebuild always has the four of every image.
+func runStages(run *store.Run) []string {
+	seen := map[string]bool{}
+	if run.Kind == "" {
+		for _, st := range baseStages {
+			seen[st] = true
+		}
+	}
+	for _, im := range run.Images {
+		for _, st := range im.Stages {
+			seen[st.Name] = true
+		}
+	}
+	var out []string
+	for _, st := range stageOrder {
+		if seen[st] {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// testResult is one test run inside an image. A flaky pass passes, and
+// says so in its output.
+func testResult(image string, t store.TestResult) junit.Testcase {
+	tc := junit.Testcase{Name: "test: " + t.Name, Classname: image, Time: fmt.Sprintf("%.3f", t.Seconds)}
+	var out []string
+	if t.File != "" {
+		out = append(out, "from "+t.File)
+	}
+	if t.Flaky {
+		out = append(out, fmt.Sprintf("flaky: failed, then passed on attempt %d", t.Attempts))
+	}
+	if !t.Passed {
+		msg := strings.Join(t.Errors, "; ")
+		if msg == "" {
+			msg = "failed"
+		}
+		tc.Failure = &junit.Result{Message: xmlText(msg), Type: "failed", Data: xmlText(t.Output)}
+	} else if t.Output != "" {
+		out = append(out, t.Output)
+	}
+	if len(out) > 0 {
+		tc.SystemOut = &junit.Output{Data: xmlText(strings.Join(out, "\n"))}
+	}
+	return tc
+}
+
+// jenkinsCase is the run's Jenkins job.
+func jenkinsCase(b store.JenkinsBuild) junit.Testcase {
+	tc := junit.Testcase{Name: "jenkins: " + b.Job, Classname: "validation"}
+	if b.Finished != nil {
+		tc.Time = seconds(b.Finished.Sub(b.Started))
+	}
+	console := xmlText(strings.Join(b.Console, "\n"))
+	switch b.Status {
+	case store.Succeeded:
+		if b.URL != "" {
+			tc.SystemOut = &junit.Output{Data: "build: " + b.URL}
+		}
+	case store.Skipped:
+		tc.Skipped = &junit.Result{Message: xmlText(b.Error)}
+	case store.Failed:
+		tc.Failure = &junit.Result{Message: xmlText(b.Summary()), Type: "failed", Data: console}
+	default:
+		tc.Error = &junit.Result{Message: xmlText("interrupted: " + b.Summary()), Type: "interrupted", Data: console}
+	}
+	return tc
 }
 
 func testcase(im store.ImageResult, stage string) junit.Testcase {
