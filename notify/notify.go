@@ -42,20 +42,33 @@ type Summary struct {
 // Headline is the one line that says it all, used as email subject and
 // Discord title, e.g. "failed: 5 of 7 images built (2026-11-23-02-00-00-1a2b3c4d)".
 func (s Summary) Headline() string {
-	ok := 0
+	ok, validated, validates := 0, 0, false
 	for _, im := range s.Run.Images {
-		if im.Status == store.Succeeded {
-			ok++
+		if im.Status == store.Succeeded || im.Digest != "" && im.Validation != nil {
+			ok++ // built and pushed; its validation is counted apart
+		}
+		if im.Validation != nil {
+			validates = true
+			if im.Validation.Status == store.Succeeded {
+				validated++
+			}
 		}
 	}
 	total := max(len(s.Run.Planned), len(s.Run.Images))
+	status := string(s.Run.Status)
 	switch s.Event {
 	case EventNotStarted:
 		return "could not start: " + s.Reason
 	case EventFixed:
-		return fmt.Sprintf("fixed: %d of %d images built (%s)", ok, total, s.Run.Tag)
+		status = "fixed"
 	}
-	return fmt.Sprintf("%s: %d of %d images built (%s)", s.Run.Status, ok, total, s.Run.Tag)
+	switch {
+	case s.Run.Kind == "validate":
+		return fmt.Sprintf("%s: %d of %d images validated (%s)", status, validated, total, s.Run.Tag)
+	case validates:
+		return fmt.Sprintf("%s: %d of %d images built, %d validated (%s)", status, ok, total, validated, s.Run.Tag)
+	}
+	return fmt.Sprintf("%s: %d of %d images built (%s)", status, ok, total, s.Run.Tag)
 }
 
 // RunURL is the dashboard page of the run, "" without a public URL.

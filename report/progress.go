@@ -20,6 +20,14 @@ type Lines struct {
 // Observe prints e; it fits pipeline.Options.Observe.
 func (l *Lines) Observe(run *store.Run, e rebuild.Event) {
 	ts := e.Time.UTC().Format("2006-01-02T15:04:05Z")
+	if v := e.Validation; v != nil && e.Stage == "" && e.Status == "" {
+		line := fmt.Sprintf("%s %-28s %s", ts, e.Image+" validation", v.Status)
+		if v.Error != "" {
+			line += ": " + v.Error
+		}
+		fmt.Fprintln(l.W, line)
+		return
+	}
 	what := e.Image
 	if e.Stage != "" {
 		what += " " + e.Stage
@@ -38,6 +46,20 @@ func (l *Lines) Observe(run *store.Run, e rebuild.Event) {
 		line += ": " + e.Err.Error()
 	}
 	fmt.Fprintln(l.W, line)
+	if v := e.Validation; v != nil && e.Stage == rebuild.StageTest {
+		for _, t := range v.Tests {
+			switch {
+			case !t.Passed:
+				why := "failed"
+				if len(t.Errors) > 0 {
+					why = t.Errors[0]
+				}
+				fmt.Fprintf(l.W, "    | FAIL %s: %s\n", t.Name, why)
+			case t.Flaky:
+				fmt.Fprintf(l.W, "    | FLAKY %s: passed on attempt %d\n", t.Name, t.Attempts)
+			}
+		}
+	}
 	if e.Stage == "" && e.Status == store.Failed {
 		for _, t := range e.Tail {
 			fmt.Fprintln(l.W, "    | "+t)
