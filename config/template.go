@@ -66,6 +66,14 @@ func RenderTag(format string, start time.Time, commit string) (string, error) {
 	return tag, nil
 }
 
+// CheckTag reports whether tag is a valid Docker tag.
+func CheckTag(tag string) error {
+	if !dockerTag.MatchString(tag) {
+		return fmt.Errorf(`not a valid Docker tag: at most 128 letters, digits, "_", "." and "-", not starting with "." or "-"`)
+	}
+	return nil
+}
+
 // RenderArg renders one build arg template.
 func RenderArg(tmpl string, d TemplateData) (string, error) {
 	return render("build_arg", tmpl, d)

@@ -3,6 +3,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"nightshift/rebuild"
 	"nightshift/source"
 	"nightshift/store"
+	"nightshift/validate"
 )
 
 // Unavailable wraps an error of infrastructure that a run needs before any
@@ -44,6 +46,8 @@ type Prepared struct {
 	Source source.Checkout
 	Graph  *rebuild.Graph
 	Plan   *rebuild.Plan
+	// Tests are the images' tests, when the configuration validates.
+	Tests *validate.Suite
 	// Pull validates the images the plan names as they are in the
 	// registry instead of rebuilding them (nightshift validate).
 	Pull bool
@@ -53,23 +57,9 @@ type Prepared struct {
 // the configuration or the tree are config.Problems, a source that cannot
 // be reached is *Unavailable, a bad selection is *UsageError.
 func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.Time) (*Prepared, error) {
-	var (
-		co  source.Checkout
-		err error
-	)
-	if cfg.Source.IsURL() {
-		co, err = source.Fetch(ctx, cfg.Source.Repo, cfg.Source.Ref, cfg.Source.Workdir)
-		if errors.Is(err, source.ErrNoRef) {
-			return nil, config.Problems{{File: cfg.File, Key: "source.ref", Msg: err.Error() + ": name a branch, a tag or a full commit hash"}}
-		}
-		if err != nil {
-			return nil, &Unavailable{err}
-		}
-		if ps := cfg.CheckTree(co.Dir); len(ps) > 0 {
-			return nil, ps
-		}
-	} else if co, err = source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Logs); err != nil {
-		return nil, config.Problems{{File: cfg.File, Key: "source.repo", Msg: err.Error()}}
+	co, err := checkout(ctx, cfg, "")
+	if err != nil {
+		return nil, err
 	}
 	g, ps := rebuild.NewGraph(cfg.File, co.Dir, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)
 	if len(ps) > 0 {
@@ -79,11 +69,86 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 	if err != nil {
 		return nil, &UsageError{err}
 	}
-	plan, err := rebuild.NewPlan(cfg, g, co.Dir, rebuild.Commit{Hash: co.Commit, Short: co.Short()}, start, names)
+	prep := &Prepared{Source: co, Graph: g}
+	if prep.Tests, err = loadTests(cfg, g, co.Dir); err != nil {
+		return nil, err
+	}
+	prep.Plan, err = rebuild.NewPlan(cfg, g, co.Dir, rebuild.Commit{Hash: co.Commit, Short: co.Short()}, start, names)
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{Source: co, Graph: g, Plan: plan}, nil
+	return prep, nil
+}
+
+// PrepareValidation readies the validation of the images already pushed
+// under tag, from commit ("" when not known: then the source as configured)
+// for the test files. Errors are as for Prepare.
+func PrepareValidation(ctx context.Context, cfg *config.Config, sel Selection, tag, commit string, start time.Time) (*Prepared, error) {
+	if err := config.CheckTag(tag); err != nil {
+		return nil, &UsageError{fmt.Errorf("tag %q: %w", tag, err)}
+	}
+	co, err := checkout(ctx, cfg, commit)
+	if err != nil {
+		return nil, err
+	}
+	if commit != "" && co.Commit != commit && !cfg.Source.IsURL() {
+		// A local checkout is used as it is; say that its tests may differ.
+		co.Subject = fmt.Sprintf("tests from the checkout at %.8s; the images were built from %.8s", co.Commit, commit)
+	}
+	if commit == "" {
+		commit = co.Commit
+	}
+	g, ps := rebuild.NewGraph(cfg.File, co.Dir, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	names, err := g.Select(sel.Only, sel.WithDeps)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	prep := &Prepared{Source: co, Graph: g, Pull: true}
+	if prep.Tests, err = loadTests(cfg, g, co.Dir); err != nil {
+		return nil, err
+	}
+	prep.Source.Commit = commit
+	prep.Plan = rebuild.ExistingPlan(cfg, g, tag, commit, start, names)
+	return prep, nil
+}
+
+// checkout pins the source: a local checkout as it is, or the URL fetched
+// at ref (the configured one when ref is "").
+func checkout(ctx context.Context, cfg *config.Config, ref string) (source.Checkout, error) {
+	var (
+		co  source.Checkout
+		err error
+	)
+	if cfg.Source.IsURL() {
+		co, err = source.Fetch(ctx, cfg.Source.Repo, cmp.Or(ref, cfg.Source.Ref), cfg.Source.Workdir)
+		if errors.Is(err, source.ErrNoRef) {
+			return co, config.Problems{{File: cfg.File, Key: "source.ref", Msg: err.Error() + ": name a branch, a tag or a full commit hash"}}
+		}
+		if err != nil {
+			return co, &Unavailable{err}
+		}
+		if ps := cfg.CheckTree(co.Dir); len(ps) > 0 {
+			return co, ps
+		}
+	} else if co, err = source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Logs); err != nil {
+		return co, config.Problems{{File: cfg.File, Key: "source.repo", Msg: err.Error()}}
+	}
+	return co, nil
+}
+
+// loadTests reads the images' test files when the configuration has any.
+func loadTests(cfg *config.Config, g *rebuild.Graph, root string) (*validate.Suite, error) {
+	if !cfg.Validates() {
+		return nil, nil
+	}
+	suite, ps := validate.Load(cfg, g, root)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return suite, nil
 }
 
 // Options are the parts of a run that vary by caller.
@@ -142,6 +207,9 @@ func Run(ctx context.Context, cfg *config.Config, prep *Prepared, runner *rebuil
 
 	var recordErr error
 	events := func(e rebuild.Event) {
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
 		var now *store.Run
 		err := db.UpdateRun(rec.ID, func(run *store.Run) error {
 			apply(run, plan, e, opts.Jenkins != nil)

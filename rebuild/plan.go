@@ -139,6 +139,20 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 	return p, nil
 }
 
+// ExistingPlan plans the validation of images already in the staging
+// registry under tag: the images named in names (all when empty), each to
+// be pulled from its ref. They have no order among them.
+func ExistingPlan(cfg *config.Config, g *Graph, tag, commit string, start time.Time, names []string) *Plan {
+	p := &Plan{Tag: tag, Commit: commit, Repo: cfg.Staging.Registry + "/" + cfg.Staging.Namespace, Start: start}
+	if len(names) == 0 {
+		names = g.Order()
+	}
+	for _, name := range names {
+		p.Steps = append(p.Steps, Step{Name: name, Ref: p.Repo + "/" + name + ":" + tag, Latest: p.Repo + "/" + name + ":latest"})
+	}
+	return p
+}
+
 // pinFroms points every FROM of the Dockerfile at path that names a stack
 // image at the ref target gives, so a child builds on this run's parent and
 // never on whatever an engine or Docker Hub has under that name. A literal

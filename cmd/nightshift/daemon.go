@@ -125,7 +125,7 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 		d.mu.Unlock()
 		d.wakeDelivery()
 	}()
-	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.ns, d.routes, pipeline.Selection{Only: t.Only}, pipeline.Options{
+	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.ns, d.routes, request{sel: pipeline.Selection{Only: t.Only}}, pipeline.Options{
 		Trigger: t.Reason, Logger: d.cli.log,
 		Started: func(id uint64) {
 			d.mu.Lock()

@@ -36,7 +36,8 @@ Usage:
   nightshift COMMAND [flags]
 
 Commands:
-  run            rebuild, push, tag and verify every image now (one nightly run)
+  run            rebuild, push, tag, verify and validate every image now
+  validate       validate images already pushed under a tag, without rebuilding
   plan           print what a run would do: order, refs, parents, build args
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
@@ -50,8 +51,8 @@ Commands:
 Every command takes -c/--config FILE (default ./nightshift.toml, or
 $NIGHTSHIFT_CONFIG). 'nightshift COMMAND --help' describes a command.
 
-Exit codes: 0 success; 1 the run finished and some image failed or it was
-interrupted; 2 usage or configuration error (nothing built or pushed);
+Exit codes: 0 success; 1 the run finished and some image failed (build, push
+or validation) or it was interrupted; 2 usage or configuration error (nothing built or pushed);
 3 engine, registry, source or store unavailable before work began.
 `
 
@@ -87,6 +88,8 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.run(ctx, rest)
 	case "plan":
 		return c.plan(ctx, rest)
+	case "validate":
+		return c.validate(ctx, rest)
 	case "history":
 		return c.history(rest)
 	case "show":

@@ -70,7 +70,8 @@ func countImages(r store.Run) string {
 
 func (c *cli) show(args []string) int {
 	fs, cfgPath := c.flags("show", "[flags] RUN", `Shows one run in detail: every image with its refs, digest, stages and
-durations, and for a failure the last lines of the failing step.
+durations, its tests and validation, and for a failure the last lines of the
+failing step (for failed tests, why they failed); the Jenkins job, if any.
 `)
 	asJSON := fs.Bool("json", false, "print the run record as JSON")
 	var arg string
@@ -96,7 +97,11 @@ durations, and for a failure the last lines of the failing step.
 		return c.printJSON(r)
 	}
 	now := time.Now()
-	fmt.Fprintf(c.stdout, "run %d  %s\ntag      %s\ncommit   %s %s\n", r.ID, r.Status, r.Tag, r.Commit, r.Subject)
+	kind := ""
+	if r.Kind != "" {
+		kind = " (" + r.Kind + ")"
+	}
+	fmt.Fprintf(c.stdout, "run %d%s  %s\ntag      %s\ncommit   %s %s\n", r.ID, kind, r.Status, r.Tag, r.Commit, r.Subject)
 	if r.Dirty {
 		fmt.Fprintln(c.stdout, "         (the tree had uncommitted changes)")
 	}
@@ -116,8 +121,20 @@ durations, and for a failure the last lines of the failing step.
 		for _, st := range im.Stages {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Name, st.Status, st.Duration(now).Round(time.Millisecond))
 		}
+		if v := im.Validation; v != nil {
+			fmt.Fprintf(tw, "  validation\t%s\t%s\n", v.Status, v.Error)
+			for _, t := range v.Tests {
+				fmt.Fprintf(tw, "    %s\t%s\t%.3fs\t%s\n", testVerdict(t), t.Name, t.Seconds, t.File)
+			}
+		}
 		tw.Flush()
 		for _, line := range im.Tail {
+			fmt.Fprintln(c.stdout, "    | "+line)
+		}
+	}
+	if j := r.Jenkins; j != nil {
+		fmt.Fprintf(c.stdout, "\njenkins  %s  %s\n", j.Status, j.Summary())
+		for _, line := range j.Console {
 			fmt.Fprintln(c.stdout, "    | "+line)
 		}
 	}
@@ -135,6 +152,17 @@ durations, and for a failure the last lines of the failing step.
 		tw.Flush()
 	}
 	return exitOK
+}
+
+// testVerdict is a test's outcome in a word.
+func testVerdict(t store.TestResult) string {
+	switch {
+	case !t.Passed:
+		return "FAIL"
+	case t.Flaky:
+		return fmt.Sprintf("FLAKY (attempt %d)", t.Attempts)
+	}
+	return "PASS"
 }
 
 // messageDetail says when a message went, or why it has not.

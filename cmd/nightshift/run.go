@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"nightshift/registry"
 	"nightshift/report"
 	"nightshift/store"
+	"nightshift/validate"
 )
 
 const (
@@ -34,47 +36,78 @@ func (c *cli) run(ctx context.Context, args []string) int {
 	fs, cfgPath := c.flags("run", "[flags]", `Rebuilds every image (or those named by --only) from scratch at one pinned
 commit, in dependency order and in parallel, pushes each once under the run's
 immutable tag, adds 'latest' as a remote tag, verifies both digests in the
-registry, and records every stage. Exit 0 when every image succeeded, 1 when
-some failed or the run was interrupted.
+registry, and records every stage. With [validate] configured, each image is
+then tested inside (and the Jenkins job run with every ref); what passes is
+tagged <tag>-validated (and only then latest, with staging.latest =
+"validated"). Exit 0 when every image succeeded, 1 when some failed (build,
+push or validation) or the run was interrupted.
 `)
 	only := fs.String("only", "", "build only these `images` (comma-separated)")
 	withDeps := fs.Bool("with-deps", false, "with --only: also build what those images build on")
-	junitPath := fs.String("junit", "", "write a JUnit XML report (one test case per image and stage) to `file`")
-	jsonPath := fs.String("json", "", "write the run record as JSON to `file`")
-	progress := fs.String("progress", "auto", "progress output: auto, live (redrawn table) or lines (timestamped)")
-	trigger := fs.String("trigger", "cli", "what started this run, for the record")
+	noValidate := fs.Bool("no-validate", false, "build and push only; validate later with 'nightshift validate --tag TAG'")
+	out := outputFlags(fs)
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	if *progress != "auto" && *progress != "live" && *progress != "lines" {
-		fmt.Fprintf(c.stderr, "nightshift run: --progress must be auto, live or lines, not %q\n", *progress)
+	if !out.check(c, "run") || !checkOnly(c, "run", *only, *withDeps) {
 		return exitUsage
 	}
-	if !checkOnly(c, "run", *only, *withDeps) {
-		return exitUsage
+	return c.carryOut(ctx, *cfgPath, out, func(*store.DB) (request, bool) {
+		return request{sel: pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, noValidate: *noValidate}, true
+	})
+}
+
+// output is how a run reports: progress as it goes, reports at its end.
+type output struct {
+	junit, json, progress, trigger *string
+}
+
+func outputFlags(fs *flag.FlagSet) output {
+	return output{
+		junit:    fs.String("junit", "", "write a JUnit XML report (a test case per image and stage, and per test) to `file`"),
+		json:     fs.String("json", "", "write the run record as JSON to `file`"),
+		progress: fs.String("progress", "auto", "progress output: auto, live (redrawn table) or lines (timestamped)"),
+		trigger:  fs.String("trigger", "cli", "what started this run, for the record"),
 	}
-	s, code := c.openSetup(*cfgPath)
+}
+
+func (o output) check(c *cli, cmd string) bool {
+	if p := *o.progress; p != "auto" && p != "live" && p != "lines" {
+		fmt.Fprintf(c.stderr, "nightshift %s: --progress must be auto, live or lines, not %q\n", cmd, p)
+		return false
+	}
+	return true
+}
+
+// carryOut opens the store, asks what to do (resolve may look in the
+// store; false means it said why and the command exits 2), runs it with
+// progress, writes the reports and the summary, and delivers the news.
+func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, resolve func(*store.DB) (request, bool)) int {
+	s, code := c.openSetup(cfgPath)
 	if s == nil {
 		return code
 	}
 	defer s.db.Close()
 	cfg, db, ns, routes := s.cfg, s.db, s.ns, s.routes
 	c.interruptLeftovers(db, outbox(cfg, routes))
+	req, ok := resolve(db)
+	if !ok {
+		return exitUsage
+	}
 
-	observe, stopProgress, live := c.progress(*progress)
+	observe, stopProgress, live := c.progress(*out.progress)
 	log := c.log
 	if live {
 		// Info lines on the same terminal would break the redrawn table;
 		// the summary below says the same. Warnings and errors still show.
 		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rec, code := c.nightly(ctx, cfg, db, ns, routes, pipeline.Selection{Only: list(*only), WithDeps: *withDeps},
-		pipeline.Options{Trigger: *trigger, Logger: log, Observe: observe})
+	rec, code := c.nightly(ctx, cfg, db, ns, routes, req, pipeline.Options{Trigger: *out.trigger, Logger: log, Observe: observe})
 	stopProgress()
 	if rec == nil {
 		return code
 	}
-	if err := c.writeReports(rec, *junitPath, *jsonPath); err != nil {
+	if err := c.writeReports(rec, *out.junit, *out.json); err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitFailed
 	}
@@ -86,14 +119,32 @@ some failed or the run was interrupted.
 	return code
 }
 
+// request says what one run does.
+type request struct {
+	sel pipeline.Selection
+	// noValidate builds and pushes only; `nightshift validate` follows.
+	noValidate bool
+	// tag, when set, makes a validation run of the images pushed under
+	// it, from commit (when known).
+	tag, commit string
+}
+
 // nightly is one run as the CLI and the daemon both carry it out: pin the
 // source and plan, reach the engine and the registry (queueing the news
-// when they are down), then build, push and record. rec is nil when no run
-// started, and code is then the exit code that means. opts.Outbox is set
-// here.
+// when they are down), then build, push, validate and record. rec is nil
+// when no run started, and code is then the exit code that means.
+// opts.Outbox and opts.Jenkins are set here.
 func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier,
-	routes []notify.Route, sel pipeline.Selection, opts pipeline.Options) (rec *store.Run, code int) {
-	prep, err := pipeline.Prepare(ctx, cfg, sel, time.Now().UTC())
+	routes []notify.Route, req request, opts pipeline.Options) (rec *store.Run, code int) {
+	var (
+		prep *pipeline.Prepared
+		err  error
+	)
+	if req.tag != "" {
+		prep, err = pipeline.PrepareValidation(ctx, cfg, req.sel, req.tag, req.commit, time.Now().UTC())
+	} else {
+		prep, err = pipeline.Prepare(ctx, cfg, req.sel, time.Now().UTC())
+	}
 	if err != nil {
 		code := c.exitCode(err)
 		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
@@ -117,7 +168,17 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns 
 	}
 	// No build labels: the classic builder adds each as a step of its own,
 	// a container commit that costs seconds; the record holds the same facts.
-	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3}
+	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3,
+		LatestValidated: cfg.Staging.Latest == config.LatestValidated}
+	if prep.Tests != nil && !req.noValidate {
+		runner.Test = validate.NewTester(cfg, prep.Tests, eng).Test
+		if cfg.Validate.Jenkins.Enabled {
+			data := config.NewTemplateData(prep.Plan.Start, prep.Plan.Commit)
+			data.Tag = prep.Plan.Tag
+			runner.HoldValidated = true
+			opts.Jenkins = validate.NewJob(cfg.Validate.Jenkins, data, opts.Logger).Run
+		}
+	}
 	opts.Outbox = outbox(cfg, routes)
 	rec, err = pipeline.Run(ctx, cfg, prep, runner, db, opts)
 	if rec == nil {

@@ -1,0 +1,312 @@
+package structure
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"nightshift/engine"
+	"nightshift/internal/testenv"
+)
+
+// The engine-backed tests share one private dockerd, started by the first
+// of them and stopped by TestMain.
+var private struct {
+	once  sync.Once
+	proc  *testenv.Process
+	dir   string
+	eng   *engine.Engine
+	image string
+	err   error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if private.eng != nil {
+		private.eng.Close()
+	}
+	private.proc.Stop()
+	if private.dir != "" {
+		os.RemoveAll(private.dir)
+	}
+	os.Exit(code)
+}
+
+// testImage is a busybox image with files, links and metadata for the
+// tests to look at. Its entrypoint fails: command tests must not use it.
+const testImage = `FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /etc/ci /work /cache \
+ && echo ID=nightshift > /etc/ci/release && ln -s ci/release /etc/os-release \
+ && touch /bin/suid && chmod 4755 /bin/suid \
+ && touch /etc/ci/owned && chown 1000:50 /etc/ci/owned && chmod 640 /etc/ci/owned
+ENV CI_HOME=/opt/ci LANG=C.UTF-8
+LABEL org.nightshift.test=yes
+WORKDIR /work
+EXPOSE 8080
+VOLUME /cache
+ENTRYPOINT ["/bin/false"]
+CMD ["sh"]
+`
+
+// privateEngine returns the engine and the test image's ref.
+func privateEngine(t *testing.T) (*engine.Engine, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("engine test; -short given")
+	}
+	testenv.Require(t)
+	private.once.Do(func() { private.err = startEngine() })
+	if private.err != nil {
+		t.Fatalf("starting a private engine: %v", private.err)
+	}
+	return private.eng, private.image
+}
+
+func startEngine() error {
+	dir, err := os.MkdirTemp("", "ns-st-")
+	if err != nil {
+		return err
+	}
+	private.dir = dir
+	if private.proc, err = testenv.StartDockerd(filepath.Join(dir, "d")); err != nil {
+		return err
+	}
+	// Set once, before any engine test connects; engine.Connect reads it.
+	os.Setenv("DOCKER_HOST", private.proc.Addr)
+	ctx := context.Background()
+	if private.eng, err = engine.Connect(ctx, 10*time.Second); err != nil {
+		return err
+	}
+	build := filepath.Join(dir, "build")
+	bb, err := os.ReadFile(testenv.Busybox)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(build, "busybox"), bb, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(build, "Dockerfile"), []byte(testImage), 0o644); err != nil {
+		return err
+	}
+	private.image = "nightshift-structure-test:1"
+	var log bytes.Buffer
+	if _, err := private.eng.Build(ctx, engine.BuildSpec{Context: build, Dockerfile: filepath.Join(build, "Dockerfile"), Tags: []string{private.image}}, &log); err != nil {
+		return errors.Join(err, errors.New(log.String()))
+	}
+	return nil
+}
+
+// leftovers lists the containers (all of them), with the volumes, and the
+// images the engine holds.
+func leftovers(t *testing.T) (containers, images []string) {
+	t.Helper()
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range cs.Items {
+		containers = append(containers, x.ID[:12]+" "+x.Image+" "+x.Command)
+	}
+	vs, err := c.VolumeList(ctx, client.VolumeListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs.Items {
+		containers = append(containers, "volume "+v.Name)
+	}
+	is, err := c.ImageList(ctx, client.ImageListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range is.Items {
+		images = append(images, x.ID)
+	}
+	slices.Sort(images)
+	return containers, images
+}
+
+const engineTests = `schemaVersion: "2.0.0"
+globalEnvVars:
+  - key: GREETING
+    value: hello from $CI_HOME
+  - key: CI_ETC
+    value: /etc/ci
+commandTests:
+  - name: echo
+    command: echo
+    args: ["$GREETING"]
+    expectedOutput: ["^hello from /opt/ci\n$"]
+  - name: stdout and stderr apart
+    command: sh
+    args: ["-c", "echo out; echo err >&2; exit 3"]
+    exitCode: 3
+    expectedOutput: ["^out\n$"]
+    expectedError: ["^err\n$"]
+    excludedOutput: ["err"]
+  - name: workdir
+    command: pwd
+    expectedOutput: ["^/work\n$"]
+  - name: environment
+    envVars:
+      - key: MODE
+        value: $LANG-nightly
+    command: env
+    expectedOutput: ["(?m)^MODE=C.UTF-8-nightly$", "(?m)^GREETING=hello from /opt/ci$", "(?m)^CI_HOME=/opt/ci$"]
+  - name: no network
+    command: ls
+    args: ["/sys/class/net"]
+    expectedOutput: ["^lo\n$"]
+  - name: setup visible
+    setup:
+      - ["sh", "-c", "echo prepared > /work/state"]
+      - ["sh", "-c", "echo again >> /work/state; exit 4"]
+    command: cat
+    args: ["/work/state"]
+    expectedOutput: ["^prepared\nagain\n$"]
+  - name: fails
+    command: sh
+    args: ["-c", "echo nope"]
+    expectedOutput: ["^yes"]
+  - name: hangs
+    command: sleep
+    args: ["600"]
+    timeout: 2s
+  - name: no such command
+    command: /no/such/binary
+fileExistenceTests:
+  - {name: busybox, path: /bin/busybox, permissions: "-rwxr-xr-x", uid: 0, gid: 0, isExecutableBy: any}
+  - {name: sh is a symlink, path: /bin/sh, permissions: Lrwxrwxrwx}
+  - {name: setuid, path: /bin/suid, permissions: urwxr-xr-x}
+  - {name: owned, path: /etc/ci/owned, uid: 1000, gid: 50, permissions: "-rw-r-----", isExecutableBy: any}
+  - {name: directory, path: /etc/ci, permissions: drwxr-xr-x}
+  - {name: absent, path: /usr/bin/python3, shouldExist: false}
+  - {name: expanded path, path: "${CI_ETC}/release", permissions: "-rw-r--r--"}
+fileContentTests:
+  - {name: through a relative link, path: /etc/os-release, expectedContents: ["^ID=nightshift\n$"]}
+  - {name: a directory, path: /etc/ci, expectedContents: ["x"]}
+metadataTest:
+  envVars:
+    - {key: LANG, value: C.UTF-8}
+    - {key: CI_HOME, value: "^/opt/", isRegex: true}
+  unboundEnvVars: [{key: GREETING}]
+  labels: [{key: org.nightshift.test, value: "yes"}]
+  entrypoint: ["/bin/false"]
+  cmd: ["sh"]
+  workdir: /work
+  exposedPorts: ["8080", "8080/tcp"]
+  unexposedPorts: ["22"]
+  volumes: ["/cache"]
+  unmountedVolumes: ["/work"]
+`
+
+func TestEngineRun(t *testing.T) {
+	eng, image := privateEngine(t)
+	path := filepath.Join(t.TempDir(), "ci.yaml")
+	if err := os.WriteFile(path, []byte(engineTests), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, imagesBefore := leftovers(t)
+
+	start := time.Now()
+	results, err := Run(context.Background(), eng, image, []*File{f}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+
+	failing := map[string][]string{
+		"fails":       {"Expected string '^yes' not found in output"},
+		"hangs":       {"timed out after 2s"},
+		"owned":       {"/etc/ci/owned has incorrect executable bit. Expected to be executable by any, Actual: -rw-r-----"},
+		"a directory": {"Failed to open /etc/ci. Error: cannot read /etc/ci: it is a directory, not a file"},
+	}
+	for _, r := range results {
+		t.Logf("%-13s %-26s passed=%-5v %s %q", r.Kind, r.Name, r.Passed, r.Duration.Round(time.Millisecond), r.Errors)
+		want, fails := failing[r.Name]
+		switch {
+		case r.Name == "no such command":
+			if r.Passed || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "/no/such/binary") {
+				t.Errorf("%s: %+v, want one error from the engine", r.Name, r)
+			}
+		case fails:
+			if r.Passed || !reflect.DeepEqual(r.Errors, want) {
+				t.Errorf("%s: passed %v, errors %q; want %q", r.Name, r.Passed, r.Errors, want)
+			}
+		case !r.Passed:
+			t.Errorf("%s (%s) failed: %q\noutput: %s", r.Name, r.Kind, r.Errors, r.Output)
+		}
+		if r.Name == "hangs" && (r.Duration < 2*time.Second || r.Duration > 20*time.Second) {
+			t.Errorf("the hanging command took %s, want it killed at 2s", r.Duration)
+		}
+		if r.Name == "setup visible" && r.Output != "setup [\"sh\" \"-c\" \"echo again >> /work/state; exit 4\"] exited 4\nprepared\nagain\n" {
+			t.Errorf("setup visible: output %q", r.Output)
+		}
+	}
+	if len(results) != 9+7+2+1 {
+		t.Errorf("%d results, want 19", len(results))
+	}
+	t.Logf("%d tests in %s", len(results), elapsed)
+
+	containers, imagesAfter := leftovers(t)
+	if len(containers) != 0 {
+		t.Errorf("containers left behind: %q", containers)
+	}
+	if !reflect.DeepEqual(imagesAfter, imagesBefore) {
+		t.Errorf("images after the run %q, before %q: committed setup images left behind", imagesAfter, imagesBefore)
+	}
+}
+
+// TestEngineCancel cancels a run in the middle of a test whose setup has
+// been committed: the run ends at once, and leaves nothing behind.
+func TestEngineCancel(t *testing.T) {
+	eng, image := privateEngine(t)
+	_, imagesBefore := leftovers(t)
+	f := &File{Path: "cancel", CommandTests: []CommandTest{{
+		Name:    "setup then hang",
+		Setup:   [][]string{{"touch", "/work/set"}},
+		Command: "sleep",
+		Args:    []string{"600"},
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := Run(ctx, eng, image, []*File{f}, Options{})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Run = %v, want the context's deadline", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("a cancelled run took %s to return", took)
+	}
+	containers, imagesAfter := leftovers(t)
+	if len(containers) != 0 {
+		t.Errorf("containers left behind: %q", containers)
+	}
+	if !reflect.DeepEqual(imagesAfter, imagesBefore) {
+		t.Errorf("images after the run %q, before %q", imagesAfter, imagesBefore)
+	}
+}

@@ -1,0 +1,469 @@
+package structure
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"nightshift/engine"
+)
+
+// Driver is what Run needs of a container engine; *engine.Engine is one.
+// Errors marked engine.ErrUnavailable end the run; any other error fails
+// only the test at hand.
+type Driver interface {
+	ImageConfig(ctx context.Context, ref string) (engine.ImageConfig, error)
+	// RunContainer runs spec in a fresh container and removes it.
+	RunContainer(ctx context.Context, spec engine.ContainerSpec) (engine.Run, error)
+	RemoveImage(ctx context.Context, id string) error
+	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
+	// CopyFromContainer returns the engine's tar archive of path; a missing
+	// path is engine.ErrNotFound.
+	CopyFromContainer(ctx context.Context, id, path string) (io.ReadCloser, error)
+	RemoveContainer(ctx context.Context, id string) error
+}
+
+var _ Driver = (*engine.Engine)(nil)
+
+// Options tune Run; the zero value is fine.
+type Options struct {
+	// Timeout bounds each command test (its setup included) that does not
+	// set its own; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Retries is how many times a failed command test is run again; a
+	// test that passes on a retry is Flaky.
+	Retries int
+	// Parallel is how many command tests run at once, each in containers
+	// of its own; zero means DefaultParallel.
+	Parallel int
+}
+
+// Defaults of Options.
+const (
+	DefaultTimeout  = time.Minute
+	DefaultParallel = 4
+)
+
+// Kinds of Result.
+const (
+	KindCommand       = "command"
+	KindFileExistence = "fileExistence"
+	KindFileContent   = "fileContent"
+	KindMetadata      = "metadata"
+)
+
+// Result is the verdict on one test.
+type Result struct {
+	File     string // File.Path of the test's file
+	Name     string // the test's name; "Metadata Test" for a metadata test
+	Kind     string // KindCommand, KindFileExistence, KindFileContent or KindMetadata
+	Passed   bool
+	Flaky    bool // failed first, passed on a retry
+	Attempts int
+	Duration time.Duration
+	// Output is the end of the command's stdout and stderr (at most
+	// ExcerptSize of each), for a command test.
+	Output string
+	// Errors says why the test failed, one line each; for a flaky test,
+	// why its failed attempts failed.
+	Errors []string
+}
+
+// ExcerptSize bounds each of stdout and stderr in Result.Output.
+const ExcerptSize = 1024
+
+// maxContent bounds the file a content test reads.
+const maxContent = 64 << 20
+
+// neverRuns is the command of the container file tests read from: it is
+// never started, but the engine wants a command to create it.
+var neverRuns = []string{"/nightshift-never-runs"}
+
+// Run runs the tests of files against image, already in the engine, and
+// returns one Result per test: for each file, its command tests, file
+// existence tests, file content tests, then its metadata test. Failed
+// tests are Results; the error is for a run that could not be carried out
+// (engine unreachable, image missing, ctx cancelled).
+func Run(ctx context.Context, d Driver, image string, files []*File, opt Options) ([]Result, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = DefaultParallel
+	}
+	cfg, err := d.ImageConfig(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &runner{d: d, image: image, opt: opt, cancel: cancel}
+
+	var results []Result
+	var commands []commandJob
+	var fileJobs []fileJob
+	add := func(f *File, name, kind string) int {
+		results = append(results, Result{File: f.Path, Name: name, Kind: kind})
+		return len(results) - 1
+	}
+	imageEnv := envMap(cfg.Env)
+	for _, f := range files {
+		// The environment container-structure-test commits into the image
+		// before each test: the image's, with globalEnvVars set.
+		env := withVars(imageEnv, f.GlobalEnvVars)
+		for i := range f.CommandTests {
+			t := &f.CommandTests[i]
+			commands = append(commands, commandJob{slot: add(f, t.Name, KindCommand), test: t, env: env, global: f.GlobalEnvVars})
+		}
+		for i := range f.FileExistenceTests {
+			t := &f.FileExistenceTests[i]
+			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileExistence), existence: t, env: env})
+		}
+		for i := range f.FileContentTests {
+			t := &f.FileContentTests[i]
+			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileContent), content: t, env: env})
+		}
+		if !f.MetadataTest.empty() {
+			// Against the image as it is: no globalEnvVars.
+			i := add(f, "Metadata Test", KindMetadata)
+			results[i].Errors = checkMetadata(&f.MetadataTest, cfg)
+			results[i].Passed, results[i].Attempts = len(results[i].Errors) == 0, 1
+		}
+	}
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.fileTests(ctx, fileJobs, results) })
+	jobs := make(chan commandJob)
+	for range min(opt.Parallel, len(commands)) {
+		wg.Go(func() {
+			for j := range jobs {
+				results[j.slot] = r.command(ctx, results[j.slot], j)
+			}
+		})
+	}
+feed:
+	for _, j := range commands {
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if r.err == nil && ctx.Err() != nil {
+		r.err = context.Cause(ctx) // cancelled between tests
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return results, nil
+}
+
+type commandJob struct {
+	slot   int
+	test   *CommandTest
+	env    map[string]string // the image's, with the file's globalEnvVars
+	global []KeyValue
+}
+
+type fileJob struct {
+	slot      int
+	existence *FileExistenceTest
+	content   *FileContentTest
+	env       map[string]string
+}
+
+type runner struct {
+	d      Driver
+	image  string
+	opt    Options
+	cancel context.CancelFunc
+
+	mu  sync.Mutex
+	err error // the first infrastructure failure; it stops the run
+}
+
+// fatal reports whether err stops the run (the engine is gone, or the run
+// was cancelled), and records the first such error.
+func (r *runner) fatal(ctx context.Context, err error) bool {
+	if !stops(ctx, err) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		if ctx.Err() != nil && !errors.Is(err, engine.ErrUnavailable) {
+			err = context.Cause(ctx)
+		}
+		r.err = err
+		r.cancel()
+	}
+	return true
+}
+
+// stops reports whether err is the engine gone or the run cancelled.
+func stops(ctx context.Context, err error) bool {
+	return err != nil && (errors.Is(err, engine.ErrUnavailable) || ctx.Err() != nil)
+}
+
+// cleanupFailed records a container or image left behind: the engine is
+// in no state to go on.
+func (r *runner) cleanupFailed(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = err
+		r.cancel()
+	}
+}
+
+// command runs a command test, retried up to Options.Retries times.
+func (r *runner) command(ctx context.Context, res Result, j commandJob) Result {
+	timeout := r.opt.Timeout
+	if j.test.Timeout > 0 {
+		timeout = j.test.Timeout
+	}
+	start := time.Now()
+	var failures []string
+	for attempt := 1; attempt <= 1+max(r.opt.Retries, 0); attempt++ {
+		output, errs, err := r.attempt(ctx, j, timeout)
+		if r.fatal(ctx, err) {
+			break
+		}
+		res.Attempts, res.Output, res.Errors = attempt, output, errs
+		if len(errs) == 0 {
+			res.Passed, res.Flaky = true, attempt > 1
+			res.Errors = failures
+			break
+		}
+		for _, e := range errs {
+			failures = append(failures, fmt.Sprintf("attempt %d: %s", attempt, e))
+		}
+	}
+	res.Duration = time.Since(start)
+	return res
+}
+
+// attempt runs a command test once, as container-structure-test's docker
+// driver does: each setup command in a container committed as the next
+// one's image, then the command, with the image's entrypoint cleared, its
+// arguments expanded against the environment. err is for the engine
+// failing; the test's failures are errs.
+func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duration) (output string, errs []string, err error) {
+	t := j.test
+	deadline := time.Now().Add(timeout)
+	env := withVars(j.env, t.EnvVars)
+	spec := engine.ContainerSpec{Image: r.image, Env: containerEnv(env, j.global, t.EnvVars), Network: t.Network}
+
+	var notes []string
+	var committed []string
+	defer func() {
+		for i := len(committed) - 1; i >= 0; i-- {
+			if err := r.d.RemoveImage(ctx, committed[i]); err != nil {
+				r.cleanupFailed(err)
+			}
+		}
+	}()
+	for _, cmd := range t.Setup {
+		spec.Cmd, spec.Commit, spec.Timeout = cmd, true, time.Until(deadline)
+		if spec.Timeout <= 0 {
+			return strings.Join(notes, "\n"), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
+		}
+		run, err := r.d.RunContainer(ctx, spec)
+		if run.Image != "" {
+			committed = append(committed, run.Image)
+		}
+		switch {
+		case stops(ctx, err):
+			return "", nil, err
+		case err != nil:
+			return strings.Join(notes, "\n"), []string{fmt.Sprintf("error in setup: %v", err)}, nil
+		case run.TimedOut:
+			return excerpt(run, notes), []string{fmt.Sprintf("setup %q timed out after %s", cmd, timeout)}, nil
+		case run.ExitCode != 0:
+			// Not a failure: container-structure-test does not look.
+			notes = append(notes, fmt.Sprintf("setup %q exited %d", cmd, run.ExitCode))
+		}
+		spec.Image = run.Image
+	}
+
+	spec.Cmd, spec.Commit, spec.Timeout = nil, false, time.Until(deadline)
+	for _, a := range append([]string{t.Command}, t.Args...) {
+		spec.Cmd = append(spec.Cmd, expand(a, env))
+	}
+	if spec.Timeout <= 0 {
+		return strings.Join(notes, "\n"), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
+	}
+	run, err := r.d.RunContainer(ctx, spec)
+	switch {
+	case stops(ctx, err):
+		return "", nil, err
+	case err != nil:
+		return strings.Join(notes, "\n"), []string{err.Error()}, nil
+	case run.TimedOut:
+		return excerpt(run, notes), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
+	}
+	return excerpt(run, notes), checkCommand(t, string(run.Stdout), string(run.Stderr), run.ExitCode), nil
+}
+
+// containerEnv is what a test's containers get on top of the image's
+// environment: the globalEnvVars and the test's envVars, expanded.
+func containerEnv(env map[string]string, global, vars []KeyValue) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, kv := range append(append([]KeyValue(nil), global...), vars...) {
+		if !seen[kv.Key] {
+			seen[kv.Key] = true
+			out = append(out, kv.Key+"="+env[kv.Key])
+		}
+	}
+	return out
+}
+
+// excerpt is the end of a run's stdout and stderr, after notes.
+func excerpt(run engine.Run, notes []string) string {
+	var b strings.Builder
+	for _, n := range notes {
+		b.WriteString(n + "\n")
+	}
+	if run.Truncated {
+		fmt.Fprintf(&b, "output past %d MiB was dropped\n", engine.DefaultOutputLimit>>20)
+	}
+	b.WriteString(tail(run.Stdout))
+	if len(run.Stderr) > 0 {
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
+			b.WriteString("\n")
+		}
+		b.WriteString("--- stderr ---\n")
+		b.WriteString(tail(run.Stderr))
+	}
+	return b.String()
+}
+
+// tail is the last ExcerptSize bytes of out, cut at a character boundary.
+func tail(out []byte) string {
+	if len(out) <= ExcerptSize {
+		return string(out)
+	}
+	i := len(out) - ExcerptSize
+	for i < len(out) && !utf8.RuneStart(out[i]) {
+		i++
+	}
+	return "…" + string(out[i:])
+}
+
+// fileTests runs the file existence and content tests, all reading from
+// one container of the image that is never started.
+func (r *runner) fileTests(ctx context.Context, jobs []fileJob, results []Result) {
+	if len(jobs) == 0 {
+		return
+	}
+	id, err := r.d.CreateContainer(ctx, engine.ContainerSpec{Image: r.image, Cmd: neverRuns})
+	if r.fatal(ctx, err) {
+		return
+	}
+	if err == nil {
+		defer func() {
+			if err := r.d.RemoveContainer(ctx, id); err != nil {
+				r.cleanupFailed(err)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		start := time.Now()
+		res := &results[j.slot]
+		res.Attempts = 1
+		switch {
+		case err != nil:
+			res.Errors = []string{err.Error()}
+		case j.existence != nil:
+			h, missing := r.stat(ctx, id, expand(j.existence.Path, j.env))
+			if r.fatal(ctx, missing) {
+				return
+			}
+			res.Errors = checkExistence(j.existence, h, missing)
+		default:
+			content, readErr := r.read(ctx, id, expand(j.content.Path, j.env))
+			if r.fatal(ctx, readErr) {
+				return
+			}
+			res.Errors = checkContent(j.content, content, readErr)
+		}
+		res.Passed = len(res.Errors) == 0
+		res.Duration = time.Since(start)
+	}
+}
+
+// stat returns the archive entry of p, or nil and why there is none.
+func (r *runner) stat(ctx context.Context, id, p string) (*tar.Header, error) {
+	h, rc, err := r.entry(ctx, id, p)
+	if err != nil {
+		return nil, err
+	}
+	rc.Close()
+	if !exists(h) {
+		return nil, fmt.Errorf("file %s not found in image", p)
+	}
+	return h, nil
+}
+
+// read returns the content of the file at p, following symlinks.
+func (r *runner) read(ctx context.Context, id, p string) ([]byte, error) {
+	for range 40 {
+		h, rc, err := r.entry(ctx, id, p)
+		if err != nil {
+			return nil, err
+		}
+		switch h.Typeflag {
+		case tar.TypeSymlink:
+			rc.Close()
+			if path.IsAbs(h.Linkname) {
+				p = h.Linkname
+			} else {
+				p = path.Join(path.Dir(p), h.Linkname)
+			}
+			continue
+		case tar.TypeDir:
+			rc.Close()
+			return nil, fmt.Errorf("cannot read %s: it is a directory, not a file", p)
+		case tar.TypeReg:
+			defer rc.Close()
+			data, err := io.ReadAll(io.LimitReader(rc, maxContent+1))
+			if err == nil && len(data) > maxContent {
+				err = fmt.Errorf("%s is larger than %d MiB", p, maxContent>>20)
+			}
+			return data, err
+		default:
+			rc.Close()
+			return nil, fmt.Errorf("file %s not found in image", p)
+		}
+	}
+	return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
+}
+
+// entry opens the engine's archive of p and reads its first entry, p
+// itself; the returned reader then yields that entry's content.
+func (r *runner) entry(ctx context.Context, id, p string) (*tar.Header, io.ReadCloser, error) {
+	rc, err := r.d.CopyFromContainer(ctx, id, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := tar.NewReader(rc)
+	h, err := tr.Next()
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("reading the archive of %s: %w", p, err)
+	}
+	return h, struct {
+		io.Reader
+		io.Closer
+	}{tr, rc}, nil
+}

@@ -1,0 +1,117 @@
+// Package structure runs container tests written in the schema of
+// container-structure-test (schemaVersion "2.0.0") against a local image,
+// with the verdicts that tool's docker driver gives, so that a team's
+// existing test files work unchanged. Where that tool falls short, it does
+// better: every command has a timeout, containers have no network unless a
+// test asks for it, command tests run in parallel, and every container and
+// intermediate image is removed, also on timeout and cancellation.
+package structure
+
+import "time"
+
+// SchemaVersion is the only schemaVersion a test file may declare.
+const SchemaVersion = "2.0.0"
+
+// Unset is the value of FileExistenceTest.UID and GID when the file does
+// not say: ownership is then not checked.
+const Unset = -1
+
+// File is one test file.
+type File struct {
+	Path               string // as given to Load
+	SchemaVersion      string
+	GlobalEnvVars      []KeyValue // set for every command test; expand paths of file tests
+	CommandTests       []CommandTest
+	FileExistenceTests []FileExistenceTest
+	FileContentTests   []FileContentTest
+	MetadataTest       MetadataTest
+}
+
+// KeyValue is an environment variable or a label. IsRegex is read for
+// metadata tests only: the value is then a regular expression the image's
+// value must match.
+type KeyValue struct {
+	Key     string
+	Value   string
+	IsRegex bool
+}
+
+// CommandTest runs a command in a fresh container of the image and checks
+// its exit code and output. Output patterns are Go regular expressions
+// matched anywhere in the whole stdout or stderr.
+type CommandTest struct {
+	Name string
+	// Setup commands run one after another, each in a container committed
+	// as the image the next one (and the test command) runs in. Their exit
+	// codes are not checked, as in container-structure-test.
+	Setup [][]string
+	// Teardown is read and ignored, as container-structure-test's docker
+	// driver does: the test's container is thrown away anyway.
+	Teardown       [][]string
+	EnvVars        []KeyValue
+	Command        string
+	Args           []string
+	ExitCode       int
+	ExpectedOutput []string
+	ExcludedOutput []string
+	ExpectedError  []string
+	ExcludedError  []string
+
+	// Timeout (nightshift's "timeout", a Go duration) bounds the test,
+	// setup included; zero means Options.Timeout.
+	Timeout time.Duration
+	// Network (nightshift's "network: true") gives the test's containers
+	// the engine's default network; by default they have none.
+	Network bool
+}
+
+// FileExistenceTest checks that a path exists (or not) in the image, and
+// its mode and ownership.
+type FileExistenceTest struct {
+	Name        string
+	Path        string
+	ShouldExist bool // true unless the file says false
+	// Permissions is compared with the mode as Go prints it
+	// (os.FileMode.String): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" for a
+	// symlink, "urwxr-xr-x" for a setuid file.
+	Permissions string
+	UID, GID    int // Unset when not to be checked
+	// IsExecutableBy is "any", "owner", "group" or "other".
+	IsExecutableBy string
+}
+
+// FileContentTest checks a file's content against regular expressions. A
+// symlink is followed.
+type FileContentTest struct {
+	Name             string
+	Path             string
+	ExpectedContents []string
+	ExcludedContents []string
+}
+
+// MetadataTest checks the image's configuration. Every field is optional;
+// an empty MetadataTest runs no test.
+type MetadataTest struct {
+	EnvVars        []KeyValue
+	UnboundEnvVars []KeyValue // only the keys matter: they must not be set
+	Labels         []KeyValue
+	// Entrypoint and Cmd, when not nil, must equal the image's exactly
+	// (an empty list: the image has none).
+	Entrypoint *[]string
+	Cmd        *[]string
+	Workdir    string
+	User       string
+	// Ports are "80" (any protocol) or "80/tcp".
+	ExposedPorts     []string
+	UnexposedPorts   []string
+	Volumes          []string
+	UnmountedVolumes []string
+}
+
+// empty reports whether mt asks nothing.
+func (mt *MetadataTest) empty() bool {
+	return len(mt.EnvVars) == 0 && len(mt.UnboundEnvVars) == 0 && len(mt.Labels) == 0 &&
+		mt.Entrypoint == nil && mt.Cmd == nil && mt.Workdir == "" && mt.User == "" &&
+		len(mt.ExposedPorts) == 0 && len(mt.UnexposedPorts) == 0 &&
+		len(mt.Volumes) == 0 && len(mt.UnmountedVolumes) == 0
+}
