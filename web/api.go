@@ -44,8 +44,8 @@ type imageEntry struct {
 	Digest          string       `json:"digest,omitempty"`
 	Error           string       `json:"error,omitempty"`
 
-	run *store.Run
-	res *store.ImageResult
+	run *runSummary
+	res *imageSummary
 }
 
 // imageHistory is GET /api/v1/images/{name}.
@@ -111,7 +111,7 @@ func (s *server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	b, err := snap.runsJSON(limit)
+	b, err := snap.runsJSON(s.db, limit)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -137,15 +137,21 @@ func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, runDetail{Run: *run, Notifications: notes})
 }
 
+// run reads run id in full from the store: the cache keeps only summaries.
+func (s *server) run(id uint64) (*store.Run, error) {
+	run, err := s.db.Run(id)
+	if err != nil {
+		return nil, err
+	}
+	run.ID = id
+	return run, nil
+}
+
 // runWithNotes reads run id and what became of its notifications.
 func (s *server) runWithNotes(id uint64) (*store.Run, []notification, error) {
-	snap, err := s.cache.get()
+	run, err := s.run(id)
 	if err != nil {
 		return nil, nil, err
-	}
-	run := snap.run(id)
-	if run == nil {
-		return nil, nil, fmt.Errorf("run %d: %w", id, store.ErrNotFound)
 	}
 	msgs, err := s.db.Messages(id)
 	if err != nil {
@@ -251,18 +257,17 @@ func (s *server) apiImage(w http.ResponseWriter, r *http.Request) {
 }
 
 // historyOf is image name in every run of runs (newest first) that has it.
-func historyOf(runs []store.Run, name string, now time.Time) imageHistory {
+func historyOf(runs []*runSummary, name string, now time.Time) imageHistory {
 	h := imageHistory{Name: name, History: []imageEntry{}}
-	for i := range runs {
-		run := &runs[i]
-		im := run.Image(name)
+	for _, run := range runs {
+		im := run.image(name)
 		if im == nil {
 			continue
 		}
 		h.History = append(h.History, imageEntry{
 			RunID: run.ID, Tag: run.Tag, Commit: run.Commit, Status: im.Status,
 			Started: im.Started, Finished: im.Finished,
-			DurationSeconds: im.Duration(now).Seconds(),
+			DurationSeconds: im.duration(now).Seconds(),
 			Digest:          im.Digest, Error: im.Error,
 			run: run, res: im,
 		})

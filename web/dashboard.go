@@ -19,7 +19,7 @@ type homeData struct {
 	frame
 	Cols    []homeCol
 	Rows    []homeRow
-	Latest  *store.Run
+	Latest  *runSummary
 	Badge   badge // of Latest
 	Next    time.Time
 	Running bool
@@ -77,7 +77,7 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 	writePage(w, http.StatusOK, b)
 }
 
-func (s *server) homeData(runs []store.Run, total int, next time.Time) homeData {
+func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeData {
 	d := homeData{frame: s.frame("Nightly builds"), Shown: len(runs), Total: total, Next: next}
 	d.Crumbs = d.Crumbs[:0] // the dashboard is home: no trail
 	for _, c := range []int{7, 30, 90, 365} {
@@ -87,13 +87,12 @@ func (s *server) homeData(runs []store.Run, total int, next time.Time) homeData 
 		d.Legend = append(d.Legend, newBadge(st))
 	}
 	if len(runs) > 0 {
-		d.Latest, d.Badge = &runs[0], newBadge(string(runs[0].Status))
+		d.Latest, d.Badge = runs[0], newBadge(string(runs[0].Status))
 	}
 
 	var names []string
 	seen := map[string]bool{}
-	for i := range runs {
-		run := &runs[i]
+	for _, run := range runs {
 		d.Running = d.Running || run.Status == store.Running
 		d.Cols = append(d.Cols, homeCol{
 			ID: run.ID, Href: s.runHref(run.ID), Date: run.Started.UTC().Format("01-02"),
@@ -110,14 +109,13 @@ func (s *server) homeData(runs []store.Run, total int, next time.Time) homeData 
 	slices.Sort(names)
 	for _, name := range names {
 		row := homeRow{Name: name, Href: s.imageHref(name), Cells: make([]homeCell, len(runs))}
-		for i := range runs {
-			run := &runs[i]
-			im := run.Image(name)
+		for i, run := range runs {
+			im := run.image(name)
 			if im == nil {
 				row.Cells[i] = homeCell{Title: fmt.Sprintf("%s was not in run %d", name, run.ID), Badge: badge{Status: "none", Symbol: "·"}}
 				continue
 			}
-			b := imageBadge(im)
+			b := im.badge()
 			row.Cells[i] = homeCell{
 				Href:  s.imageRunHref(run.ID, name),
 				Title: fmt.Sprintf("%s, run %d (%s): %s", name, run.ID, run.Started.UTC().Format("2006-01-02"), b.Status),
@@ -389,7 +387,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		return entryView{
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
 			When: e.run.Started, Tag: e.Tag, Commit: shortCommit(e.Commit), Subject: e.run.Subject,
-			Badge: imageBadge(e.res), Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
+			Badge: e.res.badge(), Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
 			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
 		}
 	}

@@ -53,13 +53,12 @@ func (s *server) openLog(id uint64, name string) (*os.File, error) {
 
 // imageOf is image name of run id as now recorded, nil if either is unknown.
 func (s *server) imageOf(id uint64, name string) (*store.Run, *store.ImageResult, error) {
-	snap, err := s.cache.get()
+	run, err := s.run(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
 	if err != nil {
 		return nil, nil, err
-	}
-	run := snap.run(id)
-	if run == nil {
-		return nil, nil, nil
 	}
 	return run, run.Image(name), nil
 }

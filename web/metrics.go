@@ -65,7 +65,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []store.Run) {
+func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []*runSummary) {
 	count := map[store.Status]int{}
 	for _, st := range runStatuses {
 		count[st] = 0
@@ -73,15 +73,15 @@ func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []store.Run) {
 	lastSuccess := map[string]float64{}
 	lastDuration := map[string]float64{}
 	now := c.s.now()
-	for i := range runs { // newest first: the first value met per image is the last
-		run := &runs[i]
+	for _, run := range runs { // newest first: the first value met per image is the last
 		count[run.Status]++
-		for _, im := range run.Images {
+		for i := range run.Images {
+			im := &run.Images[i]
 			if _, ok := lastSuccess[im.Name]; !ok && im.Status == store.Succeeded && im.Finished != nil {
 				lastSuccess[im.Name] = float64(im.Finished.UnixMilli()) / 1e3
 			}
 			if _, ok := lastDuration[im.Name]; !ok && (im.Status == store.Succeeded || im.Status == store.Failed) && im.Started != nil {
-				lastDuration[im.Name] = im.Duration(now).Seconds()
+				lastDuration[im.Name] = im.duration(now).Seconds()
 			}
 		}
 	}

@@ -151,21 +151,32 @@ func newBadge(status string) badge {
 }
 
 // imageBadge tells a validated image from one that was only built.
-func imageBadge(im *store.ImageResult) badge {
-	if im.Status != store.Succeeded {
-		return newBadge(string(im.Status))
+func imageBadge(im *store.ImageResult) badge { return statusBadge(im.Status, validated(im)) }
+
+func statusBadge(st store.Status, validated bool) badge {
+	switch {
+	case st != store.Succeeded:
+		return newBadge(string(st))
+	case validated:
+		return newBadge("validated")
 	}
+	return newBadge("built")
+}
+
+// validated reports whether im carries a validated tag or passed a
+// validation stage.
+func validated(im *store.ImageResult) bool {
 	for _, t := range im.Tags {
 		if strings.HasSuffix(t, "-validated") {
-			return newBadge("validated")
+			return true
 		}
 	}
 	for _, st := range im.Stages {
 		if (st.Name == "validate" || st.Name == "validation") && st.Status == store.Succeeded {
-			return newBadge("validated")
+			return true
 		}
 	}
-	return newBadge("built")
+	return false
 }
 
 func (s *server) runHref(id uint64) string { return fmt.Sprintf("%s/runs/%d", s.base, id) }

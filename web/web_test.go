@@ -739,24 +739,69 @@ func TestCacheFollowsTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second == first || second.run(f.running).Tag != "renamed" {
+	if second == first || second.runs[0].ID != f.running || second.runs[0].Tag != "renamed" {
 		t.Fatalf("the cache missed a change")
 	}
-	if &second.run(2).Images[0] != &first.run(2).Images[0] {
+	if n := len(second.runs); second.runs[n-2] != first.runs[n-2] {
 		t.Errorf("an unchanged run was decoded again")
 	}
 	var runs []store.Run
-	decode(t, f.do("GET", "/api/v1/runs?limit=1", "", ""), &runs)
+	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
 	if runs[0].Tag != "renamed" {
 		t.Errorf("the API answers an old record")
 	}
-	// A new run appears at the top.
+	kept := second.encoded[1]
+	if kept == nil {
+		t.Fatalf("the JSON of a run was not kept")
+	}
+	// A new run appears at the top; the JSON of the others is kept.
 	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
 		t.Fatal(err)
 	}
 	decode(t, f.do("GET", "/api/v1/runs?limit=1", "", ""), &runs)
 	if runs[0].Tag != "newer" {
 		t.Errorf("the API misses a new run")
+	}
+	third, err := f.s.cache.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &third.encoded[2][0] != &kept[0] {
+		t.Errorf("the JSON of an unchanged run was made again")
+	}
+}
+
+// A snapshot that the store has moved past answers the runs as now
+// recorded, and keeps no JSON of records it does not describe.
+func TestRunsJSONAfterTheStoreMoved(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	snap, err := f.s.cache.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.UpdateRun(2, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := snap.runsJSON(f.db, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []store.Run
+	if err := json.Unmarshal(b, &runs); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot's count of runs, the newest as now recorded.
+	if len(runs) != len(snap.runs) || runs[0].Tag != "newer" || runs[len(runs)-1].Tag != "renamed" {
+		t.Errorf("got %d runs, the first %q, the last %q", len(runs), runs[0].Tag, runs[len(runs)-1].Tag)
+	}
+	for i, b := range snap.encoded {
+		if b != nil {
+			t.Errorf("the snapshot kept the JSON of another record at %d", i)
+		}
 	}
 }
 
