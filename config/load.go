@@ -58,10 +58,31 @@ func Load(path string) (*Config, error) {
 	return Parse(data, path, filepath.Dir(path))
 }
 
+// Inspect is Load for a file that may have problems: it returns what could
+// be read along with every problem, so that a caller can check further
+// what the problems did not touch (the image graph, say) and report all at
+// once. The Config is nil when the file could not be decoded, and must not
+// be used to build while there are problems.
+func Inspect(path string) (*Config, Problems) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Msg: fmt.Sprintf("cannot read the config file: %v", err)}}
+	}
+	return parse(data, path, filepath.Dir(path))
+}
+
 // Parse is Load on bytes already read: file is used only in messages, and
 // dir is the directory that relative paths resolve against. The staging
 // password may come from $NIGHTSHIFT_STAGING_PASSWORD.
 func Parse(data []byte, file, dir string) (*Config, error) {
+	c, ps := parse(data, file, dir)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return c, nil
+}
+
+func parse(data []byte, file, dir string) (*Config, Problems) {
 	l := &loader{file: file}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -83,11 +104,8 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 			}
 		}
 	}
-	if len(l.problems) > 0 {
-		slices.SortStableFunc(l.problems, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
-		return nil, l.problems
-	}
-	return c, nil
+	l.problems.Sort()
+	return c, l.problems
 }
 
 // loader gathers the problems of one configuration.
@@ -264,8 +282,12 @@ func (l *loader) staging(s *Staging) {
 	}
 
 	s.TagFormat = cmp.Or(s.TagFormat, DefaultTagFormat)
-	if _, err := RenderTag(s.TagFormat, sampleStart(), sampleCommit); err != nil {
+	if tag, err := RenderTag(s.TagFormat, sampleStart(), sampleCommit); err != nil {
 		l.problem("staging.tag_format", err.Error())
+	} else if later, _ := RenderTag(s.TagFormat, sampleStart().Add(time.Minute), sampleCommit); later == tag {
+		// A tag that a later run renders again is pushed over: it would
+		// not be immutable, and a run's images could no longer be named.
+		l.problem("staging.tag_format", fmt.Sprintf(`renders %q for runs a minute apart: every run needs a tag of its own; include the run's start, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`, tag))
 	}
 
 	if !l.has("staging.retry_budget") {

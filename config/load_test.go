@@ -271,6 +271,13 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "tag format the same for every run",
+			toml: okStaging + "tag_format = \"nightly-{{ .Short }}\"\n" + okImage,
+			want: []string{
+				`bad.toml:4: staging.tag_format: renders "nightly-1a2b3c4d" for runs a minute apart: every run needs a tag of its own; include the run's start, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
+			},
+		},
+		{
 			name: "build args not templates",
 			toml: okStaging + okImage + "build_args = { A = \"{{ .Tag }\", B = \"{{ .Tag }}\", C = \"{{ utc }}\" }\n" +
 				"[[image]]\nname = \"ci_cpu\"\ndockerfile = \"Dockerfile\"\n[image.build_args]\nD = \"{{ .Nope }}\"\n",

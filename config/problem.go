@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -50,4 +52,9 @@ func (ps Problems) Err() error {
 		return nil
 	}
 	return ps
+}
+
+// Sort orders ps by line, keeping the order of problems on one line.
+func (ps Problems) Sort() {
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/moby/go-archive"
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 	"github.com/moby/patternmatcher/ignorefile"
 )
@@ -61,6 +63,10 @@ type BuildSpec struct {
 	// every base image pulled afresh.
 	NoCache bool
 	Pull    bool
+	// RegistryAuth is the X-Registry-Auth value (as Push takes it) of the
+	// registry the stack's images live in: a child's build pulls its parent
+	// from there, and a private registry wants credentials for that too.
+	RegistryAuth string
 }
 
 // Build builds spec, writing the build's output to log as it arrives, and
@@ -76,7 +82,12 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 	for k, v := range spec.Args {
 		args[k] = &v
 	}
+	auths, err := buildAuths(spec.RegistryAuth)
+	if err != nil {
+		return "", err
+	}
 	res, err := e.c.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
+		AuthConfigs: auths,
 		Tags:        spec.Tags,
 		Dockerfile:  dockerfile,
 		BuildArgs:   args,
@@ -105,6 +116,26 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 		return "", errors.New("the engine reported success but no image ID")
 	}
 	return id, nil
+}
+
+// buildAuths turns an X-Registry-Auth value into the credentials a build
+// takes, keyed by registry host; "" means anonymous pulls.
+func buildAuths(encoded string) (map[string]registry.AuthConfig, error) {
+	if encoded == "" {
+		return nil, nil
+	}
+	b, err := base64.URLEncoding.DecodeString(encoded)
+	if err != nil {
+		return nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	var a registry.AuthConfig
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("registry credentials: %w", err)
+	}
+	if a.ServerAddress == "" {
+		return nil, errors.New("registry credentials name no registry")
+	}
+	return map[string]registry.AuthConfig{a.ServerAddress: a}, nil
 }
 
 // Push pushes ref through the engine (the engine uploads only the layers the

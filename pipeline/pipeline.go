@@ -80,6 +80,25 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 	return prep, nil
 }
 
+// GraphProblems checks the image graph of cfg, a configuration with
+// problems already found (config.Inspect), so that a cycle or a bad FROM
+// is reported with them rather than after they are fixed. It checks only
+// when those problems leave the source and the images alone, and only for
+// a local source: a URL is not fetched for a file that cannot be used.
+func GraphProblems(cfg *config.Config, found config.Problems) config.Problems {
+	if cfg == nil || cfg.Source.IsURL() {
+		return nil
+	}
+	for _, p := range found {
+		if p.Key == "" || p.Key == "source" || p.Key == "image" ||
+			strings.HasPrefix(p.Key, "source.") || strings.HasPrefix(p.Key, "image[") {
+			return nil
+		}
+	}
+	_, ps := rebuild.NewGraph(cfg.File, cfg.Source.Repo, cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.Images)
+	return ps
+}
+
 // PrepareValidation readies the validation of the images already pushed
 // under tag, from commit ("" when not known: then the source as configured)
 // for the test files. Errors are as for Prepare.

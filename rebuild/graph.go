@@ -2,7 +2,6 @@ package rebuild
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -79,7 +78,7 @@ func NewGraph(file, root, stagingRepo string, images []config.Image) (*Graph, co
 	}
 	l.findCycles()
 	g.order = g.sort()
-	slices.SortStableFunc(l.problems, func(a, b config.Problem) int { return cmp.Compare(a.Line, b.Line) })
+	l.problems.Sort()
 	return g, l.problems
 }
 
@@ -395,7 +394,13 @@ func (l *linker) findCycles() {
 		for _, c := range cycle {
 			inCycle[c] = true
 		}
-		l.problem(l.g.nodes[name], "depends_on", "dependency cycle: %s", strings.Join(cycle, " -> "))
+		// Name the key that makes the cycle's first step: the image's
+		// depends_on, or the FROM lines of its Dockerfile.
+		n, key := l.g.nodes[name], "depends_on"
+		if !slices.Contains(n.Image.DependsOn, cycle[1]) {
+			key = "dockerfile"
+		}
+		l.problem(n, key, "dependency cycle: %s", strings.Join(cycle, " -> "))
 	}
 }
 

@@ -218,6 +218,12 @@ func TestGraphProblems(t *testing.T) {
 			want:   config.Problems{problem(3, "image[2].depends_on", "dependency cycle: a -> b -> c -> a")},
 		},
 		{
+			name:   "cycle through FROM lines alone",
+			files:  map[string]string{"a/Dockerfile": "FROM b", "b/Dockerfile": "ARG BASE_IMAGE=a\nFROM ${BASE_IMAGE}"},
+			images: []config.Image{image("a", 1), image("b", 4)},
+			want:   config.Problems{problem(1, "image[1].dockerfile", "dependency cycle: a -> b -> a")},
+		},
+		{
 			name:   "depends on itself",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu"},
 			images: []config.Image{image("a", 2, "a")},

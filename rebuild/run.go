@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,9 +71,11 @@ type Runner struct {
 	Engine   Engine
 	Registry Registry
 	Jobs     int // builds at once
-	// PushAttempts bounds tries of a push that failed for a passing reason.
-	PushAttempts int
-	Now          func() time.Time
+	// RetryBudget bounds how long a push or pull through the engine is
+	// tried again after failing for a passing reason (a 5xx, a 429, a
+	// reset); 0 tries once.
+	RetryBudget time.Duration
+	Now         func() time.Time
 
 	// Test, when set, validates an image once it is pushed (the test
 	// stage); a Validation that is not Succeeded fails the image, but not
@@ -301,10 +304,14 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()
 					ctx, cancel = context.WithTimeout(ctx, s.Timeout)
 					defer cancel()
 				}
-				_, err := r.Engine.Build(ctx, engine.BuildSpec{
+				auth, err := r.Registry.EngineAuth()
+				if err != nil {
+					return err
+				}
+				_, err = r.Engine.Build(ctx, engine.BuildSpec{
 					Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
 					Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
-					NoCache: true, Pull: true,
+					NoCache: true, Pull: true, RegistryAuth: auth,
 				}, log)
 				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 					return fmt.Errorf("build timed out after %s", s.Timeout)
@@ -433,31 +440,42 @@ func (r *execution) push(ctx context.Context, ref string, log io.Writer) (string
 		return "", err
 	}
 	var digest string
-	err = retry(ctx, max(r.PushAttempts, 1), log, "push", func() (err error) {
+	err = r.retry(ctx, log, "push", func() (err error) {
 		digest, err = r.Engine.Push(ctx, ref, auth, log)
 		return err
 	})
 	return digest, err
 }
 
-// retry calls f up to attempts times while it fails for a passing reason,
-// waiting longer each time.
-func retry(ctx context.Context, attempts int, log io.Writer, what string, f func() error) error {
+// retry calls f again while it fails for a passing reason and the next
+// try would still start within the retry budget, waiting about twice as
+// long each time (jittered, so that images failing together do not retry
+// together). The engine reports a registry's answer as text only, so a
+// Retry-After cannot be honoured here; the budget bounds the wait.
+func (r *Runner) retry(ctx context.Context, log io.Writer, what string, f func() error) error {
+	deadline := time.Now().Add(r.RetryBudget)
 	wait := 2 * time.Second
-	for i := 1; ; i++ {
+	for {
 		err := f()
-		if err == nil || i == attempts || !transient(err) {
+		if err == nil || !transient(err) {
 			return err
 		}
-		fmt.Fprintf(log, "%s failed (%v); trying again in %s\n", what, err, wait)
+		jittered := wait*4/5 + rand.N(wait*2/5) // ±20%
+		if time.Now().Add(jittered).After(deadline) {
+			return err
+		}
+		fmt.Fprintf(log, "%s failed (%v); trying again in %s\n", what, err, jittered.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(jittered):
 		}
-		wait *= 2
+		wait = min(2*wait, maxRetryWait)
 	}
 }
+
+// maxRetryWait caps the wait between two tries of a push or pull.
+const maxRetryWait = time.Minute
 
 // pull resolves ref's digest in the registry and pulls exactly that image
 // through the engine, trying again when the failure looks passing. The
@@ -472,7 +490,7 @@ func (r *execution) pull(ctx context.Context, ref string, log io.Writer) (string
 		return "", err
 	}
 	pinned := ref[:strings.LastIndex(ref, ":")] + "@" + digest
-	err = retry(ctx, max(r.PushAttempts, 1), log, "pull", func() error { return r.Engine.Pull(ctx, pinned, auth, log) })
+	err = r.retry(ctx, log, "pull", func() error { return r.Engine.Pull(ctx, pinned, auth, log) })
 	return digest, err
 }
 

@@ -329,7 +329,7 @@ func newHarness(t *testing.T, jobs int, steps ...Step) *harness {
 		reg:    reg,
 		events: &eventLog{},
 	}
-	h.runner = &Runner{Engine: h.eng, Registry: reg, Jobs: jobs, PushAttempts: 1}
+	h.runner = &Runner{Engine: h.eng, Registry: reg, Jobs: jobs}
 	h.job = Job{
 		Plan:   &Plan{Tag: "t", Repo: "r/ns", Steps: steps},
 		Logs:   filepath.Join(t.TempDir(), "logs"),
@@ -395,8 +395,8 @@ func TestRunnerRun(t *testing.T) {
 					t.Errorf("%s succeeded with digest %q tags %q, want %q [t latest]", s.Name, final.Digest, final.Tags, pushed)
 				}
 				spec := h.eng.specs[s.Name]
-				if !spec.NoCache || !spec.Pull || !slices.Equal(spec.Tags, []string{s.Ref}) {
-					t.Errorf("%s built with %+v, want NoCache, Pull and tag %s", s.Name, spec, s.Ref)
+				if !spec.NoCache || !spec.Pull || !slices.Equal(spec.Tags, []string{s.Ref}) || spec.RegistryAuth != stubAuth {
+					t.Errorf("%s built with %+v, want NoCache, Pull, tag %s and the registry's credentials", s.Name, spec, s.Ref)
 				}
 			}
 			if got := len(h.eng.startOrder()); got != len(h.job.Plan.Steps) {
@@ -739,21 +739,22 @@ func TestRunnerPushRetries(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name      string
-		attempts  int
+		budget    time.Duration
 		push      pushBehavior
 		wantCalls int
 		wantErr   string // "" for success
 	}{
-		{"transient error tried again", 3, pushBehavior{transient: 2}, 3, ""},
-		{"transient error every time", 3, pushBehavior{transient: 100}, 3, "push: " + transientPushErr},
-		{"permanent error fails at once", 3, pushBehavior{err: errors.New("unauthorized: authentication required")}, 1, "push: unauthorized: authentication required"},
+		{"transient error tried again", time.Minute, pushBehavior{transient: 2}, 3, ""},
+		// Waits of 1.6-2.4 s, then 3.2-4.8 s; a third (6.4-9.6 s) would end past 10 s.
+		{"transient error every time, within the budget", 10 * time.Second, pushBehavior{transient: 100}, 3, "push: " + transientPushErr},
+		{"permanent error fails at once", time.Minute, pushBehavior{err: errors.New("unauthorized: authentication required")}, 1, "push: unauthorized: authentication required"},
 		{"no retries asked for", 0, pushBehavior{transient: 1}, 1, "push: " + transientPushErr},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				h := newHarness(t, 1, step("img"))
-				h.runner.PushAttempts = tc.attempts
+				h.runner.RetryBudget = tc.budget
 				h.eng.pushes["img"] = tc.push
 
 				failed := h.run(t.Context())

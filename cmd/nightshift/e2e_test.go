@@ -326,10 +326,14 @@ func TestNightlyRun(t *testing.T) {
 		}
 	}
 	for _, im := range hist[0]["images"].([]any) {
-		for _, k := range []string{"name", "status", "ref"} {
-			if _, ok := im.(map[string]any)[k]; !ok {
+		im := im.(map[string]any)
+		for _, k := range []string{"name", "status", "ref", "digest"} {
+			if _, ok := im[k]; !ok {
 				t.Errorf("history image %v lacks %q", im, k)
 			}
+		}
+		if want := rec.Image(im["name"].(string)); want == nil || im["digest"] != want.Digest || im["status"] != string(want.Status) {
+			t.Errorf("history image %v disagrees with the run's record", im)
 		}
 	}
 
@@ -405,6 +409,32 @@ depends_on = ["ghost"]
 	}
 	if res := nightshift(t, nil, "config", "check", "-c", bad); res.code != exitUsage {
 		t.Errorf("config check of a bad config: exit %d, want %d", res.code, exitUsage)
+	}
+	// A cycle of FROM lines is found by reading the Dockerfiles; it is
+	// reported along with the file's own problems, not after they are fixed.
+	cyclic := stack(t, map[string]string{
+		"docker/Dockerfile.a": "FROM b\n",
+		"docker/Dockerfile.b": "ARG BASE_IMAGE=a\nFROM ${BASE_IMAGE}\n",
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "exit-codes"
+colour = "blue"
+
+[[image]]
+name = "a"
+dockerfile = "docker/Dockerfile.a"
+
+[[image]]
+name = "b"
+dockerfile = "docker/Dockerfile.b"
+`,
+	})
+	res = nightshift(t, nil, "config", "check", "-c", cyclic)
+	for _, want := range []string{"nightshift.toml:5: staging.colour: unknown key", "nightshift.toml:7: image[1].dockerfile: dependency cycle: a -> b -> a"} {
+		if res.code != exitUsage || !strings.Contains(res.stderr, want) {
+			t.Errorf("config check of a cyclic stack: exit %d, stderr lacks %q:\n%s", res.code, want, res.stderr)
+		}
 	}
 	if res := nightshift(t, nil, "config", "check", "-c", cfg); res.code != 0 {
 		t.Errorf("config check of a good config: exit %d: %s", res.code, res.stderr)
@@ -599,6 +629,8 @@ func TestRegistryCredentials(t *testing.T) {
 	t.Cleanup(reg.Stop)
 	cfg := stack(t, map[string]string{
 		"docker/Dockerfile.base": base,
+		// The child's build pulls its parent from the private registry.
+		"docker/Dockerfile.child": "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nRUN echo child > /etc/ci/child\n",
 		"nightshift.toml": strings.ReplaceAll(`
 [staging]
 registry  = "AUTHREG"
@@ -609,6 +641,10 @@ password_file = "../pw"
 [[image]]
 name = "base"
 dockerfile = "docker/Dockerfile.base"
+
+[[image]]
+name = "child"
+dockerfile = "docker/Dockerfile.child"
 `, "AUTHREG", reg.Addr),
 	})
 	pw := filepath.Join(filepath.Dir(filepath.Dir(cfg)), "pw")
@@ -639,5 +675,12 @@ dockerfile = "docker/Dockerfile.base"
 	}
 	if _, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: "ci-bot", Password: "s3cret-pw"})); err != nil {
 		t.Errorf("base:latest with credentials: %v", err)
+	}
+	child, err := name.ParseReference(reg.Addr+"/private/child:latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(child, remote.WithAuth(&authn.Basic{Username: "ci-bot", Password: "s3cret-pw"})); err != nil {
+		t.Errorf("child:latest with credentials: %v", err)
 	}
 }

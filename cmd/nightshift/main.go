@@ -171,9 +171,11 @@ func parse(fs *flag.FlagSet, args []string, want ...*string) (ok bool, code int)
 
 // loadConfig loads the configuration, printing every problem.
 func (c *cli) loadConfig(path string) (*config.Config, int) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		c.printError(err)
+	cfg, ps := config.Inspect(path)
+	if len(ps) > 0 {
+		ps = append(ps, pipeline.GraphProblems(cfg, ps)...)
+		ps.Sort()
+		c.printError(ps)
 		return nil, exitUsage
 	}
 	return cfg, exitOK

@@ -168,7 +168,7 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns 
 	}
 	// No build labels: the classic builder adds each as a step of its own,
 	// a container commit that costs seconds; the record holds the same facts.
-	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, PushAttempts: 3,
+	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, RetryBudget: cfg.Staging.RetryBudget.Duration,
 		LatestValidated: cfg.Staging.Latest == config.LatestValidated}
 	if prep.Tests != nil && !req.noValidate {
 		runner.Test = validate.NewTester(cfg, prep.Tests, eng).Test
