@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -186,7 +187,7 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 				var slot, children sync.Once
 				freeSlot := func() { slot.Do(func() { slotFreed <- struct{}{} }) }
 				unblock := func() { children.Do(func() { pushed <- s.Name }) }
-				status := r.image(ctx, s, freeSlot, unblock)
+				status := r.safeImage(ctx, s, freeSlot, unblock)
 				freeSlot()
 				finished <- outcome{s.Name, status}
 			}(p.Step(name))
@@ -399,6 +400,24 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()
 	}
 	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: tags})
 	return store.Succeeded
+}
+
+// safeImage is image, with a panic in it (a bug of ours, or of a library)
+// failing that image alone instead of the whole process, a daemon's
+// included. The stack goes to the image's log.
+func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot, unblock func()) (status store.Status) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("nightshift failed: panic: %v", p)
+			if f, ferr := os.OpenFile(filepath.Join(r.Logs, s.Name+".log"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644); ferr == nil {
+				fmt.Fprintf(f, "==> %v\n%s", err, debug.Stack())
+				f.Close()
+			}
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err})
+			status = store.Failed
+		}
+	}()
+	return r.image(ctx, s, freeSlot, unblock)
 }
 
 // errSkipStage ends a stage that had nothing to do.

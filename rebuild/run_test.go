@@ -34,6 +34,7 @@ type buildBehavior struct {
 	sleep   time.Duration // then waits this long (fake time)
 	release chan struct{} // then, if set, waits until it is closed
 	hang    bool          // then, if set, waits until ctx is done
+	panics  bool          // then, if set, panics
 	err     error         // then fails with this
 }
 
@@ -115,6 +116,9 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 		case <-ctx.Done():
 			return "", ctx.Err()
 		}
+	}
+	if b.panics {
+		panic("stub engine: boom")
 	}
 	if b.hang {
 		<-ctx.Done()
@@ -780,6 +784,33 @@ func TestRunnerPushRetries(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A panic while building one image fails that image and skips what builds
+// on it; the process and the other images go on.
+func TestRunnerPanic(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, 2, step("a"), step("child", "a"), step("other"))
+		h.eng.builds["a"] = buildBehavior{output: []string{"step 1"}, panics: true}
+		failed := h.run(t.Context())
+		if !slices.Equal(failed, []string{"a"}) {
+			t.Fatalf("failed %q, want [a]", failed)
+		}
+		want := map[string]store.Status{"a": store.Failed, "child": store.Skipped, "other": store.Succeeded}
+		for name, st := range want {
+			if e, _ := h.events.final(name); e.Status != st {
+				t.Errorf("%s ended %q, want %q", name, e.Status, st)
+			}
+		}
+		if e, _ := h.events.final("a"); e.Err == nil || !strings.Contains(e.Err.Error(), "panic: stub engine: boom") {
+			t.Errorf("a failed with %v, want the panic", e.Err)
+		}
+		log, err := os.ReadFile(filepath.Join(h.job.Logs, "a.log"))
+		if err != nil || !strings.Contains(string(log), "step 1") || !strings.Contains(string(log), "run_test.go") {
+			t.Errorf("a's log lacks its output or the stack (%v):\n%s", err, log)
+		}
+	})
 }
 
 func TestRunnerCancel(t *testing.T) {
