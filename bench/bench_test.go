@@ -137,13 +137,22 @@ func nightly(b *testing.B, cfg string) (time.Duration, *store.Run) {
 }
 
 // criticalPath is the longest parent chain by each image's recorded time:
-// no schedule can finish the run sooner.
+// no schedule can finish the run sooner. An image's children may start once
+// it is verified in the registry, so an ancestor counts until then and only
+// the last image of a chain counts whole (its latest tag included).
 func criticalPath(rec *store.Run) time.Duration {
-	total := map[string]time.Duration{}
+	untilChildren := map[string]time.Duration{}
 	var longest time.Duration
 	for _, im := range graph { // parents come first in graph
-		total[im.name] = total[im.parent] + rec.Image(im.name).Duration(time.Time{})
-		longest = max(longest, total[im.name])
+		res := rec.Image(im.name)
+		before := untilChildren[im.parent]
+		longest = max(longest, before+res.Duration(time.Time{}))
+		untilChildren[im.name] = before + res.Duration(time.Time{})
+		for _, st := range res.Stages {
+			if st.Name == rebuild.StageVerify && st.Finished != nil && res.Started != nil {
+				untilChildren[im.name] = before + st.Finished.Sub(*res.Started)
+			}
+		}
 	}
 	return longest
 }
@@ -154,9 +163,12 @@ func criticalPath(rec *store.Run) time.Duration {
 // overhead: wall time minus the engine's build and push time.
 func BenchmarkNightly(b *testing.B) {
 	requireEnv(b)
+	// A first run warms what every later one shares (the engine's state,
+	// busybox's blob in the registry), so that no measured run pays alone.
+	nightly(b, writeStack(b, "warm", len(graph)))
 	for range b.N {
-		// One slot first: each image's time built alone gives the critical
-		// path, a lower bound measured apart from the parallel run it judges.
+		// One slot: each image's time built alone gives the critical path, a
+		// lower bound measured apart from the parallel run it judges.
 		one, oneRec := nightly(b, writeStack(b, "one", 1))
 		cp := criticalPath(oneRec)
 		wide, _ := nightly(b, writeStack(b, "wide", len(graph)))
@@ -314,12 +326,15 @@ func BenchmarkPushBothTags(b *testing.B) {
 		}
 		pushBoth := func() {
 			start := time.Now()
+			// What the runner does: push, verify, tag latest, verify it.
 			digest, err := eng.Push(ctx, bothRef, auth, &bytes.Buffer{})
 			must(b, err)
+			if got, err := reg.Digest(ctx, bothRef); err != nil || got != digest {
+				b.Fatalf("%s = %s, %v; want %s", bothRef, got, err, digest)
+			}
 			p0, m0, b0 := counter.pings.Load(), counter.manifests.Load(), counter.blobs.Load()
 			tagStart := time.Now()
 			must(b, reg.Tag(ctx, bothRef, "latest"))
-			both += time.Since(start)
 			tagging += time.Since(tagStart)
 			pings += counter.pings.Load() - p0
 			manifests += counter.manifests.Load() - m0
@@ -328,6 +343,7 @@ func BenchmarkPushBothTags(b *testing.B) {
 			if got, err := reg.Digest(ctx, latest); err != nil || got != digest {
 				b.Fatalf("latest = %s, %v; want %s", got, err, digest)
 			}
+			both += time.Since(start)
 		}
 		if i%2 == 0 {
 			pushPlain()
@@ -341,7 +357,7 @@ func BenchmarkPushBothTags(b *testing.B) {
 	ratio := both.Seconds() / plain.Seconds()
 	b.ReportMetric(ratio, "both-tags/plain-push")
 	fmt.Printf("\npush of a 64 MiB image to a cold repository (%d times a side):\n", b.N*pushes)
-	fmt.Printf("  nightshift (engine push + remote latest tag) %.3fs vs plain docker push %.3fs: ratio %.3f (goal <= 1.05)\n",
+	fmt.Printf("  nightshift (engine push, digest check, remote latest tag, digest check) %.3fs vs plain docker push %.3fs: ratio %.3f (goal <= 1.05)\n",
 		both.Seconds()/n, plain.Seconds()/n, ratio)
 	fmt.Printf("  the latest tag took %.1fms: %.0f manifest requests (GET + PUT), %.0f blob requests, %.0f handshake requests (/v2/ ping) per image\n",
 		1000*tagging.Seconds()/n, float64(manifests)/n, float64(blobs)/n, float64(pings)/n)
