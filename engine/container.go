@@ -167,25 +167,55 @@ func (e *Engine) CopyFromContainer(ctx context.Context, id, path string) (io.Rea
 	return res.Content, nil
 }
 
+// ErrLeftBehind marks an error as a container RunContainer could not
+// remove: the engine now holds something nobody will clean up.
+var ErrLeftBehind = errors.New("container left behind")
+
+// drainGrace bounds the wait for a run's output stream to end once its
+// container has exited (or been killed), when spec.Timeout does not.
+const drainGrace = 10 * time.Second
+
 // RunContainer creates a container for spec, runs it until it exits or
 // until spec.Timeout, and returns its exit code and its stdout and stderr,
-// kept apart. The container is removed on every path, ctx cancelled
-// included; with spec.Commit, the image committed from it is the caller's
-// to remove.
-func (e *Engine) RunContainer(ctx context.Context, spec ContainerSpec) (Run, error) {
+// kept apart. spec.Timeout bounds the whole run: attaching, starting,
+// waiting and reading the output. The container is removed on every path,
+// ctx cancelled included; a removal that fails is an error marked
+// ErrLeftBehind (joined to any other). With spec.Commit, the image
+// committed from it is the caller's to remove.
+func (e *Engine) RunContainer(ctx context.Context, spec ContainerSpec) (run Run, err error) {
+	var deadline time.Time
+	if spec.Timeout > 0 {
+		deadline = time.Now().Add(spec.Timeout)
+	}
 	id, err := e.CreateContainer(ctx, spec)
 	if err != nil {
 		return Run{}, err
 	}
-	defer e.RemoveContainer(ctx, id)
+	defer func() {
+		if rerr := e.RemoveContainer(ctx, id); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("%w: %w", ErrLeftBehind, rerr))
+		}
+	}()
+
+	// Attaching and starting are bounded by the deadline too; the attached
+	// stream itself outlives sctx (the client ties only its handshake to it).
+	sctx, stop := ctx, context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		sctx, stop = context.WithDeadline(ctx, deadline)
+	}
+	defer stop()
+	timedOut := func() bool { return ctx.Err() == nil && sctx.Err() != nil }
 
 	limit := spec.OutputLimit
 	if limit <= 0 {
 		limit = DefaultOutputLimit
 	}
 	stdout, stderr := &capped{max: limit}, &capped{max: limit}
-	att, err := e.c.ContainerAttach(ctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
+	att, err := e.c.ContainerAttach(sctx, id, client.ContainerAttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
+		if timedOut() {
+			return Run{ExitCode: -1, TimedOut: true}, nil
+		}
 		return Run{}, fmt.Errorf("attach to %.12s: %w", id, classify(err))
 	}
 	defer att.Close()
@@ -194,22 +224,27 @@ func (e *Engine) RunContainer(ctx context.Context, spec ContainerSpec) (Run, err
 		defer close(copied)
 		stdcopy.StdCopy(stdout, stderr, att.Reader)
 	}()
+	output := func() {
+		run.Stdout, run.Stderr = stdout.bytes(), stderr.bytes()
+		run.Truncated = stdout.dropped || stderr.dropped
+	}
 
 	wctx, stopWait := context.WithCancel(ctx)
 	defer stopWait()
 	// Registered before the start, so that a quick exit is not missed.
 	wait := e.c.ContainerWait(wctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
-	if _, err := e.c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+	if _, err := e.c.ContainerStart(sctx, id, client.ContainerStartOptions{}); err != nil {
+		if timedOut() {
+			// The start may still happen: the removal kills it.
+			att.Close()
+			<-copied
+			run = Run{ExitCode: -1, TimedOut: true}
+			output()
+			return run, nil
+		}
 		return Run{}, fmt.Errorf("start %v: %w", spec.Cmd, classify(err))
 	}
 
-	var timer <-chan time.Time
-	if spec.Timeout > 0 {
-		t := time.NewTimer(spec.Timeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	var run Run
 	select {
 	case res := <-wait.Result:
 		if res.Error != nil && res.Error.Message != "" {
@@ -223,7 +258,10 @@ func (e *Engine) RunContainer(ctx context.Context, spec ContainerSpec) (Run, err
 		return Run{}, fmt.Errorf("wait for %.12s: %w", id, classify(err))
 	case <-ctx.Done():
 		return Run{}, ctx.Err()
-	case <-timer:
+	case <-sctx.Done():
+		if ctx.Err() != nil {
+			return Run{}, ctx.Err()
+		}
 		run.TimedOut = true
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		_, err := e.c.ContainerKill(kctx, id, client.ContainerKillOptions{Signal: "KILL"})
@@ -242,15 +280,29 @@ func (e *Engine) RunContainer(ctx context.Context, spec ContainerSpec) (Run, err
 	}
 
 	// The stream ends once the container's stdio closes, right after it
-	// exits; a bound keeps a wedged stream from holding the run.
+	// exits. Until the deadline it may take its time; past it (or without
+	// one) a short grace keeps a wedged stream from holding the run.
+	drain := drainGrace
+	if !deadline.IsZero() && !run.TimedOut {
+		drain = max(time.Until(deadline), 0)
+	}
 	select {
 	case <-copied:
-	case <-time.After(10 * time.Second):
-		att.Close()
-		<-copied
+	default:
+		t := time.NewTimer(drain)
+		select {
+		case <-copied:
+		case <-t.C:
+			if !deadline.IsZero() {
+				// The output is incomplete: no verdict can be drawn from it.
+				run.TimedOut = true
+			}
+			att.Close()
+			<-copied
+		}
+		t.Stop()
 	}
-	run.Stdout, run.Stderr = stdout.bytes(), stderr.bytes()
-	run.Truncated = stdout.dropped || stderr.dropped
+	output()
 
 	if spec.Commit && !run.TimedOut {
 		// Not cancelled with ctx, for the same reason as the create.
