@@ -24,10 +24,11 @@ var commandTests = [][]string{
 	{"env"}, {"stat", "-c", "%a", "/bin/busybox"}, {"sort", "/etc/ci/tools"}, {"true"},
 }
 
-// BenchmarkCommandTests runs 20 command tests through nightshift's runner
-// (each in a fresh container, no network, DefaultParallel at once) and, as
-// the baseline, the same 20 commands as `docker run --rm --network none`
-// one after another, the way a CI script without a test runner does.
+// BenchmarkCommandTests runs 20 command tests through nightshift's runner,
+// each in a fresh container without network, twice: one test at a time,
+// and DefaultParallel at once. The baseline of both ratios is the same 20
+// commands as `docker run --rm --network none` one after another, the way
+// a CI script without a test runner does.
 func BenchmarkCommandTests(b *testing.B) {
 	requireEnv(b)
 	ctx := context.Background()
@@ -67,9 +68,14 @@ WORKDIR /work
 		}
 
 		start = time.Now()
-		_, err = structure.Run(ctx, eng, image, []*structure.File{file}, structure.Options{Parallel: 1})
+		results, err = structure.Run(ctx, eng, image, []*structure.File{file}, structure.Options{Parallel: 1})
 		must(b, err)
 		serial += time.Since(start)
+		for _, r := range results {
+			if !r.Passed {
+				b.Fatalf("test %s, one at a time: %q\n%s", r.Name, r.Errors, r.Output)
+			}
+		}
 
 		start = time.Now()
 		for _, c := range commandTests {
@@ -78,12 +84,17 @@ WORKDIR /work
 		plain += time.Since(start)
 	}
 	n := float64(b.N * len(commandTests))
-	ratio := parallel.Seconds() / plain.Seconds()
-	b.ReportMetric(parallel.Seconds()/n, "s/test")
-	b.ReportMetric(plain.Seconds()/n, "s/test-plain")
-	b.ReportMetric(ratio, "nightshift/plain")
-	fmt.Printf("\n%d command tests on a busybox image, each in a fresh container without network:\n", len(commandTests))
-	fmt.Printf("  nightshift (%d at once) %.3fs a test vs plain `docker run --rm --network none` one by one %.3fs: ratio %.3f (goal <= 1.0)\n",
-		structure.DefaultParallel, parallel.Seconds()/n, plain.Seconds()/n, ratio)
-	fmt.Printf("  nightshift one at a time %.3fs a test: ratio %.3f to plain\n", serial.Seconds()/n, serial.Seconds()/plain.Seconds())
+	perTest := func(d time.Duration) float64 { return d.Seconds() / n }
+	serialRatio, parallelRatio := serial.Seconds()/plain.Seconds(), parallel.Seconds()/plain.Seconds()
+	b.ReportMetric(perTest(serial), "s/test-serial")
+	b.ReportMetric(perTest(parallel), "s/test-parallel")
+	b.ReportMetric(perTest(plain), "s/test-plain")
+	b.ReportMetric(serialRatio, "serial/plain")
+	b.ReportMetric(parallelRatio, "parallel/plain")
+	const baseline = "plain `docker run --rm --network none`, one command after another"
+	fmt.Printf("\n%d command tests on a busybox image, each in a fresh container without network (goal: ratio <= 1.0):\n", len(commandTests))
+	fmt.Printf("  serial:   nightshift, one test at a time, %.3fs a test vs %s, %.3fs a command: ratio %.3f\n",
+		perTest(serial), baseline, perTest(plain), serialRatio)
+	fmt.Printf("  parallel: nightshift, %d tests at once,   %.3fs a test vs %s, %.3fs a command: ratio %.3f\n",
+		structure.DefaultParallel, perTest(parallel), baseline, perTest(plain), parallelRatio)
 }

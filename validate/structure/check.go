@@ -69,7 +69,11 @@ func checkExistence(t *FileExistenceTest, h *tar.Header, missing error) []string
 	var errs []string
 	mode := h.FileInfo().Mode()
 	if t.Permissions != "" && mode.String() != t.Permissions {
-		errs = append(errs, fmt.Sprintf("%s has incorrect permissions. Expected: %s, Actual: %s", t.Path, t.Permissions, mode))
+		msg := fmt.Sprintf("%s has incorrect permissions. Expected: %s, Actual: %s", t.Path, t.Permissions, mode)
+		if !goMode.MatchString(t.Permissions) {
+			msg += fmt.Sprintf(` (%q is not a mode as Go prints it, and so never matches: e.g. "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" for a symlink, "urwxr-xr-x" where ls shows "-rwsr-xr-x")`, t.Permissions)
+		}
+		errs = append(errs, msg)
 	}
 	if t.IsExecutableBy != "" {
 		bits := map[string]os.FileMode{"any": 0o111, "owner": 0o100, "group": 0o010, "other": 0o001}[t.IsExecutableBy]
@@ -88,6 +92,10 @@ func checkExistence(t *FileExistenceTest, h *tar.Header, missing error) []string
 	}
 	return errs
 }
+
+// goMode is os.FileMode.String's form: type letters (or "-"), then rwx
+// three times.
+var goMode = regexp.MustCompile(`^([dalTLDpSugct?]+|-)[r-][w-][x-][r-][w-][x-][r-][w-][x-]$`)
 
 // exists reports whether an archive entry counts as an existing file:
 // container-structure-test sees only directories, regular files, links and

@@ -83,7 +83,7 @@ func TestCheckExistence(t *testing.T) {
 		{"symlink, not followed", test(func(t *FileExistenceTest) { t.Permissions = "Lrwxrwxrwx" }), link, nil},
 		{"setuid as Go prints it", test(func(t *FileExistenceTest) { t.Permissions = "urwxr-xr-x" }), setuid, nil},
 		{"setuid in ls's notation never matches", test(func(t *FileExistenceTest) { t.Permissions = "-rwsr-xr-x" }), setuid,
-			[]string{"/p has incorrect permissions. Expected: -rwsr-xr-x, Actual: urwxr-xr-x"}},
+			[]string{`/p has incorrect permissions. Expected: -rwsr-xr-x, Actual: urwxr-xr-x ("-rwsr-xr-x" is not a mode as Go prints it, and so never matches: e.g. "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" for a symlink, "urwxr-xr-x" where ls shows "-rwsr-xr-x")`}},
 		{"sticky directory", test(func(t *FileExistenceTest) { t.Permissions = "dtrwxrwxrwx" }), sticky, nil},
 		{"owner and group", test(func(t *FileExistenceTest) { t.UID, t.GID = 1000, 50 }), conf, nil},
 		{"uid 0 is checked, not unset", test(func(t *FileExistenceTest) { t.UID = 0 }), conf,

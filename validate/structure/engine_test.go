@@ -310,3 +310,62 @@ func TestEngineCancel(t *testing.T) {
 		t.Errorf("images after the run %q, before %q", imagesAfter, imagesBefore)
 	}
 }
+
+// TestEngineNetwork inspects the containers of command tests while they
+// run: network mode "none" unless the test says network: true. (The test
+// engine has no bridge, so what a command sees cannot tell them apart.)
+func TestEngineNetwork(t *testing.T) {
+	eng, image := privateEngine(t)
+	f := &File{Path: "network", CommandTests: []CommandTest{
+		{Name: "isolated", Command: "sleep", Args: []string{"2.1"}},
+		{Name: "networked", Command: "sleep", Args: []string{"2.2"}, Network: true},
+	}}
+	type outcome struct {
+		results []Result
+		err     error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		results, err := Run(context.Background(), eng, image, []*File{f}, Options{})
+		done <- outcome{results, err}
+	}()
+
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	modes := map[string]string{} // command -> network mode
+	for len(modes) < 2 {
+		select {
+		case o := <-done:
+			t.Fatalf("the tests ended before both containers were seen (seen: %v): %+v, %v", modes, o.results, o.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		list, err := c.ContainerList(ctx, client.ContainerListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range list.Items {
+			if _, seen := modes[x.Command]; seen || !strings.HasPrefix(x.Command, "sleep 2.") {
+				continue
+			}
+			res, err := c.ContainerInspect(ctx, x.ID, client.ContainerInspectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			modes[x.Command] = string(res.Container.HostConfig.NetworkMode)
+		}
+	}
+	if modes["sleep 2.1"] != "none" || modes["sleep 2.2"] == "none" {
+		t.Errorf("network modes %v: want none for the test without network: true only", modes)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	for _, r := range o.results {
+		t.Logf("%s: passed %v %q", r.Name, r.Passed, r.Errors)
+	}
+}

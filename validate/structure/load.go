@@ -51,8 +51,10 @@ func (ps Problems) Error() string {
 }
 
 // Load reads a test file in container-structure-test's schema 2.0.0, YAML
-// or JSON. Unknown keys, missing names, commands and paths, and invalid
-// regular expressions are errors (Problems), found before any test runs.
+// or JSON (a name ending in ".json"). Missing names, commands and paths,
+// invalid regular expressions and, in YAML, unknown keys are errors
+// (Problems), found before any test runs. As container-structure-test
+// does, a JSON file's unknown keys are ignored.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -72,7 +74,7 @@ func parse(name string, data []byte) (*File, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, Problems{{File: name, Msg: fmt.Sprintf("empty test file: it needs at least schemaVersion: %q", SchemaVersion)}}
 	}
-	d := &decoder{file: name}
+	d := &decoder{file: name, ignoreUnknown: strings.HasSuffix(name, ".json")}
 	f := d.root(doc.Content[0])
 	f.Path = name
 	if len(d.problems) > 0 {
@@ -119,14 +121,16 @@ func syntaxProblem(file string, err error) Problem {
 type decoder struct {
 	file     string
 	problems Problems
+	// ignoreUnknown skips unknown keys, as container-structure-test's JSON
+	// decoding does (its YAML decoding is strict).
+	ignoreUnknown bool
 }
 
 func (d *decoder) problem(n *yaml.Node, key, format string, args ...any) {
 	d.problems = append(d.problems, Problem{File: d.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-// fields maps each key a mapping may hold to its decoder; a nil decoder
-// marks a key of the schema that nightshift does not support.
+// fields maps each key a mapping may hold to its decoder.
 type fields map[string]func(n *yaml.Node, key string)
 
 // mapping decodes the mapping n with fs and returns the key nodes it saw.
@@ -145,12 +149,11 @@ func (d *decoder) mapping(n *yaml.Node, key string, fs fields) map[string]*yaml.
 		sub := join(key, k.Value)
 		decode, ok := fs[k.Value]
 		switch {
+		case !ok && d.ignoreUnknown:
 		case !ok:
 			d.problem(k, sub, "unknown key (known here: %s)", strings.Join(slices.Sorted(maps.Keys(fs)), ", "))
 		case seen[k.Value] != nil:
 			d.problem(k, sub, "given twice (also on line %d)", seen[k.Value].Line)
-		case decode == nil:
-			d.problem(k, sub, "not supported by nightshift (remove it, or run these tests with container-structure-test)")
 		default:
 			seen[k.Value] = k
 			decode(v, sub)
@@ -303,9 +306,11 @@ func (d *decoder) root(n *yaml.Node) *File {
 		"fileContentTests": func(n *yaml.Node, key string) {
 			d.each(n, key, func(n *yaml.Node, key string) { f.FileContentTests = append(f.FileContentTests, d.contentTest(n, key)) })
 		},
-		"metadataTest":        func(n *yaml.Node, key string) { f.MetadataTest = d.metadataTest(n, key) },
-		"licenseTests":        nil,
-		"containerRunOptions": nil,
+		"metadataTest": func(n *yaml.Node, key string) { f.MetadataTest = d.metadataTest(n, key) },
+		"licenseTests": func(n *yaml.Node, key string) {
+			d.each(n, key, func(n *yaml.Node, key string) { f.LicenseTests = append(f.LicenseTests, d.licenseTest(n, key)) })
+		},
+		"containerRunOptions": func(n *yaml.Node, key string) { f.RunOptions = d.runOptions(n, key) },
 	})
 	switch {
 	case f.SchemaVersion == "":
@@ -360,10 +365,6 @@ func (d *decoder) commandTest(n *yaml.Node, key string) CommandTest {
 	return t
 }
 
-// permissions is os.FileMode.String's form: type letters (or "-"), then
-// rwx three times.
-var permissions = regexp.MustCompile(`^([dalTLDpSugct?]+|-)[r-][w-][x-][r-][w-][x-][r-][w-][x-]$`)
-
 func (d *decoder) existenceTest(n *yaml.Node, key string) FileExistenceTest {
 	t := FileExistenceTest{ShouldExist: true, UID: Unset, GID: Unset}
 	owner := func(n *yaml.Node, key string) int {
@@ -379,12 +380,9 @@ func (d *decoder) existenceTest(n *yaml.Node, key string) FileExistenceTest {
 		"shouldExist": func(n *yaml.Node, key string) { t.ShouldExist = d.boolean(n, key) },
 		"uid":         func(n *yaml.Node, key string) { t.UID = owner(n, key) },
 		"gid":         func(n *yaml.Node, key string) { t.GID = owner(n, key) },
-		"permissions": func(n *yaml.Node, key string) {
-			t.Permissions = d.str(n, key)
-			if t.Permissions != "" && !permissions.MatchString(t.Permissions) {
-				d.problem(n, key, "%q is not a mode as Go prints it: e.g. \"-rw-r--r--\", \"drwxr-xr-x\", \"Lrwxrwxrwx\" (symlink), \"urwxr-xr-x\" (setuid)", t.Permissions)
-			}
-		},
+		// Any string, as container-structure-test takes it: one not in
+		// Go's form fails at run time, with a hint (checkExistence).
+		"permissions": func(n *yaml.Node, key string) { t.Permissions = d.str(n, key) },
 		"isExecutableBy": func(n *yaml.Node, key string) {
 			t.IsExecutableBy = d.str(n, key)
 			switch t.IsExecutableBy {
@@ -436,9 +434,15 @@ func (d *decoder) metadataTest(n *yaml.Node, key string) MetadataTest {
 		}
 	}
 	ports, volumes := nonEmpty("port"), nonEmpty("volume")
-	d.mapping(n, key, fields{
-		"envVars":          func(n *yaml.Node, key string) { t.EnvVars = d.keyValues(n, key, false) },
-		"unboundEnvVars":   func(n *yaml.Node, key string) { t.UnboundEnvVars = d.keyValues(n, key, false) },
+	env := func(n *yaml.Node, key string) { t.EnvVars = d.keyValues(n, key, false) }
+	unbound := func(n *yaml.Node, key string) { t.UnboundEnvVars = d.keyValues(n, key, false) }
+	// "env" and "unboundEnv" are container-structure-test's keys; the
+	// spellings of commandTests and globalEnvVars are taken too.
+	seen := d.mapping(n, key, fields{
+		"env":              env,
+		"envVars":          env,
+		"unboundEnv":       unbound,
+		"unboundEnvVars":   unbound,
 		"labels":           func(n *yaml.Node, key string) { t.Labels = d.keyValues(n, key, false) },
 		"entrypoint":       func(n *yaml.Node, key string) { t.Entrypoint = d.strList(n, key) },
 		"cmd":              func(n *yaml.Node, key string) { t.Cmd = d.strList(n, key) },
@@ -449,7 +453,35 @@ func (d *decoder) metadataTest(n *yaml.Node, key string) MetadataTest {
 		"volumes":          func(n *yaml.Node, key string) { t.Volumes = volumes(n, key) },
 		"unmountedVolumes": func(n *yaml.Node, key string) { t.UnmountedVolumes = volumes(n, key) },
 	})
+	for _, pair := range [][2]string{{"env", "envVars"}, {"unboundEnv", "unboundEnvVars"}} {
+		if a, b := seen[pair[0]], seen[pair[1]]; a != nil && b != nil {
+			d.problem(b, join(key, pair[1]), "the same list as %s (line %d): give one of them", pair[0], a.Line)
+		}
+	}
 	return t
+}
+
+func (d *decoder) licenseTest(n *yaml.Node, key string) LicenseTest {
+	var t LicenseTest
+	d.mapping(n, key, fields{
+		"debian": func(n *yaml.Node, key string) { t.Debian = d.boolean(n, key) },
+		"files":  func(n *yaml.Node, key string) { t.Files = d.strs(n, key) },
+	})
+	return t
+}
+
+func (d *decoder) runOptions(n *yaml.Node, key string) RunOptions {
+	var o RunOptions
+	d.mapping(n, key, fields{
+		"user":         func(n *yaml.Node, key string) { o.User = d.str(n, key) },
+		"privileged":   func(n *yaml.Node, key string) { o.Privileged = d.boolean(n, key) },
+		"allocateTty":  func(n *yaml.Node, key string) { o.AllocateTTY = d.boolean(n, key) },
+		"envVars":      func(n *yaml.Node, key string) { o.EnvVars = d.strs(n, key) },
+		"envFile":      func(n *yaml.Node, key string) { o.EnvFile = d.str(n, key) },
+		"capabilities": func(n *yaml.Node, key string) { o.Capabilities = d.strs(n, key) },
+		"bindMounts":   func(n *yaml.Node, key string) { o.BindMounts = d.strs(n, key) },
+	})
+	return o
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

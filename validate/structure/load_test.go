@@ -146,8 +146,6 @@ func TestParseProblems(t *testing.T) {
 			[]string{"tests/ci_base.yaml:6: commandTests[1].envVars[1].value: required"}},
 		{"bad executable", head + "fileExistenceTests:\n  - {name: a, path: /a, isExecutableBy: root}\n",
 			[]string{`tests/ci_base.yaml:3: fileExistenceTests[1].isExecutableBy: "root": expected any, owner, group or other`}},
-		{"ls-style permissions", head + "fileExistenceTests:\n  - {name: a, path: /a, permissions: -rwsr-xr-x}\n",
-			[]string{`tests/ci_base.yaml:3: fileExistenceTests[1].permissions: "-rwsr-xr-x" is not a mode as Go prints it: e.g. "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" (symlink), "urwxr-xr-x" (setuid)`}},
 		{"bad uid", head + "fileExistenceTests:\n  - {name: a, path: /a, uid: root}\n",
 			[]string{`tests/ci_base.yaml:3: fileExistenceTests[1].uid: expected an integer, got "root"`}},
 		{"bad timeout", head + "commandTests:\n  - name: a\n    command: ls\n    timeout: 10\n",
@@ -164,8 +162,12 @@ func TestParseProblems(t *testing.T) {
 			[]string{"tests/ci_base.yaml:1: schemaVersion: required"}},
 		{"old schemaVersion", "schemaVersion: 1.0.0\n",
 			[]string{`tests/ci_base.yaml:1: schemaVersion: "1.0.0" is not supported: nightshift reads schema "2.0.0"`}},
-		{"license tests", head + "licenseTests:\n  - debian: true\n",
-			[]string{"tests/ci_base.yaml:2: licenseTests: not supported by nightshift (remove it, or run these tests with container-structure-test)"}},
+		{"metadata env under both names", head + "metadataTest:\n  env: [{key: A}]\n  envVars: [{key: B}]\n",
+			[]string{"tests/ci_base.yaml:4: metadataTest.envVars: the same list as env (line 3): give one of them"}},
+		{"unknown run option", head + "containerRunOptions:\n  priviledged: true\n",
+			[]string{"tests/ci_base.yaml:3: containerRunOptions.priviledged: unknown key (known here: allocateTty, bindMounts, capabilities, envFile, envVars, privileged, user)"}},
+		{"unknown license test key", head + "licenseTests:\n  - debian: true\n    file: [/x]\n",
+			[]string{"tests/ci_base.yaml:4: licenseTests[1].file: unknown key (known here: debian, files)"}},
 		{"empty port", head + "metadataTest:\n  exposedPorts: [\"\"]\n",
 			[]string{`tests/ci_base.yaml:3: metadataTest.exposedPorts[1]: empty port`}},
 		{"syntax error", head + "commandTests:\n  - name: a\n    command: ls: -l\n",
@@ -213,5 +215,63 @@ func TestJSONEscapes(t *testing.T) {
 	ct := f.CommandTests[0]
 	if ct.Name != `slash / and \ and "` || !reflect.DeepEqual(ct.Args, []string{"/usr/bin", `\/x`}) {
 		t.Errorf("name %q, args %q", ct.Name, ct.Args)
+	}
+}
+
+// TestParseWhatContainerStructureTestAccepts loads what
+// container-structure-test reads without complaint and nightshift once
+// rejected: the tool's own metadataTest keys, licenseTests and
+// containerRunOptions (read, and reported when run), permissions in ls's
+// notation (a failed test, not a bad file), and unknown keys in JSON.
+func TestParseWhatContainerStructureTestAccepts(t *testing.T) {
+	t.Parallel()
+	f, err := parse("ci.yaml", []byte(`
+schemaVersion: "2.0.0"
+fileExistenceTests:
+  - {name: setuid, path: /bin/su, permissions: -rwsr-xr-x}
+metadataTest:
+  env: [{key: LANG, value: C.UTF-8}]
+  unboundEnv: [{key: DEBUG}]
+licenseTests:
+  - debian: true
+    files: [/usr/share/doc/x/copyright]
+containerRunOptions:
+  user: ci
+  privileged: true
+  allocateTty: true
+  envVars: [TOKEN]
+  envFile: ci.env
+  capabilities: [NET_ADMIN]
+  bindMounts: ["/srv:/srv"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.FileExistenceTests[0].Permissions; got != "-rwsr-xr-x" {
+		t.Errorf("permissions %q", got)
+	}
+	mt := f.MetadataTest
+	if !reflect.DeepEqual(mt.EnvVars, []KeyValue{{Key: "LANG", Value: "C.UTF-8"}}) || !reflect.DeepEqual(mt.UnboundEnvVars, []KeyValue{{Key: "DEBUG"}}) {
+		t.Errorf("metadata test %+v", mt)
+	}
+	if !reflect.DeepEqual(f.LicenseTests, []LicenseTest{{Debian: true, Files: []string{"/usr/share/doc/x/copyright"}}}) {
+		t.Errorf("license tests %+v", f.LicenseTests)
+	}
+	want := RunOptions{User: "ci", Privileged: true, AllocateTTY: true, EnvVars: []string{"TOKEN"}, EnvFile: "ci.env", Capabilities: []string{"NET_ADMIN"}, BindMounts: []string{"/srv:/srv"}}
+	if !reflect.DeepEqual(f.RunOptions, want) {
+		t.Errorf("run options %+v", f.RunOptions)
+	}
+	if got := f.RunOptions.set(); !reflect.DeepEqual(got, []string{"user", "privileged", "allocateTty", "envVars", "envFile", "capabilities", "bindMounts"}) {
+		t.Errorf("set options %q", got)
+	}
+
+	// JSON: unknown keys are ignored, as encoding/json does for the tool.
+	j, err := parse("ci.json", []byte(`{"schemaVersion": "2.0.0", "comment": "smoke tests",
+	"commandTests": [{"name": "a", "command": "true", "description": "no-op"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.CommandTests) != 1 || j.CommandTests[0].Name != "a" {
+		t.Errorf("JSON command tests %+v", j.CommandTests)
 	}
 }

@@ -57,13 +57,14 @@ const (
 	KindFileExistence = "fileExistence"
 	KindFileContent   = "fileContent"
 	KindMetadata      = "metadata"
+	KindLicense       = "license" // read, never run: always failed
 )
 
 // Result is the verdict on one test.
 type Result struct {
 	File     string // File.Path of the test's file
 	Name     string // the test's name; "Metadata Test" for a metadata test
-	Kind     string // KindCommand, KindFileExistence, KindFileContent or KindMetadata
+	Kind     string // KindCommand, KindFileExistence, KindFileContent, KindLicense or KindMetadata
 	Passed   bool
 	Flaky    bool // failed first, passed on a retry
 	Attempts int
@@ -88,9 +89,13 @@ var neverRuns = []string{"/nightshift-never-runs"}
 
 // Run runs the tests of files against image, already in the engine, and
 // returns one Result per test: for each file, its command tests, file
-// existence tests, file content tests, then its metadata test. Failed
-// tests are Results; the error is for a run that could not be carried out
-// (engine unreachable, image missing, ctx cancelled).
+// existence tests, file content tests, license tests, then its metadata
+// test. Failed tests are Results; the error is for a run that could not be
+// carried out (engine unreachable or left with a container or image it
+// could not remove, image missing, ctx cancelled). Once the image's
+// configuration is read, the Results come with the error too: the tests
+// that finished keep their verdicts, the others are failed with an error
+// that says why they have none.
 func Run(ctx context.Context, d Driver, image string, files []*File, opt Options) ([]Result, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = DefaultTimeout
@@ -118,9 +123,16 @@ func Run(ctx context.Context, d Driver, image string, files []*File, opt Options
 		// The environment container-structure-test commits into the image
 		// before each test: the image's, with globalEnvVars set.
 		env := withVars(imageEnv, f.GlobalEnvVars)
+		unsupported := f.RunOptions.set()
 		for i := range f.CommandTests {
 			t := &f.CommandTests[i]
-			commands = append(commands, commandJob{slot: add(f, t.Name, KindCommand), test: t, env: env, global: f.GlobalEnvVars})
+			slot := add(f, t.Name, KindCommand)
+			if len(unsupported) > 0 {
+				results[slot].Attempts = 1
+				results[slot].Errors = []string{fmt.Sprintf("containerRunOptions (%s) are not applied by nightshift, so this test would not run as container-structure-test runs it: remove them, or run this file with container-structure-test", strings.Join(unsupported, ", "))}
+				continue
+			}
+			commands = append(commands, commandJob{slot: slot, test: t, env: env, global: f.GlobalEnvVars})
 		}
 		for i := range f.FileExistenceTests {
 			t := &f.FileExistenceTests[i]
@@ -129,6 +141,11 @@ func Run(ctx context.Context, d Driver, image string, files []*File, opt Options
 		for i := range f.FileContentTests {
 			t := &f.FileContentTests[i]
 			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileContent), content: t, env: env})
+		}
+		for i := range f.LicenseTests {
+			slot := add(f, fmt.Sprintf("License Test %d", i+1), KindLicense)
+			results[slot].Attempts = 1
+			results[slot].Errors = []string{"licenseTests are not run by nightshift: check licenses with container-structure-test, or remove them"}
 		}
 		if !f.MetadataTest.empty() {
 			// Against the image as it is: no globalEnvVars.
@@ -162,7 +179,13 @@ feed:
 		r.err = context.Cause(ctx) // cancelled between tests
 	}
 	if r.err != nil {
-		return nil, r.err
+		for i := range results {
+			if results[i].Attempts == 0 { // never finished
+				results[i].Passed = false
+				results[i].Errors = append(results[i].Errors, fmt.Sprintf("no verdict: the run stopped: %v", r.err))
+			}
+		}
+		return results, r.err
 	}
 	return results, nil
 }
@@ -225,6 +248,16 @@ func (r *runner) cleanupFailed(err error) {
 	}
 }
 
+// leftBehind reports whether err is a container the engine could not
+// remove, and if so stops the run, as for any other leftover.
+func (r *runner) leftBehind(err error) bool {
+	if !errors.Is(err, engine.ErrLeftBehind) {
+		return false
+	}
+	r.cleanupFailed(err)
+	return true
+}
+
 // command runs a command test, retried up to Options.Retries times.
 func (r *runner) command(ctx context.Context, res Result, j commandJob) Result {
 	timeout := r.opt.Timeout
@@ -281,6 +314,9 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 		if run.Image != "" {
 			committed = append(committed, run.Image)
 		}
+		if r.leftBehind(err) {
+			return "", nil, err
+		}
 		switch {
 		case stops(ctx, err):
 			return "", nil, err
@@ -303,6 +339,9 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 		return strings.Join(notes, "\n"), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
 	}
 	run, err := r.d.RunContainer(ctx, spec)
+	if r.leftBehind(err) {
+		return "", nil, err
+	}
 	switch {
 	case stops(ctx, err):
 		return "", nil, err
@@ -380,7 +419,6 @@ func (r *runner) fileTests(ctx context.Context, jobs []fileJob, results []Result
 	for _, j := range jobs {
 		start := time.Now()
 		res := &results[j.slot]
-		res.Attempts = 1
 		switch {
 		case err != nil:
 			res.Errors = []string{err.Error()}
@@ -397,7 +435,7 @@ func (r *runner) fileTests(ctx context.Context, jobs []fileJob, results []Result
 			}
 			res.Errors = checkContent(j.content, content, readErr)
 		}
-		res.Passed = len(res.Errors) == 0
+		res.Passed, res.Attempts = len(res.Errors) == 0, 1
 		res.Duration = time.Since(start)
 	}
 }

@@ -505,3 +505,106 @@ func TestRunNothing(t *testing.T) {
 		t.Errorf("a file with no tests: %v, %v; created %q", results, err, d.created)
 	}
 }
+
+// TestRunKeepsFinishedResults checks that a run the engine stops midway
+// still reports what it found: the tests that finished keep their
+// verdicts, the others are failed and say why they have none. A container
+// the engine could not remove stops the run as the engine going away does.
+func TestRunKeepsFinishedResults(t *testing.T) {
+	t.Parallel()
+	for _, stop := range []error{
+		fmt.Errorf("%w: Cannot connect to the Docker daemon", engine.ErrUnavailable),
+		fmt.Errorf("%w: remove container 0123456789ab: driver is busy", engine.ErrLeftBehind),
+	} {
+		t.Run(stop.Error(), func(t *testing.T) {
+			t.Parallel()
+			f := &File{
+				Path: "ci.yaml",
+				CommandTests: []CommandTest{
+					{Name: "one", Command: "true"}, {Name: "two", Command: "false"},
+					{Name: "three", Command: "true"}, {Name: "four", Command: "true"},
+				},
+				FileExistenceTests: []FileExistenceTest{{Name: "etc", Path: "/etc", ShouldExist: true, UID: Unset, GID: Unset}},
+				MetadataTest:       MetadataTest{Workdir: "/work"},
+			}
+			d := &fake{
+				cfg:   engine.ImageConfig{WorkingDir: "/work"},
+				files: map[string]fakeFile{"/etc": {h: tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}}},
+				run: func(spec engine.ContainerSpec, call int) (engine.Run, error) {
+					switch call {
+					case 2:
+						return engine.Run{ExitCode: 1}, nil
+					case 3:
+						return engine.Run{}, stop
+					}
+					return engine.Run{}, nil
+				},
+			}
+			results, err := Run(context.Background(), d, "img", []*File{f}, Options{Parallel: 1})
+			if !errors.Is(err, stop) {
+				t.Fatalf("err = %v, want %v", err, stop)
+			}
+			want := map[string]struct {
+				passed bool
+				err    string
+			}{
+				"one":           {true, ""},
+				"two":           {false, "exited with incorrect error code"},
+				"three":         {false, "no verdict: the run stopped: " + stop.Error()},
+				"four":          {false, "no verdict: the run stopped: " + stop.Error()},
+				"Metadata Test": {true, ""},
+			}
+			if len(results) != 6 {
+				t.Fatalf("%d results, want all 6: %+v", len(results), results)
+			}
+			for _, r := range results {
+				w, ok := want[r.Name]
+				if !ok {
+					continue // the file test: it may or may not have finished
+				}
+				if r.Passed != w.passed || (w.err == "") != (len(r.Errors) == 0) || (w.err != "" && !strings.Contains(r.Errors[0], w.err)) {
+					t.Errorf("%s: passed %v, errors %q; want passed %v, an error with %q", r.Name, r.Passed, r.Errors, w.passed, w.err)
+				}
+			}
+		})
+	}
+}
+
+// TestRunUnsupportedSections checks that licenseTests and containerRunOptions,
+// which nightshift reads but does not carry out, fail the tests they
+// concern and nothing else.
+func TestRunUnsupportedSections(t *testing.T) {
+	t.Parallel()
+	d := &fake{
+		run:   answer("", 0),
+		files: map[string]fakeFile{"/etc": {h: tar.Header{Typeflag: tar.TypeDir, Mode: 0o755}}},
+	}
+	withOptions := &File{
+		Path:               "opts.yaml",
+		RunOptions:         RunOptions{Privileged: true, BindMounts: []string{"/srv:/srv"}},
+		CommandTests:       []CommandTest{{Name: "privileged command", Command: "true"}},
+		FileExistenceTests: []FileExistenceTest{{Name: "etc", Path: "/etc", ShouldExist: true, UID: Unset, GID: Unset}},
+		LicenseTests:       []LicenseTest{{Debian: true}},
+	}
+	plain := &File{Path: "plain.yaml", CommandTests: []CommandTest{{Name: "plain command", Command: "true"}}}
+	results, err := Run(context.Background(), d, "img", []*File{withOptions, plain}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range results {
+		got = append(got, fmt.Sprintf("%s %s %s passed=%v %q", r.File, r.Kind, r.Name, r.Passed, r.Errors))
+	}
+	want := []string{
+		`opts.yaml command privileged command passed=false ["containerRunOptions (privileged, bindMounts) are not applied by nightshift, so this test would not run as container-structure-test runs it: remove them, or run this file with container-structure-test"]`,
+		`opts.yaml fileExistence etc passed=true []`,
+		`opts.yaml license License Test 1 passed=false ["licenseTests are not run by nightshift: check licenses with container-structure-test, or remove them"]`,
+		`plain.yaml command plain command passed=true []`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(d.specs) != 1 || d.specs[0].Cmd[0] != "true" {
+		t.Errorf("containers run: %+v; want only the plain file's command", d.specs)
+	}
+}

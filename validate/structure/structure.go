@@ -25,6 +25,49 @@ type File struct {
 	FileExistenceTests []FileExistenceTest
 	FileContentTests   []FileContentTest
 	MetadataTest       MetadataTest
+	// LicenseTests are read, so that a file written for
+	// container-structure-test loads, but not run: each is a failed Result
+	// that says so.
+	LicenseTests []LicenseTest
+	// RunOptions (containerRunOptions) are read but not applied: while any
+	// is set, each command test of the file is a failed Result that says
+	// so, for it would not run as container-structure-test runs it.
+	RunOptions RunOptions
+}
+
+// LicenseTest is container-structure-test's check of an image's licenses.
+type LicenseTest struct {
+	Debian bool
+	Files  []string
+}
+
+// RunOptions is container-structure-test's containerRunOptions.
+type RunOptions struct {
+	User         string
+	Privileged   bool
+	AllocateTTY  bool
+	EnvVars      []string // names of variables passed from the tester's environment
+	EnvFile      string
+	Capabilities []string
+	BindMounts   []string
+}
+
+// set names the options o sets, in the file's spelling.
+func (o *RunOptions) set() []string {
+	var out []string
+	for _, opt := range []struct {
+		name string
+		set  bool
+	}{
+		{"user", o.User != ""}, {"privileged", o.Privileged}, {"allocateTty", o.AllocateTTY},
+		{"envVars", len(o.EnvVars) > 0}, {"envFile", o.EnvFile != ""},
+		{"capabilities", len(o.Capabilities) > 0}, {"bindMounts", len(o.BindMounts) > 0},
+	} {
+		if opt.set {
+			out = append(out, opt.name)
+		}
+	}
+	return out
 }
 
 // KeyValue is an environment variable or a label. IsRegex is read for
@@ -73,7 +116,8 @@ type FileExistenceTest struct {
 	ShouldExist bool // true unless the file says false
 	// Permissions is compared with the mode as Go prints it
 	// (os.FileMode.String): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" for a
-	// symlink, "urwxr-xr-x" for a setuid file.
+	// symlink, "urwxr-xr-x" for a setuid file. Any other string is read,
+	// as container-structure-test reads it, and never matches.
 	Permissions string
 	UID, GID    int // Unset when not to be checked
 	// IsExecutableBy is "any", "owner", "group" or "other".
