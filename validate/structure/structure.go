@@ -1,10 +1,12 @@
 // Package structure runs container tests written in the schema of
 // container-structure-test (schemaVersion "2.0.0") against a local image,
-// with the verdicts that tool's docker driver gives, so that a team's
-// existing test files work unchanged. Where that tool falls short, it does
-// better: every command has a timeout, containers have no network unless a
-// test asks for it, command tests run in parallel, and every container and
-// intermediate image is removed, also on timeout and cancellation.
+// with the verdicts that tool's docker driver gives, but for the
+// differences the README lists (licenseTests and containerRunOptions are
+// read, not run; a command test's envVars are expanded). Where that tool
+// falls short, it does better: every command has a timeout, containers
+// have no network unless a test asks for it, command tests run in
+// parallel, and every container and intermediate image is removed, also
+// on timeout and cancellation.
 package structure
 
 import "time"
