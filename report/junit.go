@@ -5,6 +5,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"time"
 
@@ -81,7 +82,13 @@ func runStages(run *store.Run) []string {
 // testResult is one test run inside an image. A flaky pass passes, and
 // says so in its output.
 func testResult(image string, t store.TestResult) junit.Testcase {
-	tc := junit.Testcase{Name: "test: " + t.Name, Classname: image, Time: fmt.Sprintf("%.3f", t.Seconds)}
+	name := "test: " + t.Name
+	if t.File != "" {
+		// Two files may name a test alike ("Metadata Test" always is):
+		// Jenkins would merge their cases.
+		name = "test: " + path.Base(t.File) + ": " + t.Name
+	}
+	tc := junit.Testcase{Name: name, Classname: image, Time: fmt.Sprintf("%.3f", t.Seconds)}
 	var out []string
 	if t.File != "" {
 		out = append(out, "from "+t.File)

@@ -34,7 +34,7 @@ func TestJUnitValidation(t *testing.T) {
 	for _, c := range cases {
 		names = append(names, c.Classname+" "+c.Name)
 	}
-	want := []string{"ci_cpu pull", "ci_cpu test", "ci_cpu test: shell", "ci_cpu test: python imports", "ci_cpu test: mirror reachable", "validation jenkins: ci/test"}
+	want := []string{"ci_cpu pull", "ci_cpu test", "ci_cpu test: common.yaml: shell", "ci_cpu test: python imports", "ci_cpu test: mirror reachable", "validation jenkins: ci/test"}
 	if strings.Join(names, "|") != strings.Join(want, "|") {
 		t.Fatalf("cases:\n%q\nwant:\n%q", names, want)
 	}

@@ -191,7 +191,7 @@ func TestValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`name="test: python imports" classname="bad"`, `name="test: hangs" classname="hang"`, `name="validated" classname="good"`} {
+	for _, want := range []string{`name="test: bad.yaml: python imports" classname="bad"`, `name="test: hang.yaml: hangs" classname="hang"`, `name="validated" classname="good"`} {
 		if !strings.Contains(string(junit), want) {
 			t.Errorf("JUnit report lacks %s", want)
 		}
