@@ -71,6 +71,9 @@ type Config struct {
 	// and "url" fields, as a reverse proxy in front of Jenkins can make it
 	// differ from the URL clients use. "" means the server's own URL.
 	RootURL string
+	// Now is the server's clock: queue waits, build durations and item
+	// lifetimes are measured on it. nil means time.Now.
+	Now func() time.Time
 }
 
 // Job is one job and the script every build of it follows.
@@ -192,6 +195,13 @@ func New(cfg Config) *Server {
 	return s
 }
 
+func (s *Server) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
 // Client returns an HTTP client for the server, with a transport of its
 // own: one that another server's Close (which closes the idle connections
 // of http.DefaultTransport) does not disturb.
@@ -220,7 +230,7 @@ func (s *Server) setJob(j Job) {
 func (s *Server) Builds(path string) []Build {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.advance(time.Now())
+	s.advance(s.now())
 	j := s.jobs[path]
 	if j == nil {
 		return nil
@@ -295,7 +305,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: w.status})
 	}()
-	now := time.Now()
+	now := s.now()
 	s.advance(now)
 
 	if r.Method == http.MethodGet && len(s.failures) > 0 {
