@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -96,9 +97,12 @@ func NotStarted(routes []Route, reason, repo, publicURL string, now time.Time) (
 
 // Deliverer sends the outbox's pending messages. A message is marked sent
 // only after its server accepted it; a failure worth retrying is retried
-// with jittered exponential backoff, or when the server said, until the
-// message is GiveUpAfter old; a permanent failure gives up at once. The
-// state lives in the store, so pending messages survive a restart.
+// with jittered exponential backoff (longer when the server asked for a
+// longer wait), until the message is GiveUpAfter old; a permanent failure
+// gives up at once. The state lives in the store, so pending messages
+// survive a restart. One process has one delivery path: two Deliverers on
+// one store may both send a message, and the store keeps the first
+// outcome recorded.
 type Deliverer struct {
 	DB          *store.DB
 	Notifiers   map[string]Notifier
@@ -195,31 +199,60 @@ func (d *Deliverer) send(ctx context.Context, name string, m store.Message) (boo
 	switch {
 	case err == nil:
 		log.Info("notification sent", "attempts", m.Attempts+1)
-		return false, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+		return false, d.settled(log, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
 			m.Status, m.Done, m.LastError = store.Sent, &now, ""
-		})
+		}))
 	case retry && now.Sub(m.Created) < d.GiveUpAfter:
-		wait := backoff(m.Attempts)
-		if after, ok := RetryAfter(err); ok {
-			wait = after
-		}
-		log.Warn("notification failed; will retry", "err", err, "attempts", m.Attempts+1, "retry_in", wait.Round(time.Millisecond))
-		return true, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+		next := d.nextAttempt(m, now, err)
+		log.Warn("notification failed; will retry", "err", err, "attempts", m.Attempts+1, "retry_in", next.Sub(now).Round(time.Millisecond))
+		return true, d.settled(log, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
 			m.Attempts++
-			m.NextAttempt = now.Add(wait)
+			m.NextAttempt = next
 			m.LastError = err.Error()
-		})
+		}))
 	default:
 		why := "refused"
 		if retry {
 			why = fmt.Sprintf("still failing after %s", d.GiveUpAfter)
 		}
 		log.Error("notification given up: "+why, "err", err, "attempts", m.Attempts+1)
-		return false, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
+		return false, d.settled(log, d.DB.UpdateMessage(m.ID, func(m *store.Message) {
 			m.Attempts++
 			m.Status, m.Done, m.LastError = store.GaveUp, &now, err.Error()
-		})
+		}))
 	}
+}
+
+// nextAttempt is when to try m again after err failed it at now: after the
+// backoff, or after the server's wait when that is longer. The backoff is
+// the floor, so that a server answering "retry after 0" every time is not
+// asked again at once, over and over. m's give-up deadline is the cap, so
+// that a server saying "in a month" does not park m past the age at which
+// it is given up and reported: m is tried once more then, and given up if
+// it still fails.
+func (d *Deliverer) nextAttempt(m store.Message, now time.Time, err error) time.Time {
+	wait := backoff(m.Attempts)
+	if after, ok := RetryAfter(err); ok {
+		wait = max(after, wait)
+	}
+	return minTime(now.Add(wait), m.Created.Add(d.GiveUpAfter))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// settled turns the store's refusal to change a message that is no longer
+// pending into no error: whatever settled it first stands.
+func (d *Deliverer) settled(log *slog.Logger, err error) error {
+	if errors.Is(err, store.ErrSettled) {
+		log.Warn("notification outcome not recorded: the message was settled meanwhile", "err", err)
+		return nil
+	}
+	return err
 }
 
 // Flush delivers until nothing is pending, or until the next message due

@@ -318,3 +318,119 @@ func TestEagerFlushIgnoresBackoff(t *testing.T) {
 		t.Fatalf("an eager flush left %d pending (%v), delivered %d; want it sent once", left, err, len(n.delivered()))
 	}
 }
+
+// A server that answers "retry after 0" every time is not asked again at
+// once: the backoff is the floor, and attempts stay few until give-up.
+func TestRetryAfterZeroBacksOff(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	clk := &clock{t: start.Add(time.Minute)}
+	n := &fake{name: "discord", fail: func(int) (bool, error) {
+		return true, &RetryAfterError{Err: errors.New("429 Too Many Requests"), After: 0}
+	}}
+	d := &Deliverer{DB: db, Notifiers: map[string]Notifier{"discord": n}, GiveUpAfter: time.Hour, Now: clk.Now}
+	finishRun(t, db, store.Failed, []Route{{"discord", []string{"failure"}}})
+
+	for pass := 0; ; pass++ {
+		if pass == 1000 {
+			t.Fatalf("still pending after %d passes and %d attempts, at %v", pass, n.n, clk.Now())
+		}
+		before := clk.Now()
+		next, err := d.Deliver(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.IsZero() {
+			break
+		}
+		if !next.After(before) {
+			t.Fatalf("attempt %d: next attempt at %v, not after now (%v)", n.n, next, before)
+		}
+		if pass == 0 && next.Sub(before) < backoffBase/2 {
+			t.Errorf("first retry in %v, want at least the backoff's first step (%v)", next.Sub(before), backoffBase/2)
+		}
+		clk.t = next
+	}
+	// Doubling from 2s to a 30m cap reaches an hour in about a dozen tries.
+	if n.n > 20 {
+		t.Errorf("%d attempts in the hour before giving up, want a bounded backoff", n.n)
+	}
+	msgs, _ := db.Messages(1)
+	if msgs[0].Status != store.GaveUp {
+		t.Errorf("message = %+v, want given up after give_up_after", msgs[0])
+	}
+}
+
+// A server asking to wait past the message's give-up age does not park it
+// there: it is tried at its deadline, given up, and the next summary says so.
+func TestRetryAfterIsCappedAtGiveUp(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	clk := &clock{t: start.Add(time.Minute)}
+	n := &fake{name: "discord", fail: func(int) (bool, error) {
+		return true, &RetryAfterError{Err: errors.New("429 Too Many Requests"), After: 1000 * time.Hour}
+	}}
+	d := &Deliverer{DB: db, Notifiers: map[string]Notifier{"discord": n}, GiveUpAfter: time.Hour, Now: clk.Now}
+	finishRun(t, db, store.Failed, []Route{{"discord", []string{"failure"}}})
+
+	next, err := d.Deliver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := db.Messages(1)
+	deadline := msgs[0].Created.Add(time.Hour)
+	if !next.Equal(deadline) || !msgs[0].NextAttempt.Equal(deadline) {
+		t.Fatalf("next attempt at %v (recorded %v), want the give-up deadline %v", next, msgs[0].NextAttempt, deadline)
+	}
+	clk.t = deadline
+	if next, err := d.Deliver(context.Background()); err != nil || !next.IsZero() {
+		t.Fatalf("at the deadline: next %v, %v; want nothing pending", next, err)
+	}
+	msgs, _ = db.Messages(1)
+	if msgs[0].Status != store.GaveUp || n.n != 2 {
+		t.Fatalf("message = %+v after %d attempts, want given up after 2", msgs[0], n.n)
+	}
+	next2 := finishRun(t, db, store.Failed, []Route{{"discord", []string{"failure"}}})
+	msgs, _ = db.Messages(next2.ID)
+	var s Summary
+	if err := json.Unmarshal(msgs[0].Payload, &s); err != nil || s.Undelivered != 1 {
+		t.Errorf("the next summary says %d undelivered (%v), want 1", s.Undelivered, err)
+	}
+}
+
+// settler is a notifier during whose send another path settles the message
+// (sent), then it reports its own failure.
+type settler struct {
+	db *store.DB
+	id uint64
+}
+
+func (s *settler) Name() string { return "discord" }
+
+func (s *settler) Notify(context.Context, Summary) (bool, error) {
+	now := start
+	if err := s.db.UpdateMessage(s.id, func(m *store.Message) { m.Status, m.Done = store.Sent, &now }); err != nil {
+		return false, err
+	}
+	return false, errors.New("400 Bad Request")
+}
+
+// The first outcome recorded stands: a send that fails after the message
+// was sent by someone else does not make it "given up".
+func TestLateOutcomeDoesNotOverwriteSent(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "db"))
+	defer db.Close()
+	finishRun(t, db, store.Failed, []Route{{"discord", []string{"failure"}}})
+	d := &Deliverer{DB: db, Notifiers: map[string]Notifier{"discord": &settler{db: db, id: 1}}, GiveUpAfter: time.Hour,
+		Now: func() time.Time { return start.Add(time.Minute) }}
+	if next, err := d.Deliver(context.Background()); err != nil || !next.IsZero() {
+		t.Fatalf("Deliver = %v, %v; want nothing pending and no error", next, err)
+	}
+	msgs, _ := db.Messages(1)
+	if msgs[0].Status != store.Sent || msgs[0].LastError != "" {
+		t.Errorf("message = %+v, want it left sent", msgs[0])
+	}
+}

@@ -165,12 +165,22 @@ func (db *DB) Messages(runID uint64) ([]Message, error) {
 	return out, err
 }
 
-// UpdateMessage changes message id in one transaction.
+// ErrSettled is UpdateMessage's refusal to change a message that is
+// already sent or given up.
+var ErrSettled = errors.New("message already sent or given up")
+
+// UpdateMessage changes message id in one transaction, if it is still
+// pending. Sent and given up are final: a late outcome of a second send
+// must not turn "sent" into "given up", nor the reverse, so a message that
+// is no longer pending is left as it is and the error is ErrSettled.
 func (db *DB) UpdateMessage(id uint64, fn func(*Message)) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		m, err := getMessage(tx, id)
 		if err != nil {
 			return err
+		}
+		if m.Status != Pending {
+			return fmt.Errorf("message %d is %s: %w", id, m.Status, ErrSettled)
 		}
 		fn(m)
 		m.ID = id
