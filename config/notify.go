@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"nightshift/notify/discord"
 )
 
 // Environment variables that may hold notification secrets when no *_file
@@ -48,7 +50,8 @@ type Discord struct {
 	WebhookURL     Secret   `toml:"-"`
 	On             []string `toml:"on"`
 	Username       string   `toml:"username"`
-	// Mentions are put in failure messages: "<@user id>", "<@&role id>".
+	// Mentions are put in failure messages: "<@user id>", "<@!user id>",
+	// "<@&role id>", "@here" or "@everyone".
 	Mentions []string `toml:"mentions"`
 }
 
@@ -108,14 +111,20 @@ func (l *loader) discord(d *Discord) {
 		l.problem("notify.discord", "no webhook URL: name a file holding it with webhook_url_file, or set $"+EnvDiscordWebhook)
 	default:
 		// The URL holds the webhook's token: say what is wrong, never what it is.
-		u, err := url.Parse(d.WebhookURL.Reveal())
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.Contains(u.Path, "/webhooks/") {
+		if discord.CheckWebhookURL(d.WebhookURL.Reveal()) != nil {
 			l.problem("notify.discord.webhook_url_file", "the webhook URL is not of the form https://discord.com/api/webhooks/<id>/<token>")
 		}
 	}
+	// The notifier's own rules, checked here so that a problem names file,
+	// line and key rather than failing later without them.
+	if d.Username != "" {
+		if err := discord.CheckUsername(d.Username); err != nil {
+			l.problem("notify.discord.username", err.Error())
+		}
+	}
 	for i, m := range d.Mentions {
-		if !strings.HasPrefix(m, "<@") || !strings.HasSuffix(m, ">") {
-			l.problem("notify.discord.mentions", fmt.Sprintf("mention %d, %q, is not <@user id> or <@&role id>", i+1, m))
+		if err := discord.CheckMention(m); err != nil {
+			l.problem("notify.discord.mentions", fmt.Sprintf("mention %d: %v", i+1, err))
 		}
 	}
 }

@@ -16,16 +16,26 @@ func TestNotifyProblems(t *testing.T) {
 	}{
 		{
 			name: "discord without a webhook",
-			toml: "[notify.discord]\non = [\"failure\", \"sometimes\"]\nmentions = [\"@here\"]\n", // 7-9
+			// The Discord notifier's own rules: @here is a mention, <@abc>
+			// is not, and Discord refuses a username naming Clyde.
+			toml: "[notify.discord]\non = [\"failure\", \"sometimes\"]\nmentions = [\"@here\", \"<@abc>\", \"<@!12>\"]\nusername = \"Clyde bot\"\n", // 7-10
 			want: []string{
 				"bad.toml:7: notify.discord: no webhook URL: name a file holding it with webhook_url_file, or set $NIGHTSHIFT_DISCORD_WEBHOOK_URL",
 				`bad.toml:8: notify.discord.on: "sometimes" is not one of failure, fixed, success, always`,
-				`bad.toml:9: notify.discord.mentions: mention 1, "@here", is not <@user id> or <@&role id>`,
+				`bad.toml:9: notify.discord.mentions: mention 2: "<@abc>" is not <@user id>, <@!user id>, <@&role id>, @here or @everyone`,
+				`bad.toml:10: notify.discord.username: username "Clyde bot" contains "clyde", which Discord refuses`,
 			},
 		},
 		{
 			name: "a webhook URL that is not one says so without quoting it",
 			toml: "[notify.discord]\nwebhook_url_file = \"hook\"\n", // 7-8; hook holds "secret-token-123"
+			want: []string{
+				"bad.toml:8: notify.discord.webhook_url_file: the webhook URL is not of the form https://discord.com/api/webhooks/<id>/<token>",
+			},
+		},
+		{
+			name: "a webhook URL whose id is not a number",
+			toml: "[notify.discord]\nwebhook_url_file = \"hook-bad-id\"\n", // 7-8
 			want: []string{
 				"bad.toml:8: notify.discord.webhook_url_file: the webhook URL is not of the form https://discord.com/api/webhooks/<id>/<token>",
 			},
@@ -58,6 +68,9 @@ func TestNotifyProblems(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "hook"), []byte("secret-token-123\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			if err := os.WriteFile(filepath.Join(dir, "hook-bad-id"), []byte("https://discord.com/api/webhooks/abc/secret-token-123\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			t.Setenv(EnvDiscordWebhook, "")
 			t.Setenv(EnvSMTPPassword, "")
 			_, err := Parse([]byte(okStaging+okImage+tt.toml), "bad.toml", dir)
@@ -79,6 +92,8 @@ func TestNotifyGood(t *testing.T) {
 	t.Setenv(EnvSMTPPassword, "smtp-secret")
 	c, err := Parse([]byte(okStaging+okImage+`
 [notify.discord]
+mentions = ["@here", "@everyone", "<@123>", "<@!124>", "<@&456>"]
+username = "ci bot"
 [notify.email]
 host = "smtp.example.org"
 tls = "tls"

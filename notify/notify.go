@@ -37,6 +37,9 @@ type Summary struct {
 	Undelivered int `json:"undelivered,omitempty"`
 	// Reason says why a run could not start (EventNotStarted).
 	Reason string `json:"reason,omitempty"`
+	// Sample marks a made-up summary (nightshift notify test): it pings
+	// nobody, whatever mentions a notifier has.
+	Sample bool `json:"sample,omitempty"`
 }
 
 // Headline is the one line that says it all, used as email subject and

@@ -1,9 +1,11 @@
 package notify
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"nightshift/store"
 )
@@ -63,3 +65,92 @@ func CleanLine(line string) string {
 
 // StripANSI removes terminal escape sequences from s.
 func StripANSI(s string) string { return ansi.ReplaceAllString(s, "") }
+
+// ShortCommit is a commit as messages show it: a hash cut to its first 7
+// hex digits, anything else (a ref, a made-up id) to at most 40 runes.
+func ShortCommit(c string) string {
+	c = OneLine(c)
+	if len(c) >= 7 && strings.Trim(c, "0123456789abcdef") == "" {
+		return c[:7]
+	}
+	return Shorten(c, 40)
+}
+
+// ValidationStatus says in a few words how an image's validation went:
+// "validated", "validation failed (2 of 5 tests)", "not validated", ...;
+// "" when the run validated nothing.
+func ValidationStatus(v *store.Validation) string {
+	if v == nil {
+		return ""
+	}
+	failed, flaky := v.Failures()
+	switch v.Status {
+	case store.Succeeded:
+		switch {
+		case flaky == 1:
+			return "validated (1 flaky test)"
+		case flaky > 1:
+			return fmt.Sprintf("validated (%d flaky tests)", flaky)
+		}
+		return "validated"
+	case store.Failed:
+		if failed > 0 {
+			return fmt.Sprintf("validation failed (%d of %d tests)", failed, len(v.Tests))
+		}
+		return "validation failed"
+	case store.Skipped:
+		return "not validated"
+	}
+	return "validation " + string(v.Status)
+}
+
+// excerptRunes is how much of why a test failed a message quotes.
+const excerptRunes = 200
+
+// FailedTest is a test that did not pass, and why in one short line.
+type FailedTest struct {
+	Name, Why string
+}
+
+// FailedTests lists the tests in v that did not pass, in the order run,
+// each with an excerpt of why: its first error, else the last line it
+// printed.
+func FailedTests(v *store.Validation) []FailedTest {
+	if v == nil {
+		return nil
+	}
+	var out []FailedTest
+	for _, t := range v.Tests {
+		if t.Passed {
+			continue
+		}
+		why := ""
+		for _, e := range t.Errors {
+			if why = OneLine(e); why != "" {
+				break
+			}
+		}
+		if why == "" {
+			lines := strings.Split(strings.TrimSpace(t.Output), "\n")
+			why = OneLine(lines[len(lines)-1])
+		}
+		if why == "" {
+			why = "no error or output recorded"
+		}
+		out = append(out, FailedTest{Name: OneLine(t.Name), Why: Shorten(why, excerptRunes)})
+	}
+	return out
+}
+
+// OneLine folds s onto one line, without terminal codes or control
+// characters: a line break becomes a space, as any other run of white
+// space does.
+func OneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, StripANSI(s))
+	return strings.Join(strings.Fields(s), " ")
+}

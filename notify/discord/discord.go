@@ -32,7 +32,7 @@ type Config struct {
 	Username string
 	// Mentions are "<@user id>", "<@!user id>", "<@&role id>", "@here" or
 	// "@everyone". They are pinged only when a run failed, was interrupted
-	// or could not start, never on a success.
+	// or could not start, never on a success nor by a sample summary.
 	Mentions []string
 	// Client sends the requests; nil means a client with the default
 	// transport. Timeouts come from the context of Notify. Its redirect
@@ -67,43 +67,78 @@ var (
 )
 
 // New checks c and returns a notifier for it. It does not connect: Discord
-// being down at start-up is a retry later, not a broken config.
+// being down at start-up is a retry later, not a broken config. The
+// configuration loader applies the same checks (CheckWebhookURL,
+// CheckUsername, CheckMention), so that its errors name file, line and key.
 func New(c Config) (*Notifier, error) {
-	u, err := url.Parse(c.WebhookURL)
+	u, id, token, err := parseWebhook(c.WebhookURL)
+	if err != nil {
+		return nil, fmt.Errorf("discord: %w", err)
+	}
+	if c.Username == "" {
+		c.Username = defaultUsername
+	}
+	if err := CheckUsername(c.Username); err != nil {
+		return nil, fmt.Errorf("discord: %w", err)
+	}
+	for i, m := range c.Mentions {
+		if err := CheckMention(m); err != nil {
+			return nil, fmt.Errorf("discord: mention %d: %w", i+1, err)
+		}
+	}
+	return &Notifier{cfg: c, target: u, id: id, token: token, sleep: sleep}, nil
+}
+
+// CheckWebhookURL says what is wrong with a webhook URL, if anything,
+// without its token.
+func CheckWebhookURL(raw string) error {
+	_, _, _, err := parseWebhook(raw)
+	return err
+}
+
+// parseWebhook checks a webhook URL and returns it, cleaned, with its id
+// and token.
+func parseWebhook(raw string) (u *url.URL, id, token string, err error) {
+	u, err = url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes the whole URL in its error, token included.
-		return nil, fmt.Errorf("discord: webhook URL %s is not a valid URL", redactURL(c.WebhookURL))
+		return nil, "", "", fmt.Errorf("webhook URL %s is not a valid URL", redactURL(raw))
 	}
 	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("discord: webhook URL %s is not an http(s) URL with a host", redactURL(c.WebhookURL))
+		return nil, "", "", fmt.Errorf("webhook URL %s is not an http(s) URL with a host", redactURL(raw))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""
 	u.Fragment = ""
 	id, token, ok := splitWebhook(u.Path)
 	if !ok || !webhookID.MatchString(id) || !webhookToken.MatchString(token) {
-		return nil, fmt.Errorf("discord: webhook URL %s does not end in /webhooks/<id>/<token>", redactURL(c.WebhookURL))
+		return nil, "", "", fmt.Errorf("webhook URL %s does not end in /webhooks/<id>/<token>", redactURL(raw))
 	}
+	return u, id, token, nil
+}
 
-	if c.Username == "" {
-		c.Username = defaultUsername
-	}
-	if n := size(c.Username); n > maxUsername {
-		return nil, fmt.Errorf("discord: username %q is longer than %d characters", c.Username, maxUsername)
+// CheckUsername says why Discord would refuse name as a webhook's
+// username, if it would.
+func CheckUsername(name string) error {
+	if n := size(name); n > maxUsername {
+		return fmt.Errorf("username %q is longer than %d characters", name, maxUsername)
 	}
 	// Discord refuses these with a 400, which would otherwise only show at
 	// the first failing run.
 	for _, word := range []string{"discord", "clyde"} {
-		if strings.Contains(strings.ToLower(c.Username), word) {
-			return nil, fmt.Errorf("discord: username %q contains %q, which Discord refuses", c.Username, word)
+		if strings.Contains(strings.ToLower(name), word) {
+			return fmt.Errorf("username %q contains %q, which Discord refuses", name, word)
 		}
 	}
-	for i, m := range c.Mentions {
-		if _, ok := parseMention(m); !ok {
-			return nil, fmt.Errorf("discord: mention %d, %q, is not <@user id>, <@&role id>, @here or @everyone", i+1, m)
-		}
+	return nil
+}
+
+// CheckMention says why m is not a mention a summary can ping, if it is not.
+func CheckMention(m string) error {
+	if _, ok := parseMention(m); !ok {
+		return fmt.Errorf("%q is not <@user id>, <@!user id>, <@&role id>, @here or @everyone", m)
 	}
-	return &Notifier{cfg: c, target: u, id: id, token: token, sleep: sleep}, nil
+	return nil
 }
 
 // splitWebhook finds the id and token in a webhook URL's path: the last two
@@ -264,7 +299,7 @@ func (n *Notifier) classify(res *response, err error, i, count int) (bool, error
 	msg := fmt.Sprintf("%sHTTP %d %s", what, code, http.StatusText(code))
 	switch {
 	case isJSON && body.Message != "":
-		msg += ": " + notify.Shorten(oneLine(body.Message), 300)
+		msg += ": " + notify.Shorten(notify.OneLine(body.Message), 300)
 		if body.Code != 0 {
 			msg += fmt.Sprintf(" (code %d)", body.Code)
 		}
@@ -272,7 +307,7 @@ func (n *Notifier) classify(res *response, err error, i, count int) (bool, error
 			msg += ": " + d
 		}
 	case !isJSON && len(res.body) > 0:
-		msg += ": " + notify.Shorten(oneLine(string(res.body)), 200)
+		msg += ": " + notify.Shorten(notify.OneLine(string(res.body)), 200)
 	}
 
 	switch {
@@ -344,7 +379,7 @@ func formErrors(raw json.RawMessage) string {
 	if len(out) > most {
 		out = append(out[:most], fmt.Sprintf("and %d more", len(out)-most))
 	}
-	return notify.Shorten(oneLine(strings.Join(out, "; ")), 500)
+	return notify.Shorten(notify.OneLine(strings.Join(out, "; ")), 500)
 }
 
 // retryAfter reads a Retry-After header: seconds (Discord sends a decimal

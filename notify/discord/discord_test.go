@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"nightshift/notify"
+	"nightshift/notify/notifytest"
 )
 
 // newNotifier returns a notifier posting to f, which must not sleep.
@@ -39,7 +40,7 @@ func noToken(t *testing.T, err error) {
 func TestNotifySuccess(t *testing.T) {
 	t.Parallel()
 	f := newFake(t, "/api")
-	retry, err := newNotifier(t, f).Notify(context.Background(), sample())
+	retry, err := newNotifier(t, f).Notify(context.Background(), notifytest.Sample())
 	if err != nil || retry {
 		t.Fatalf("Notify = %v, %v; want success", retry, err)
 	}
@@ -60,6 +61,25 @@ func TestNotifySuccess(t *testing.T) {
 	}
 }
 
+// A 204 with no body (what Discord answers without wait=true, and what a
+// proxy may answer) is success, for every message of a split summary.
+func TestNotify204IsSuccess(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, "/api")
+	f.respond = func(w http.ResponseWriter, r *http.Request, n int) bool {
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	s := bigRun()
+	retry, err := newNotifier(t, f).Notify(context.Background(), s)
+	if err != nil || retry {
+		t.Fatalf("Notify = %v, %v; want success", retry, err)
+	}
+	if want := len(Payloads(s, "", nil)); f.count() != want || want < 2 {
+		t.Errorf("%d requests, want all %d messages sent", f.count(), want)
+	}
+}
+
 // TestNotifyKeepsConfiguredPrefix posts through a proxy path and keeps the
 // configured query next to discordgo's.
 func TestNotifyKeepsConfiguredPrefix(t *testing.T) {
@@ -69,7 +89,7 @@ func TestNotifyKeepsConfiguredPrefix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.Notify(context.Background(), sample()); err != nil {
+	if _, err := n.Notify(context.Background(), notifytest.Sample()); err != nil {
 		t.Fatal(err)
 	}
 	r := f.requests()[0]
@@ -136,7 +156,7 @@ func TestNotifyClassifies(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 				return true
 			}
-			retry, err := newNotifier(t, f).Notify(context.Background(), sample())
+			retry, err := newNotifier(t, f).Notify(context.Background(), notifytest.Sample())
 			if err == nil {
 				t.Fatal("Notify succeeded")
 			}
@@ -166,7 +186,7 @@ func TestNotifyUnreachable(t *testing.T) {
 	f := newFake(t, "/api")
 	n := newNotifier(t, f)
 	f.srv.Close()
-	retry, err := n.Notify(context.Background(), sample())
+	retry, err := n.Notify(context.Background(), notifytest.Sample())
 	if err == nil || !retry {
 		t.Fatalf("Notify = %v, %v; want a retry", retry, err)
 	}
@@ -195,7 +215,7 @@ func TestNotifyCancelled(t *testing.T) {
 		<-arrived
 		cancel()
 	}()
-	retry, err := newNotifier(t, f).Notify(ctx, sample())
+	retry, err := newNotifier(t, f).Notify(ctx, notifytest.Sample())
 	if err == nil || !retry || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Notify = %v, %v; want a retry after context.Canceled", retry, err)
 	}
@@ -207,7 +227,7 @@ func TestNotifyDeadlinePassed(t *testing.T) {
 	f := newFake(t, "/api")
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	retry, err := newNotifier(t, f).Notify(ctx, sample())
+	retry, err := newNotifier(t, f).Notify(ctx, notifytest.Sample())
 	if err == nil || !retry || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Notify = %v, %v; want a retry after context.DeadlineExceeded", retry, err)
 	}
@@ -316,7 +336,7 @@ func TestNew(t *testing.T) {
 		{"empty", Config{}, "*****"},
 		{"username", Config{WebhookURL: "https://discord.com/api/webhooks/123/" + secret, Username: "My Discord Bot"}, `contains "discord"`},
 		{"long username", Config{WebhookURL: "https://discord.com/api/webhooks/123/" + secret, Username: strings.Repeat("n", 81)}, "longer than 80"},
-		{"mention", Config{WebhookURL: "https://discord.com/api/webhooks/123/" + secret, Mentions: []string{"<@1>", "@ops"}}, `mention 2, "@ops"`},
+		{"mention", Config{WebhookURL: "https://discord.com/api/webhooks/123/" + secret, Mentions: []string{"<@1>", "@ops"}}, `mention 2: "@ops"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/bwmarrin/discordgo"
 
@@ -58,9 +57,9 @@ func Payloads(s notify.Summary, username string, mentions []string) []*discordgo
 	if username == "" {
 		username = defaultUsername
 	}
-	username = truncate(oneLine(username), maxUsername)
+	username = truncate(notify.OneLine(username), maxUsername)
 
-	base := "nightshift " + oneLine(s.Headline())
+	base := "nightshift " + notify.OneLine(s.Headline())
 	p := packer{colour: colour(s), reserve: min(maxTitle, size(base)+size(part(999, 999)))}
 	for _, l := range describe(s) {
 		p.line(l)
@@ -129,11 +128,12 @@ func colour(s notify.Summary) int {
 }
 
 // ping returns the content that mentions people and the allowed_mentions
-// that lets exactly those mentions through. Parse is always an empty list,
+// that lets exactly those mentions through; a sample summary mentions
+// nobody. Parse is always an empty list,
 // never absent: absent would let Discord ping whatever the text names.
 func ping(s notify.Summary, mentions []string) (string, *discordgo.MessageAllowedMentions) {
 	allowed := &discordgo.MessageAllowedMentions{Parse: []discordgo.AllowedMentionType{}}
-	if !bad(s) {
+	if !bad(s) || s.Sample {
 		return "", allowed
 	}
 	var content []string
@@ -175,12 +175,15 @@ func ping(s notify.Summary, mentions []string) (string, *discordgo.MessageAllowe
 func describe(s notify.Summary) []string {
 	r := s.Run
 	var ls []string
+	if s.Sample {
+		ls = append(ls, "*A sample summary from nightshift notify test; it mentions nobody.*")
+	}
 	if s.Event == notify.EventNotStarted && s.Reason != "" {
-		ls = append(ls, "**Could not start:** "+escape(notify.Shorten(oneLine(s.Reason), 1000)))
+		ls = append(ls, "**Could not start:** "+escape(notify.Shorten(notify.OneLine(s.Reason), 1000)))
 	}
 	if r.Commit != "" {
-		c := "`" + shortCommit(r.Commit) + "`"
-		if subj := oneLine(r.Subject); subj != "" {
+		c := "`" + notify.ShortCommit(strings.ReplaceAll(r.Commit, "`", "")) + "`"
+		if subj := notify.OneLine(r.Subject); subj != "" {
 			c += " " + escape(notify.Shorten(subj, 200))
 		}
 		if r.Dirty {
@@ -192,7 +195,7 @@ func describe(s notify.Summary) []string {
 		ls = append(ls, "Took "+notify.Duration(r.Finished.Sub(r.Started)))
 	}
 	if r.Error != "" && r.Error != s.Reason {
-		ls = append(ls, "**Error:** "+escape(notify.Shorten(oneLine(r.Error), 500)))
+		ls = append(ls, "**Error:** "+escape(notify.Shorten(notify.OneLine(r.Error), 500)))
 	}
 	if imgs := s.Images(); len(imgs) > 0 {
 		ls = append(ls, "")
@@ -212,7 +215,7 @@ func describe(s notify.Summary) []string {
 // imageLine is one image: status, name (linked to its dashboard page),
 // duration, and its ref or why it did not build.
 func imageLine(s notify.Summary, im store.ImageResult) string {
-	name := escape(notify.Shorten(oneLine(im.Name), 100))
+	name := escape(notify.Shorten(notify.OneLine(im.Name), 100))
 	if u := linkable(s.ImageURL(im.Name)); u != "" {
 		name = "[" + name + "](" + u + ")"
 	}
@@ -222,17 +225,20 @@ func imageLine(s notify.Summary, im store.ImageResult) string {
 	}
 	switch im.Status {
 	case store.Succeeded:
-		if ref := strings.ReplaceAll(oneLine(im.Ref), "`", ""); ref != "" {
+		if ref := strings.ReplaceAll(notify.OneLine(im.Ref), "`", ""); ref != "" {
 			parts = append(parts, "`"+notify.Shorten(ref, 200)+"`")
 		}
 	case "":
 		parts = append(parts, "not started")
 	default:
 		d := string(im.Status)
-		if reason := oneLine(im.Error); reason != "" {
+		if reason := notify.OneLine(im.Error); reason != "" {
 			d += ": " + escape(notify.Shorten(reason, 150))
 		}
 		parts = append(parts, d)
+	}
+	if v := notify.ValidationStatus(im.Validation); v != "" {
+		parts = append(parts, v)
 	}
 	return strings.Join(parts, " · ")
 }
@@ -255,36 +261,79 @@ func symbol(s store.Status) string {
 	return "❔"
 }
 
-// failures returns a field per failed image, quoting the end of its log.
+// failures returns, for each image, a field naming its failing tests and a
+// field quoting the end of its log if it failed.
 //
 // When many images failed, each quote is shorter: they usually failed for
 // one reason, the last lines of each log say which, the dashboard has the
 // rest, and a summary of a few messages is read where one of ten is not.
 func failures(s notify.Summary) []*discordgo.MessageEmbedField {
 	var failed []store.ImageResult
+	n := 0
 	for _, im := range s.Images() {
-		if im.Status == store.Failed {
+		tests := len(notify.FailedTests(im.Validation))
+		if im.Status == store.Failed || tests > 0 {
 			failed = append(failed, im)
 		}
+		if im.Status == store.Failed {
+			n++
+		}
+		if tests > 0 {
+			n++
+		}
 	}
-	if len(failed) == 0 {
+	if n == 0 {
 		return nil
 	}
-	limit := min(maxFieldValue, max(minTail, tailBudget/len(failed)))
+	limit := min(maxFieldValue, max(minTail, tailBudget/n))
 	var fs []*discordgo.MessageEmbedField
 	for _, im := range failed {
-		f := &discordgo.MessageEmbedField{Name: truncate(escape(notify.Shorten(oneLine(im.Name), 200))+" failed", maxFieldName)}
+		name := escape(notify.Shorten(notify.OneLine(im.Name), 200))
+		if tests := notify.FailedTests(im.Validation); len(tests) > 0 {
+			fs = append(fs, &discordgo.MessageEmbedField{Name: truncate(name+": failing tests", maxFieldName), Value: testList(tests, limit)})
+		}
+		if im.Status != store.Failed {
+			continue
+		}
+		f := &discordgo.MessageEmbedField{Name: truncate(name+" failed", maxFieldName)}
 		switch {
 		case len(im.Tail) > 0:
 			f.Value = tailBlock(im.Tail, limit)
-		case oneLine(im.Error) != "":
-			f.Value = truncate(escape(oneLine(im.Error)), limit)
+		case notify.OneLine(im.Error) != "":
+			f.Value = truncate(escape(notify.OneLine(im.Error)), limit)
 		default:
 			f.Value = "no log captured" // Discord refuses an empty value
 		}
 		fs = append(fs, f)
 	}
 	return fs
+}
+
+// testList names failing tests, one a line with why each failed, in at
+// most limit characters; the tests that do not fit are counted at the end.
+func testList(tests []notify.FailedTest, limit int) string {
+	more := func(n int) string { return fmt.Sprintf("and %d more", n) }
+	reserve := size("\n" + more(len(tests))) // kept until the last line, should one not fit
+	var lines []string
+	used := 0
+	for i, t := range tests {
+		l := "• **" + escape(notify.Shorten(t.Name, 100)) + "**: " + escape(t.Why)
+		sep := min(len(lines), 1) // the newline before it
+		room := limit - used - sep
+		if i < len(tests)-1 {
+			room -= reserve
+		}
+		if size(l) > room {
+			if len(lines) > 0 {
+				lines = append(lines, more(len(tests)-i))
+				break
+			}
+			l = truncate(l, room) // the first one is named, however long
+		}
+		lines = append(lines, l)
+		used += sep + size(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // tailBlock quotes the last lines of a log in a code block of at most limit
@@ -445,14 +494,6 @@ func linkable(u string) string {
 	return strings.NewReplacer(" ", "%20", "(", "%28", ")", "%29").Replace(p.String())
 }
 
-func shortCommit(c string) string {
-	c = strings.ReplaceAll(oneLine(c), "`", "")
-	if len(c) >= 7 && strings.Trim(c, "0123456789abcdef") == "" {
-		return c[:7]
-	}
-	return notify.Shorten(c, 40)
-}
-
 // markdown is what Discord's markdown gives meaning to in running text.
 var markdown = strings.NewReplacer(
 	`\`, `\\`, "*", `\*`, "_", `\_`, "~", `\~`, "`", "\\`", "|", `\|`,
@@ -462,18 +503,6 @@ var markdown = strings.NewReplacer(
 // escape shows s as it is, not as markdown: an image called a_b_c or an
 // error quoting **kwargs would otherwise come out in italics or bold.
 func escape(s string) string { return markdown.Replace(s) }
-
-// oneLine folds s onto one line, without control characters: a line
-// break becomes a space, as any other run of white space does.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, notify.StripANSI(s))
-	return strings.Join(strings.Fields(s), " ")
-}
 
 // size is the length of s as Discord's limits count it. Its documentation
 // says "characters"; UTF-16 code units are never fewer than code points, so

@@ -15,6 +15,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"nightshift/notify"
+	"nightshift/notify/notifytest"
 	"nightshift/store"
 )
 
@@ -22,51 +23,10 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var testMentions = []string{"<@123456789012345678>", "<@&876543210987654321>"}
 
-// sample is a failing run: 5 of 7 images built, one failed with a log tail,
-// its child skipped, two messages lost before it.
-func sample() notify.Summary {
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *time.Time { t := start.Add(d); return &t }
-	ok := func(name string, from, to time.Duration) store.ImageResult {
-		return store.ImageResult{Name: name, Status: store.Succeeded, Started: at(from), Finished: at(to),
-			Ref: "registry.example.com/ci/" + name + ":2026-11-23-02-00-00-1a2b3c4d"}
-	}
-	tail := []string{"#12 [build 4/6] RUN pip install -r requirements.txt"}
-	for i := 1; i <= 22; i++ {
-		tail = append(tail, "#12 "+strings.Repeat(".", i%5+1)+" collecting wheel "+string(rune('a'+i)))
-	}
-	tail = append(tail,
-		"#12 \x1b[31mERROR: No matching distribution found for numpy==9.9\x1b[0m",
-		"#12 ERROR: process \"/bin/sh -c pip install -r requirements.txt\" did not complete successfully: exit code: 1\r")
-	return notify.Summary{
-		Event:       notify.EventFailure,
-		Previous:    store.Succeeded,
-		Repo:        "registry.example.com/ci",
-		PublicURL:   "https://ci.example.com/nightshift/",
-		Undelivered: 2,
-		Run: store.Run{
-			ID: 42, Tag: "2026-11-23-02-00-00-1a2b3c4d", Commit: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
-			Subject: "Bump Python to 3.13 (**finally**)", Status: store.Failed, Trigger: "cron",
-			Started: start, Finished: at(41*time.Minute + 3*time.Second + 400*time.Millisecond),
-			Planned: []string{"base", "python", "python_ml", "node", "go", "java", "rust"},
-			Images: []store.ImageResult{
-				ok("base", 0, 4*time.Minute+12*time.Second),
-				{Name: "python", Status: store.Failed, Started: at(4*time.Minute + 12*time.Second), Finished: at(9*time.Minute + 47*time.Second),
-					Error: "build: exit code 1", Tail: tail},
-				{Name: "python_ml", Status: store.Skipped, Error: "parent python failed"},
-				ok("node", 4*time.Minute+12*time.Second, 12*time.Minute),
-				ok("go", 4*time.Minute+12*time.Second, 10*time.Minute+1*time.Second),
-				ok("java", 12*time.Minute, 30*time.Minute+500*time.Millisecond),
-				ok("rust", 10*time.Minute+1*time.Second, 41*time.Minute),
-			},
-		},
-	}
-}
-
 // bigRun is a run that cannot fit one message: 60 images, 40 of them
 // failed with 200-line tails.
 func bigRun() notify.Summary {
-	s := sample()
+	s := notifytest.Sample()
 	start := s.Run.Started
 	s.Run.Planned = nil
 	s.Run.Images = nil
@@ -102,7 +62,7 @@ func marshal(t *testing.T, v any) []byte {
 
 func TestPayloadsGolden(t *testing.T) {
 	t.Parallel()
-	got := marshal(t, Payloads(sample(), "", testMentions))
+	got := marshal(t, Payloads(notifytest.Sample(), "", testMentions))
 	path := filepath.Join("testdata", "summary.json")
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -182,6 +142,23 @@ func TestPayloadsMentionOnlyBadNews(t *testing.T) {
 	}
 }
 
+// nightshift notify test sends a failing sample: it must not ping anyone.
+func TestPayloadsSampleMentionsNobody(t *testing.T) {
+	t.Parallel()
+	s := bigRun()
+	s.Sample = true
+	ms := wire(t, Payloads(s, "", []string{"<@123>", "<@&456>", "@everyone"}))
+	for i, m := range ms {
+		a := m.AllowedMentions
+		if m.Content != "" || a == nil || a.Parse == nil || len(*a.Parse) != 0 || len(a.Users) != 0 || len(a.Roles) != 0 {
+			t.Errorf("message %d: content %q, allowed_mentions %+v; want nobody mentioned", i, m.Content, a)
+		}
+	}
+	if d := ms[0].Embeds[0].Description; !strings.Contains(d, "sample summary") || !strings.Contains(d, "mentions nobody") {
+		t.Errorf("description %q does not say it is a sample that mentions nobody", d)
+	}
+}
+
 func TestPayloadsColourAndTitle(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -195,14 +172,14 @@ func TestPayloadsColourAndTitle(t *testing.T) {
 		{notify.EventInterrupted, store.Interrupted, orange},
 		{notify.EventNotStarted, "", orange},
 	} {
-		s := sample()
+		s := notifytest.Sample()
 		s.Event, s.Run.Status = tc.event, tc.status
 		ps := Payloads(s, "ci bot", nil)
 		e := ps[0].Embeds[0]
 		if e.Color != tc.colour {
 			t.Errorf("%s: colour %#x, want %#x", tc.event, e.Color, tc.colour)
 		}
-		if want := "nightshift " + oneLine(s.Headline()); e.Title != want {
+		if want := "nightshift " + notify.OneLine(s.Headline()); e.Title != want {
 			t.Errorf("%s: title %q, want %q", tc.event, e.Title, want)
 		}
 		if e.URL != "https://ci.example.com/nightshift/runs/42" {
@@ -254,13 +231,13 @@ func TestPayloadsWithinLimits(t *testing.T) {
 		s.Run.Planned = nil
 		return s
 	}
-	many := sample()
+	many := notifytest.Sample()
 	many.Run.Planned = nil
 	many.Run.Images = nil
 	for i := range 1000 {
 		many.Run.Images = append(many.Run.Images, store.ImageResult{Name: fmt.Sprintf("img%d", i), Status: store.Failed, Error: "x"})
 	}
-	long := sample()
+	long := notifytest.Sample()
 	long.Run.Subject = strings.Repeat("subject_", 1000)
 	long.Run.Error = strings.Repeat("error*", 2000)
 	long.Run.Tag = strings.Repeat("tag", 200)
@@ -271,10 +248,19 @@ func TestPayloadsWithinLimits(t *testing.T) {
 		noTail.Run.Images[i].Error = strings.Repeat("e", 5000)
 	}
 	empty := notify.Summary{Event: notify.EventSuccess}
+	tests := bigRun()
+	for i := range tests.Run.Images {
+		v := &store.Validation{Status: store.Failed}
+		for j := range 200 {
+			v.Tests = append(v.Tests, store.TestResult{Name: fmt.Sprintf("test %d %s", j, astral[:400]),
+				Errors: []string{strings.Repeat("*expected* `x`, got y ", 50)}})
+		}
+		tests.Run.Images[i].Validation = v
+	}
 
 	for name, s := range map[string]notify.Summary{
-		"sample": sample(), "big": bigRun(), "huge": huge(bigRun()), "many": many, "long": long,
-		"no tail": noTail, "empty": empty,
+		"sample": notifytest.Sample(), "big": bigRun(), "huge": huge(bigRun()), "many": many, "long": long,
+		"no tail": noTail, "empty": empty, "failing tests": tests,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -297,7 +283,7 @@ func TestPayloadsWithinLimits(t *testing.T) {
 				}
 			}
 			for _, im := range s.Run.Images {
-				n := escape(notify.Shorten(oneLine(im.Name), 100))
+				n := escape(notify.Shorten(notify.OneLine(im.Name), 100))
 				if !strings.Contains(all.String(), n) {
 					t.Errorf("image %.40s… is missing", n)
 				}
@@ -392,9 +378,29 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-func TestOneLine(t *testing.T) {
+func TestTestListCountsWhatDoesNotFit(t *testing.T) {
 	t.Parallel()
-	if got := oneLine("build failed:\n\x1b[31mexit\x1b[0m code 1\r\n\tafter\x00 3 tries "); got != "build failed: exit code 1 after 3 tries" {
-		t.Errorf("oneLine = %q", got)
+	var tests []notify.FailedTest
+	for i := range 30 {
+		tests = append(tests, notify.FailedTest{Name: fmt.Sprintf("test_%d", i), Why: strings.Repeat("why ", 20)})
+	}
+	got := testList(tests, minTail)
+	if size(got) > minTail {
+		t.Fatalf("list is %d characters, over %d:\n%s", size(got), minTail, got)
+	}
+	lines := strings.Split(got, "\n")
+	last := lines[len(lines)-1]
+	if want := fmt.Sprintf("and %d more", 30-(len(lines)-1)); last != want || len(lines) < 3 {
+		t.Errorf("list ends %q after %d tests, want %q:\n%s", last, len(lines)-1, want, got)
+	}
+	if !strings.HasPrefix(lines[0], "• **test\\_0**: why why") {
+		t.Errorf("first line %q, want the first test escaped with why", lines[0])
+	}
+	if one := testList(tests[:1], minTail); strings.Contains(one, "more") {
+		t.Errorf("a single test that fits: %q", one)
+	}
+	long := testList([]notify.FailedTest{{Name: "a", Why: strings.Repeat("w", 1000)}, {Name: "b", Why: strings.Repeat("v", 50)}}, minTail)
+	if size(long) > minTail || !strings.HasSuffix(long, "\nand 1 more") {
+		t.Errorf("a first test too long for the field: %d characters, %q", size(long), long)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nightshift/internal/testenv"
+	"nightshift/notify/notifytest"
 )
 
 func TestNew(t *testing.T) {
@@ -128,7 +129,7 @@ func TestNetworkTrouble(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		retry, err := notifier(t, addr, nil).Notify(context.Background(), sample())
+		retry, err := notifier(t, addr, nil).Notify(context.Background(), notifytest.Sample())
 		if err == nil || !retry || !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("Notify = %v, %v; want retry after connection refused", retry, err)
 		}
@@ -142,7 +143,7 @@ func TestNetworkTrouble(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		retry, err := notifier(t, addr, nil).Notify(ctx, sample())
+		retry, err := notifier(t, addr, nil).Notify(ctx, notifytest.Sample())
 		if err == nil || !retry || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Notify = %v, %v; want retry after the deadline", retry, err)
 		}
@@ -154,7 +155,7 @@ func TestNetworkTrouble(t *testing.T) {
 	t.Run("421 greeting", func(t *testing.T) {
 		t.Parallel()
 		addr := serve(t, func(c net.Conn) { io.WriteString(c, "421 4.3.2 Service shutting down\r\n") })
-		retry, err := notifier(t, addr, nil).Notify(context.Background(), sample())
+		retry, err := notifier(t, addr, nil).Notify(context.Background(), notifytest.Sample())
 		if err == nil || !retry || !strings.Contains(err.Error(), "421") {
 			t.Errorf("Notify = %v, %v; want retry after 421", retry, err)
 		}
@@ -163,7 +164,7 @@ func TestNetworkTrouble(t *testing.T) {
 	t.Run("hang up", func(t *testing.T) {
 		t.Parallel()
 		addr := serve(t, func(c net.Conn) {})
-		retry, err := notifier(t, addr, nil).Notify(context.Background(), sample())
+		retry, err := notifier(t, addr, nil).Notify(context.Background(), notifytest.Sample())
 		if err == nil || !retry {
 			t.Errorf("Notify = %v, %v; want retry after the server hung up", retry, err)
 		}

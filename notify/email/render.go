@@ -18,6 +18,10 @@ const tailLines = 20
 // has the whole text.
 const detailWidth = 100
 
+// maxTests is how many failing tests of one image a message names; the
+// dashboard has them all.
+const maxTests = 10
+
 // Render writes the message for s: its subject and its plain text and HTML
 // bodies. It is exported for golden tests; Notify is what sends it.
 func Render(s notify.Summary) (subject, text, html string, err error) {
@@ -35,6 +39,7 @@ type view struct {
 	RunURL      string
 	Reason      string // why the run could not start
 	Facts       []fact
+	Validates   bool // some image was validated: the table has a column for it
 	Rows        []row
 	Failures    []failure
 	Undelivered string // "" when every earlier message got through
@@ -44,18 +49,21 @@ type fact struct{ Label, Value, URL string }
 
 type row struct {
 	Name, URL, Status, Duration, Detail string
+	Validation                          string // "" when the image was not validated
 	Color                               string // of the status, in HTML
 }
 
 type failure struct {
 	Name, URL, Error string
+	Tests            []notify.FailedTest
+	MoreTests        int // failing tests left out
 	Tail             []string
 	Omitted          int // lines of the tail left out
 }
 
 func newView(s notify.Summary) view {
 	r := s.Run
-	v := view{Headline: oneLine(s.Headline()), RunURL: s.RunURL()}
+	v := view{Headline: notify.OneLine(s.Headline()), RunURL: s.RunURL()}
 	if s.Event == notify.EventNotStarted {
 		v.Reason = s.Reason
 	}
@@ -64,7 +72,7 @@ func newView(s notify.Summary) view {
 		v.Facts = append(v.Facts, fact{"Run", strings.TrimSpace(fmt.Sprintf("#%d %s", r.ID, r.Tag)), v.RunURL})
 	}
 	if r.Commit != "" {
-		c := strings.TrimSpace(r.Commit + " " + oneLine(r.Subject))
+		c := strings.TrimSpace(notify.ShortCommit(r.Commit) + " " + notify.OneLine(r.Subject))
 		if r.Dirty {
 			c += " (with uncommitted changes)"
 		}
@@ -91,7 +99,16 @@ func newView(s notify.Summary) view {
 	}
 
 	for _, im := range s.Images() {
-		rw := row{Name: im.Name, URL: s.ImageURL(im.Name), Status: string(im.Status), Duration: "-", Color: color(im.Status)}
+		if im.Validation != nil {
+			v.Validates = true
+		}
+	}
+	for _, im := range s.Images() {
+		rw := row{Name: im.Name, URL: s.ImageURL(im.Name), Status: string(im.Status), Duration: "-", Color: color(im.Status),
+			Validation: notify.ValidationStatus(im.Validation)}
+		if v.Validates && rw.Validation == "" {
+			rw.Validation = "-"
+		}
 		if im.Status == "" {
 			rw.Status = "not started"
 		}
@@ -101,12 +118,21 @@ func newView(s notify.Summary) view {
 		if im.Status == store.Succeeded {
 			rw.Detail = im.Ref
 		} else {
-			rw.Detail = notify.Shorten(oneLine(im.Error), detailWidth)
+			rw.Detail = notify.Shorten(notify.OneLine(im.Error), detailWidth)
 		}
 		v.Rows = append(v.Rows, rw)
 
-		if im.Status == store.Failed {
+		tests := notify.FailedTests(im.Validation)
+		if im.Status == store.Failed || len(tests) > 0 {
 			f := failure{Name: im.Name, URL: rw.URL, Error: im.Error}
+			if f.Error == "" {
+				f.Error = im.Validation.Error
+			}
+			if len(tests) > maxTests {
+				f.MoreTests = len(tests) - maxTests
+				tests = tests[:maxTests]
+			}
+			f.Tests = tests
 			tail := im.Tail
 			if len(tail) > tailLines {
 				f.Omitted = len(tail) - tailLines
@@ -147,9 +173,17 @@ func renderText(v view) string {
 	}
 	if len(v.Rows) > 0 {
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "IMAGE\tSTATUS\tDURATION\tREF OR REASON")
+		if v.Validates {
+			fmt.Fprintln(w, "IMAGE\tSTATUS\tDURATION\tVALIDATION\tREF OR REASON")
+		} else {
+			fmt.Fprintln(w, "IMAGE\tSTATUS\tDURATION\tREF OR REASON")
+		}
 		for _, r := range v.Rows {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(r.Name), r.Status, r.Duration, cell(r.Detail))
+			if v.Validates {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", cell(r.Name), r.Status, r.Duration, r.Validation, cell(r.Detail))
+			} else {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(r.Name), r.Status, r.Duration, cell(r.Detail))
+			}
 		}
 		w.Flush()
 		b.WriteString("\n")
@@ -158,6 +192,12 @@ func renderText(v view) string {
 		fmt.Fprintf(&b, "%s failed: %s\n", f.Name, f.Error)
 		if f.URL != "" {
 			b.WriteString(f.URL + "\n")
+		}
+		for _, t := range f.Tests {
+			fmt.Fprintf(&b, "  FAIL %s: %s\n", t.Name, t.Why)
+		}
+		if f.MoreTests > 0 {
+			fmt.Fprintf(&b, "  and %d more failing tests\n", f.MoreTests)
 		}
 		if f.Omitted > 0 {
 			fmt.Fprintf(&b, "    [%d earlier lines]\n", f.Omitted)
@@ -198,11 +238,11 @@ var htmlTemplate = template.Must(template.New("summary").Parse(`<!DOCTYPE html>
 {{- if .Rows}}
 <table style="border-collapse: collapse; margin-bottom: 16px;">
 <thead>
-<tr style="border-bottom: 2px solid #d0d7de;"><th style="text-align: left; padding: 4px 12px 4px 0;">Image</th><th style="text-align: left; padding: 4px 12px 4px 0;">Status</th><th style="text-align: right; padding: 4px 12px 4px 0;">Duration</th><th style="text-align: left; padding: 4px 0;">Ref or reason</th></tr>
+<tr style="border-bottom: 2px solid #d0d7de;"><th style="text-align: left; padding: 4px 12px 4px 0;">Image</th><th style="text-align: left; padding: 4px 12px 4px 0;">Status</th><th style="text-align: right; padding: 4px 12px 4px 0;">Duration</th>{{if .Validates}}<th style="text-align: left; padding: 4px 12px 4px 0;">Validation</th>{{end}}<th style="text-align: left; padding: 4px 0;">Ref or reason</th></tr>
 </thead>
 <tbody>
 {{- range .Rows}}
-<tr style="border-bottom: 1px solid #d0d7de;"><td style="padding: 4px 12px 4px 0;">{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td style="padding: 4px 12px 4px 0; color: {{.Color}}; font-weight: bold;">{{.Status}}</td><td style="text-align: right; padding: 4px 12px 4px 0;">{{.Duration}}</td><td style="padding: 4px 0; font-family: monospace;">{{.Detail}}</td></tr>
+<tr style="border-bottom: 1px solid #d0d7de;"><td style="padding: 4px 12px 4px 0;">{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td style="padding: 4px 12px 4px 0; color: {{.Color}}; font-weight: bold;">{{.Status}}</td><td style="text-align: right; padding: 4px 12px 4px 0;">{{.Duration}}</td>{{if $.Validates}}<td style="padding: 4px 12px 4px 0;">{{.Validation}}</td>{{end}}<td style="padding: 4px 0; font-family: monospace;">{{.Detail}}</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -210,6 +250,16 @@ var htmlTemplate = template.Must(template.New("summary").Parse(`<!DOCTYPE html>
 {{- range .Failures}}
 <h3 style="font-size: 15px; margin: 16px 0 4px 0;">{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}} failed</h3>
 <p style="margin: 0 0 4px 0; white-space: pre-wrap;">{{.Error}}</p>
+{{- if .Tests}}
+<ul style="margin: 0 0 4px 0; padding-left: 20px;">
+{{- range .Tests}}
+<li><strong>{{.Name}}</strong>: <span style="font-family: monospace;">{{.Why}}</span></li>
+{{- end}}
+{{- if .MoreTests}}
+<li>and {{.MoreTests}} more failing tests</li>
+{{- end}}
+</ul>
+{{- end}}
 {{- if .Tail}}
 <pre style="background: #f6f8fa; padding: 8px; font-size: 12px; overflow-x: auto; white-space: pre-wrap;">
 {{- if .Omitted}}[{{.Omitted}} earlier lines]
@@ -237,12 +287,6 @@ func color(s store.Status) string {
 		return "#9a6700"
 	}
 	return "#656d76"
-}
-
-// oneLine folds s onto one line: a subject with a newline would end the
-// header, and a table cell with one would break the table.
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // cell keeps a tab out of a tabwriter cell.

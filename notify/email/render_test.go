@@ -2,6 +2,7 @@ package email
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,59 +10,19 @@ import (
 	"time"
 
 	"nightshift/notify"
+	"nightshift/notify/notifytest"
 	"nightshift/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// sample is a failing run: 5 of 7 images built, one failed with a log tail,
-// its child skipped, two messages lost before it.
-func sample() notify.Summary {
-	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) *time.Time { t := start.Add(d); return &t }
-	ok := func(name string, from, to time.Duration) store.ImageResult {
-		return store.ImageResult{Name: name, Status: store.Succeeded, Started: at(from), Finished: at(to),
-			Ref: "registry.example.com/ci/" + name + ":2026-11-23-02-00-00-1a2b3c4d"}
-	}
-	tail := []string{"#12 [build 4/6] RUN pip install -r requirements.txt"}
-	for i := 1; i <= 22; i++ {
-		tail = append(tail, "#12 "+strings.Repeat(".", i%5+1)+" collecting wheel "+string(rune('a'+i)))
-	}
-	tail = append(tail,
-		"#12 \x1b[31mERROR: No matching distribution found for numpy==9.9\x1b[0m",
-		"#12 ERROR: process \"/bin/sh -c pip install -r requirements.txt\" did not complete successfully: exit code: 1\r")
-	return notify.Summary{
-		Event:       notify.EventFailure,
-		Previous:    store.Succeeded,
-		Repo:        "registry.example.com/ci",
-		PublicURL:   "https://ci.example.com/nightshift/",
-		Undelivered: 2,
-		Run: store.Run{
-			ID: 42, Tag: "2026-11-23-02-00-00-1a2b3c4d", Commit: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
-			Subject: "Bump Python to 3.13", Status: store.Failed, Trigger: "cron",
-			Started: start, Finished: at(41*time.Minute + 3*time.Second + 400*time.Millisecond),
-			Planned: []string{"base", "python", "python-ml", "node", "go", "java", "rust"},
-			Images: []store.ImageResult{
-				ok("base", 0, 4*time.Minute+12*time.Second),
-				{Name: "python", Status: store.Failed, Started: at(4*time.Minute + 12*time.Second), Finished: at(9*time.Minute + 47*time.Second),
-					Error: "build: exit code 1", Tail: tail},
-				{Name: "python-ml", Status: store.Skipped, Error: "parent python failed"},
-				ok("node", 4*time.Minute+12*time.Second, 12*time.Minute),
-				ok("go", 4*time.Minute+12*time.Second, 10*time.Minute+1*time.Second),
-				ok("java", 12*time.Minute, 30*time.Minute+500*time.Millisecond),
-				ok("rust", 10*time.Minute+1*time.Second, 41*time.Minute),
-			},
-		},
-	}
-}
-
 func TestRenderGolden(t *testing.T) {
 	t.Parallel()
-	subject, text, html, err := Render(sample())
+	subject, text, html, err := Render(notifytest.Sample())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "[nightshift] failed: 5 of 7 images built (2026-11-23-02-00-00-1a2b3c4d)"; subject != want {
+	if want := "[nightshift] failed: 5 of 7 images built, 3 validated (2026-11-23-02-00-00-1a2b3c4d)"; subject != want {
 		t.Errorf("subject = %q, want %q", subject, want)
 	}
 	golden(t, "summary.txt", text)
@@ -88,7 +49,7 @@ func golden(t *testing.T, name, got string) {
 
 func TestRenderEscapes(t *testing.T) {
 	t.Parallel()
-	s := sample()
+	s := notifytest.Sample()
 	s.PublicURL = "javascript:alert(1)//"
 	s.Run.Images[1].Error = `<script>alert("pwned")</script>`
 	s.Run.Images[1].Tail = []string{"</pre><img src=x onerror=alert(1)>"}
@@ -117,16 +78,18 @@ func TestRenderEvents(t *testing.T) {
 	notStarted := notify.Summary{Event: notify.EventNotStarted, Reason: "registry.example.com: connection refused\nafter 3 tries",
 		Run: store.Run{Status: store.Failed, Started: time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC),
 			Error: "registry.example.com: connection refused\nafter 3 tries", Images: []store.ImageResult{}}}
-	fixed := sample()
+	fixed := notifytest.Sample()
 	fixed.Event, fixed.Previous, fixed.Undelivered = notify.EventFixed, store.Failed, 1
 	fixed.Run.Status = store.Succeeded
 	fixed.Run.Images[1] = store.ImageResult{Name: "python", Status: store.Succeeded, Ref: "registry.example.com/ci/python:x"}
-	fixed.Run.Images[2] = store.ImageResult{Name: "python-ml", Status: store.Succeeded, Ref: "registry.example.com/ci/python-ml:x"}
-	interrupted := sample()
+	fixed.Run.Images[2] = store.ImageResult{Name: "python_ml", Status: store.Succeeded, Ref: "registry.example.com/ci/python_ml:x"}
+	fixed.Run.Images[3] = store.ImageResult{Name: "node", Status: store.Succeeded, Ref: "registry.example.com/ci/node:x",
+		Validation: &store.Validation{Status: store.Succeeded}}
+	interrupted := notifytest.Sample()
 	interrupted.Event = notify.EventInterrupted
 	interrupted.Run.Status, interrupted.Run.Finished = store.Interrupted, nil
 	interrupted.Run.Images = interrupted.Run.Images[:3]
-	interrupted.Run.Images[2] = store.ImageResult{Name: "python-ml", Status: store.Running}
+	interrupted.Run.Images[2] = store.ImageResult{Name: "python_ml", Status: store.Running}
 
 	for _, tc := range []struct {
 		name    string
@@ -137,9 +100,9 @@ func TestRenderEvents(t *testing.T) {
 	}{
 		{"not started", notStarted, "[nightshift] could not start: registry.example.com: connection refused after 3 tries",
 			[]string{"could not start a run", "after 3 tries"}, []string{"IMAGE", "Image", "Run"}},
-		{"fixed", fixed, "[nightshift] fixed: 7 of 7 images built (2026-11-23-02-00-00-1a2b3c4d)",
-			[]string{"1 earlier message could not be delivered.", "Previous run"}, []string{"failed:", "earlier messages"}},
-		{"interrupted", interrupted, "[nightshift] interrupted: 1 of 7 images built (2026-11-23-02-00-00-1a2b3c4d)",
+		{"fixed", fixed, "[nightshift] fixed: 7 of 7 images built, 4 validated (2026-11-23-02-00-00-1a2b3c4d)",
+			[]string{"1 earlier message could not be delivered.", "Previous run"}, []string{"failed:", "FAIL", "earlier messages"}},
+		{"interrupted", interrupted, "[nightshift] interrupted: 1 of 7 images built, 1 validated (2026-11-23-02-00-00-1a2b3c4d)",
 			[]string{"not started", "running", "java"}, []string{"Took"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,5 +126,33 @@ func TestRenderEvents(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRenderNamesFailingTestsWithinLimit(t *testing.T) {
+	t.Parallel()
+	s := notifytest.Sample()
+	v := &store.Validation{Status: store.Failed, Error: "25 of 25 tests failed"}
+	for i := range 25 {
+		v.Tests = append(v.Tests, store.TestResult{Name: fmt.Sprintf("check %02d", i), Output: "line one\n" + strings.Repeat("x", 500) + "\n"})
+	}
+	s.Run.Images[6].Validation = v // rust: built, its tests all failing
+	_, text, html, err := Render(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{text, html} {
+		if !strings.Contains(body, "check 09") || strings.Contains(body, "check 10") {
+			t.Errorf("body does not name exactly the first %d failing tests:\n%s", maxTests, body)
+		}
+		if !strings.Contains(body, "and 15 more failing tests") {
+			t.Errorf("body does not count the tests left out:\n%s", body)
+		}
+		if strings.Contains(body, strings.Repeat("x", 201)) || !strings.Contains(body, strings.Repeat("x", 150)) {
+			t.Errorf("body does not quote a short excerpt of the output")
+		}
+	}
+	if !strings.Contains(text, "validation failed (25 of 25 tests)") {
+		t.Errorf("table lacks rust's validation:\n%s", text)
 	}
 }

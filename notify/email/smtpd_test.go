@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"nightshift/internal/testenv"
+	"nightshift/notify/notifytest"
 )
 
 // The end-to-end tests talk to aiosmtpd, a real SMTP server, run by
@@ -247,7 +248,7 @@ func send(t *testing.T, n *Notifier) (bool, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return n.Notify(ctx, sample())
+	return n.Notify(ctx, notifytest.Sample())
 }
 
 func TestDeliverSTARTTLS(t *testing.T) {
@@ -346,7 +347,7 @@ func checkDelivered(t *testing.T, s *smtpd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantSubject, wantText, wantHTML, err := Render(sample())
+	wantSubject, wantText, wantHTML, err := Render(notifytest.Sample())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,65 @@
+package notify
+
+import (
+	"strings"
+	"testing"
+
+	"nightshift/store"
+)
+
+func TestOneLine(t *testing.T) {
+	t.Parallel()
+	if got := OneLine("build failed:\n\x1b[31mexit\x1b[0m code 1\r\n\tafter\x00 3 tries "); got != "build failed: exit code 1 after 3 tries" {
+		t.Errorf("OneLine = %q", got)
+	}
+}
+
+func TestShortCommit(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b": "1a2b3c4",
+		" 1a2b3c4d\n":           "1a2b3c4",
+		"abc":                   "abc",
+		"release/2026.4":        "release/2026.4",
+		strings.Repeat("z", 50): strings.Repeat("z", 39) + "…",
+	} {
+		if got := ShortCommit(in); got != want {
+			t.Errorf("ShortCommit(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestValidationInWords(t *testing.T) {
+	t.Parallel()
+	v := &store.Validation{Status: store.Failed, Tests: []store.TestResult{
+		{Name: "ok", Passed: true},
+		{Name: "errors", Errors: []string{"", "expected 0,\ngot 1"}, Output: "ignored"},
+		{Name: "output", Output: "first\n\x1b[31mlast line\x1b[0m\n\n"},
+		{Name: "long", Errors: []string{strings.Repeat("x", 500)}},
+		{Name: "silent"},
+	}}
+	if got := ValidationStatus(v); got != "validation failed (4 of 5 tests)" {
+		t.Errorf("ValidationStatus = %q", got)
+	}
+	got := FailedTests(v)
+	want := []FailedTest{{"errors", "expected 0, got 1"}, {"output", "last line"}, {"long", strings.Repeat("x", excerptRunes-1) + "…"}, {"silent", "no error or output recorded"}}
+	if len(got) != len(want) {
+		t.Fatalf("FailedTests = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("FailedTests[%d] = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for v, want := range map[*store.Validation]string{
+		nil:                                  "",
+		{Status: store.Skipped}:              "not validated",
+		{Status: store.Running}:              "validation running",
+		{Status: store.Failed, Error: "job"}: "validation failed",
+		{Status: store.Succeeded, Tests: []store.TestResult{{Passed: true, Flaky: true}, {Passed: true, Flaky: true}}}: "validated (2 flaky tests)",
+	} {
+		if got := ValidationStatus(v); got != want {
+			t.Errorf("ValidationStatus(%+v) = %q, want %q", v, got, want)
+		}
+	}
+}
