@@ -125,7 +125,8 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 		d.mu.Unlock()
 		d.wakeDelivery()
 	}()
-	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.ns, d.routes, request{sel: pipeline.Selection{Only: t.Only}}, pipeline.Options{
+	// nightly only queues news; d.deliver, woken by the deferred call above, sends it.
+	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.routes, request{sel: pipeline.Selection{Only: t.Only}}, pipeline.Options{
 		Trigger: t.Reason, Logger: d.cli.log,
 		Started: func(id uint64) {
 			d.mu.Lock()
@@ -152,18 +153,16 @@ func (d *daemonState) event(e scheduler.Event) {
 }
 
 func (d *daemonState) queueNews(reason string) {
-	msgs, err := notify.NotStarted(d.routes, reason, stagingRepo(d.cfg), d.cfg.HTTP.PublicURL, time.Now().UTC())
-	if err == nil {
-		err = d.db.Enqueue(time.Now().UTC(), msgs...)
-	}
-	if err != nil {
+	if err := queueNotStarted(d.cfg, d.db, d.routes, reason); err != nil {
 		d.cli.log.Error("queueing a notification", "err", err)
 	}
 	d.wakeDelivery()
 }
 
 // deliver sends the outbox until ctx ends: when a message is due, when a
-// run has queued one, and once a minute in any case.
+// run has queued one, and once a minute in any case. It is the daemon's
+// only delivery path: nothing else in the daemon sends, so no message is
+// sent twice by two senders.
 func (d *daemonState) deliver(ctx context.Context) {
 	del := d.cli.deliverer(d.cfg, d.db, d.ns)
 	for {

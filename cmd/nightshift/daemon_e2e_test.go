@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,9 +48,6 @@ func apiRuns(base string) []store.Run {
 func TestDaemonSurvivesKillAndKeepsSchedule(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	discord := &discordImitation{}
-	hook := httptest.NewServer(discord)
-	defer hook.Close()
 	listen, err := testenv.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +78,8 @@ dockerfile = "docker/Dockerfile.slow"
 	})
 	dir := filepath.Dir(cfg)
 	os.WriteFile(filepath.Join(dir, "token"), []byte("api-token\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "hook"), []byte(hook.URL+"/api/webhooks/42/hook-token\n"), 0o600)
+	discord := &discordImitation{}
+	hook(t, cfg, discord)
 	base := "http://" + listen
 
 	daemon, _ := startDaemon(t, cfg)
@@ -188,4 +185,101 @@ func apiRunsFromStore(t *testing.T, cfg string) []store.Run {
 		t.Fatalf("history: %v\n%s", err, res.stderr)
 	}
 	return runs
+}
+
+// A run the daemon could not start (its source's remote is down) is
+// reported through the daemon's one delivery path: while Discord is down
+// the run does not wait on it, and once Discord is back the message
+// arrives once.
+func TestDaemonReportsRunThatCouldNotStart(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	listen, err := testenv.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, err := testenv.FreeAddr() // the git remote: nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"nightshift.toml": fmt.Sprintf(`
+[source]
+repo = "http://%s/ci.git"
+ref  = "main"
+
+[staging]
+registry  = "%%REGISTRY%%"
+namespace = "daemon-not-started"
+
+[http]
+listen = %q
+token_file = "token"
+
+[notify]
+flush_timeout = "30s"
+
+[notify.discord]
+webhook_url_file = "hook"
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+`, closed, listen),
+	})
+	dir := filepath.Dir(cfg)
+	os.WriteFile(filepath.Join(dir, "token"), []byte("api-token\n"), 0o600)
+	discord := &discordImitation{down: true}
+	hook(t, cfg, discord)
+	base := "http://" + listen
+
+	daemon, out := startDaemon(t, cfg)
+	waitFor(t, func() bool { return apiRuns(base) != nil })
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/runs", bytes.NewReader([]byte(`{"reason": "test"}`)))
+	req.Header.Set("Authorization", "Bearer api-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("trigger: %d, want 202", resp.StatusCode)
+	}
+
+	// The run ends at once, its news left to the delivery loop, which
+	// finds Discord down and retries.
+	waitFor(t, func() bool { return strings.Contains(out.String(), "could not start") })
+	waitFor(t, func() bool {
+		discord.mu.Lock()
+		defer discord.mu.Unlock()
+		return discord.attempts >= 2
+	})
+	if strings.Contains(out.String(), "not delivered yet") {
+		t.Errorf("the run delivered its own news (the CLI's flush) besides the daemon's loop:\n%s", out.String())
+	}
+	discord.set(false)
+	waitFor(t, func() bool { return len(discord.received()) > 0 })
+	time.Sleep(3 * time.Second) // time enough for a second sender, were there one
+	got := discord.received()
+	if len(got) != 1 {
+		t.Fatalf("Discord got %d messages, want the one", len(got))
+	}
+	if text, _ := json.Marshal(got[0]); !strings.Contains(string(text), "could not start") || !strings.Contains(string(text), closed+"/ci.git") {
+		t.Errorf("message does not say the run could not start, and why:\n%s", text)
+	}
+
+	daemon.Process.Signal(syscall.SIGTERM)
+	if err := daemon.Wait(); err != nil {
+		t.Fatalf("daemon after SIGTERM: %v\n%s", err, out.String())
+	}
+	db, err := store.Open(filepath.Join(dir, "nightshift.db"), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	msgs, _ := db.Messages(0)
+	if len(msgs) != 1 || msgs[0].Status != store.Sent || msgs[0].Attempts == 0 {
+		t.Errorf("outbox = %+v, want the one message sent after failed attempts", msgs)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"nightshift/internal/testenv"
 	"nightshift/store"
 )
 
@@ -52,6 +54,17 @@ func (d *discordImitation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// hook starts an imitation of Discord and writes its webhook URL to the
+// file "hook" beside cfg, the webhook_url_file of the tests' configs.
+func hook(t *testing.T, cfg string, d *discordImitation) {
+	t.Helper()
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(cfg), "hook"), []byte(srv.URL+"/api/webhooks/42/hook-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (d *discordImitation) set(down bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -69,10 +82,6 @@ func (d *discordImitation) received() []map[string]any {
 func TestRunNotifiesThroughTheOutbox(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
-	discord := &discordImitation{}
-	srv := httptest.NewServer(discord)
-	defer srv.Close()
-
 	cfg := stack(t, map[string]string{
 		"docker/Dockerfile.base":   base,
 		"docker/Dockerfile.broken": "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nRUN echo 'the mirror moved' && exit 1\n",
@@ -87,6 +96,7 @@ flush_timeout = "3s"
 [notify.discord]
 webhook_url_file = "hook"
 on = ["failure", "fixed"]
+mentions = ["<@123456789012345678>"]
 
 [http]
 public_url = "https://nightshift.example.org"
@@ -101,9 +111,8 @@ dockerfile = "docker/Dockerfile.broken"
 `,
 	})
 	dir := filepath.Dir(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "hook"), []byte(srv.URL+"/api/webhooks/42/hook-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	discord := &discordImitation{}
+	hook(t, cfg, discord)
 
 	res := nightshift(t, nil, "run", "-c", cfg)
 	if res.code != exitFailed {
@@ -118,6 +127,9 @@ dockerfile = "docker/Dockerfile.broken"
 		if !strings.Contains(string(text), want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
+	}
+	if got[0]["content"] != "<@123456789012345678>" {
+		t.Errorf("a failure pings %v, want the configured mention", got[0]["content"])
 	}
 	if strings.Contains(res.stderr+res.stdout, "hook-token") {
 		t.Errorf("the webhook token leaked into the output")
@@ -162,9 +174,79 @@ dockerfile = "docker/Dockerfile.broken"
 		t.Errorf("show 2 does not say the summary was sent:\n%s", res.stdout)
 	}
 
-	// notify test reaches every notifier and says so.
+	// notify test reaches every notifier and says so; its failing sample
+	// pings nobody, and it says that too.
 	res = nightshift(t, nil, "notify", "test", "-c", cfg)
-	if res.code != 0 || !strings.Contains(res.stdout, "discord: sent") {
+	if res.code != 0 || !strings.Contains(res.stdout, "discord: sent (mentions suppressed for the test") {
 		t.Errorf("notify test exited %d: %s%s", res.code, res.stdout, res.stderr)
+	}
+	got = discord.received()
+	if len(got) != 3 {
+		t.Fatalf("Discord got %d messages, want the sample as the third", len(got))
+	}
+	if allowed, _ := got[2]["allowed_mentions"].(map[string]any); got[2]["content"] != nil && got[2]["content"] != "" ||
+		allowed == nil || len(allowed["parse"].([]any)) != 0 || allowed["users"] != nil || allowed["roles"] != nil {
+		t.Errorf("the sample pings: content %v, allowed_mentions %v", got[2]["content"], got[2]["allowed_mentions"])
+	}
+}
+
+// A run that could not start, whatever was missing, is news: the Discord
+// imitation receives "could not start" and why, once.
+func TestCouldNotStartIsNotified(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	closed, err := testenv.FreeAddr() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	const toml = `
+%s
+[staging]
+registry  = "%s"
+namespace = "not-started"
+
+[notify.discord]
+webhook_url_file = "hook"
+mentions = ["@here"]
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+`
+	for _, tc := range []struct {
+		name, source, registry string
+		env                    []string
+		reason                 string // in the message
+	}{
+		{name: "engine down", registry: "%REGISTRY%", env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}, reason: "/nonexistent/docker.sock"},
+		{name: "registry down", registry: closed, reason: closed},
+		{name: "source remote down", source: "[source]\nrepo = \"http://" + closed + "/ci.git\"\nref = \"main\"\n", registry: "%REGISTRY%", reason: closed + "/ci.git"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := stack(t, map[string]string{
+				"docker/Dockerfile.base": base,
+				"nightshift.toml":        fmt.Sprintf(toml, tc.source, tc.registry),
+			})
+			discord := &discordImitation{}
+			hook(t, cfg, discord)
+			res := nightshift(t, tc.env, "run", "-c", cfg)
+			if res.code != exitUnavailable {
+				t.Fatalf("exit %d, want %d\n%s", res.code, exitUnavailable, res.stderr)
+			}
+			got := discord.received()
+			if len(got) != 1 {
+				t.Fatalf("Discord got %d messages, want the one saying the run could not start\n%s", len(got), res.stderr)
+			}
+			text, _ := json.Marshal(got[0])
+			for _, want := range []string{"could not start", tc.reason} {
+				if !strings.Contains(string(text), want) {
+					t.Errorf("message lacks %q:\n%s", want, text)
+				}
+			}
+			if got[0]["content"] != "@here" {
+				t.Errorf("content %v, want the configured mention: the run could not start", got[0]["content"])
+			}
+		})
 	}
 }

@@ -102,9 +102,12 @@ func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, resolve 
 		// the summary below says the same. Warnings and errors still show.
 		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rec, code := c.nightly(ctx, cfg, db, ns, routes, req, pipeline.Options{Trigger: *out.trigger, Logger: log, Observe: observe})
+	rec, code := c.nightly(ctx, cfg, db, routes, req, pipeline.Options{Trigger: *out.trigger, Logger: log, Observe: observe})
 	stopProgress()
 	if rec == nil {
+		if code == exitUnavailable && ctx.Err() == nil {
+			c.flush(ctx, cfg, db, ns) // the news that the run could not start
+		}
 		return code
 	}
 	if err := c.writeReports(rec, *out.junit, *out.json); err != nil {
@@ -130,11 +133,14 @@ type request struct {
 }
 
 // nightly is one run as the CLI and the daemon both carry it out: pin the
-// source and plan, reach the engine and the registry (queueing the news
-// when they are down), then build, push, validate and record. rec is nil
-// when no run started, and code is then the exit code that means.
-// opts.Outbox and opts.Jenkins are set here.
-func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier,
+// source and plan, reach the engine and the registry, then build, push,
+// validate and record. rec is nil when no run started, and code is then the
+// exit code that means; when what was missing is infrastructure (exit 3:
+// the source's remote, the engine, the registry), the news is queued. It
+// queues and never delivers: the caller has the one delivery path (the
+// CLI flushes, the daemon wakes its deliverer). opts.Outbox and
+// opts.Jenkins are set here.
+func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB,
 	routes []notify.Route, req request, opts pipeline.Options) (rec *store.Run, code int) {
 	var (
 		prep *pipeline.Prepared
@@ -148,12 +154,15 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns 
 	if err != nil {
 		code := c.exitCode(err)
 		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
+		if code == exitUnavailable {
+			c.notStarted(cfg, db, routes, err)
+		}
 		return nil, code
 	}
 	eng, err := engine.Connect(ctx, connectTimeout)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
-		c.notStarted(ctx, cfg, db, ns, routes, err)
+		c.notStarted(cfg, db, routes, err)
 		return nil, exitUnavailable
 	}
 	defer eng.Close()
@@ -163,7 +172,7 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB, ns 
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		c.notStarted(ctx, cfg, db, ns, routes, err)
+		c.notStarted(cfg, db, routes, err)
 		return nil, exitUnavailable
 	}
 	// No build labels: the classic builder adds each as a step of its own,
@@ -211,17 +220,23 @@ func newRegistry(ctx context.Context, host, user, password string, budget time.D
 	return reg, nil
 }
 
-// notStarted queues and sends the news that a run could not start.
-func (c *cli) notStarted(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier, routes []notify.Route, why error) {
-	msgs, err := notify.NotStarted(routes, why.Error(), stagingRepo(cfg), cfg.HTTP.PublicURL, time.Now().UTC())
-	if err == nil {
-		err = db.Enqueue(time.Now().UTC(), msgs...)
-	}
-	if err != nil {
+// notStarted queues the news that a run could not start, for the caller
+// to deliver.
+func (c *cli) notStarted(cfg *config.Config, db *store.DB, routes []notify.Route, why error) {
+	if err := queueNotStarted(cfg, db, routes, why.Error()); err != nil {
 		c.log.Error("queueing the notification that the run could not start", "err", err)
-		return
 	}
-	c.flush(ctx, cfg, db, ns)
+}
+
+// queueNotStarted queues, for every notifier that wants it, a message
+// saying that a run could not start, and why.
+func queueNotStarted(cfg *config.Config, db *store.DB, routes []notify.Route, reason string) error {
+	now := time.Now().UTC()
+	msgs, err := notify.NotStarted(routes, reason, stagingRepo(cfg), cfg.HTTP.PublicURL, now)
+	if err != nil {
+		return err
+	}
+	return db.Enqueue(now, msgs...)
 }
 
 // interruptLeftovers records runs that a crash left "running" as
