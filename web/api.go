@@ -111,12 +111,12 @@ func (s *server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	b, err := snap.runsJSON(s.db, limit)
+	head, err := snap.runsJSON(s.db, limit, s.cache.now())
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSONBytes(w, http.StatusOK, b)
+	writeJSONBytes(w, http.StatusOK, head, []byte("]"))
 }
 
 func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {

@@ -47,13 +47,14 @@ func browser(t *testing.T) context.Context {
 }
 
 // artifact is where a screenshot goes: $NIGHTSHIFT_ARTIFACTS (a directory,
-// or a file name for the first screenshot), else the test's temporary
-// directory.
+// or a file name for the first screenshot), else artifacts/browser/ at the
+// root of the repository (ignored by git), so that every run of the tests
+// leaves the pages to look at in one known place.
 func artifact(t *testing.T, name string) string {
 	t.Helper()
 	dir := os.Getenv("NIGHTSHIFT_ARTIFACTS")
 	if dir == "" {
-		return filepath.Join(t.TempDir(), name)
+		dir = defaultArtifacts(t)
 	}
 	if strings.HasSuffix(dir, ".png") {
 		if name == "dashboard.png" {
@@ -66,6 +67,26 @@ func artifact(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, name)
+}
+
+// defaultArtifacts is artifacts/browser/ in the repository that holds this
+// package (go test runs in the package's directory), or a temporary
+// directory if there is no such repository or it is read-only.
+func defaultArtifacts(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(root, "go.mod"))
+	}
+	dir := filepath.Join(root, "artifacts", "browser")
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		t.Logf("screenshots go to a temporary directory: %v", err)
+		return t.TempDir()
+	}
+	return dir
 }
 
 func TestDashboardInBrowser(t *testing.T) {
@@ -155,6 +176,59 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Follow a column's heading to its run's page.
+	run := f.runs[2]
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`thead a.run-head[href="/runs/%d"]`, run.ID)), chromedp.NodeVisible),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || loc != fmt.Sprintf("%s/runs/%d", srv.URL, run.ID) {
+		t.Fatalf("after the click on run %d's heading the tab is at %q (%v)", run.ID, loc, err)
+	}
+	if h1, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1"))); err != nil || !strings.HasPrefix(h1, fmt.Sprintf("Run %d ", run.ID)) || !strings.Contains(h1, string(run.Status)) {
+		t.Errorf("run page heading %q (%v), want run %d and its status %s", h1, err, run.ID, run.Status)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[[]string](
+		`[...document.querySelectorAll('[aria-labelledby="images"] tbody tr')].map(tr => tr.innerText)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(run.Images) {
+		t.Errorf("the run page lists %d images, want %d", len(rows), len(run.Images))
+	}
+	for i, row := range rows {
+		if i >= len(run.Images) {
+			break
+		}
+		im := &run.Images[i]
+		if st := imageBadge(im).Status; !strings.HasPrefix(row, im.Name) || !strings.Contains(row, st) {
+			t.Errorf("row %d of the run page is %q, want %s %s", i, row, im.Name, st)
+		}
+	}
+	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{run.Tag, run.Commit[:10], "ci/test #12", "discord", "smtp: 451 try again later"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("the run page lacks %q", w)
+		}
+	}
+	jenkins, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll(`a[href^="https://ci.example.org/"]`)))
+	if err != nil || len(jenkins) != 1 || jenkins[0]["href"] != "https://ci.example.org/job/ci/job/test/12/" {
+		t.Errorf("links to Jenkins on the run page: %v (%v)", jenkins, err)
+	}
+	shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "run.png", shot)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table.matrix"))); err != nil {
+		t.Fatal(err)
+	}
+
 	// Follow a failed cell to its page.
 	var failed string
 	for href, st := range want {
@@ -180,7 +254,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil || h1 != fmt.Sprintf("%s in run %d", name, id) {
 		t.Errorf("heading %q (%v)", h1, err)
 	}
-	body, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ type runCache struct {
 
 	mu   sync.Mutex // held through a refresh, so concurrent requests decode once
 	snap *snapshot  // nil until the first get
+
+	now func() time.Time // when a kept answer was last used; tests move it
 }
 
 // snapshot is the store's runs at one version. It is shared by the
@@ -34,8 +36,18 @@ type snapshot struct {
 
 	mu    sync.Mutex
 	memos map[string][]byte // answers derived from this snapshot alone
-	// encoded is the JSON of runs[i] for i < keepJSON, nil until asked for.
-	encoded [][]byte
+
+	// jsonMu guards answer and encodes. It is held through building an
+	// answer, so that requests at once encode once, without holding up
+	// the pages' memos meanwhile.
+	jsonMu sync.Mutex
+	// answer is the JSON of the newest runs as GET /api/v1/runs gives them,
+	// the most runs asked for so far: a smaller limit is served from its
+	// start. Until this snapshot makes one, it is the previous snapshot's,
+	// whose runs that did not change need no encoding again.
+	answer *runsAnswer
+	// encodes counts the runs encoded for answers, for tests.
+	encodes int
 }
 
 // runSummary is what the pages that read many runs need of one: no stages,
@@ -103,12 +115,17 @@ func (im *imageSummary) duration(now time.Time) time.Duration {
 // a few pages and limits over and over; anything else is built each time.
 const maxMemos = 16
 
-// keepJSON is how many of the newest runs keep their JSON once asked for:
-// those of GET /api/v1/runs by default. Older runs are encoded again from
-// their records when asked, which is rare, rather than held forever.
+// keepJSON is how many of the newest runs keep their JSON from snapshot to
+// snapshot once asked for: those of GET /api/v1/runs by default.
 const keepJSON = defaultAPIRuns
 
-func newRunCache(db *store.DB) *runCache { return &runCache{db: db} }
+// keepAllJSON is how long the JSON of runs beyond the newest keepJSON is
+// kept after the last request that asked for them: a script polling a
+// year of runs gets it in milliseconds, while a daemon asked once gives
+// the megabytes back (9 MB for a year of 30 images).
+const keepAllJSON = 10 * time.Minute
+
+func newRunCache(db *store.DB) *runCache { return &runCache{db: db, now: time.Now} }
 
 // get returns the runs as they are now recorded.
 func (c *runCache) get() (*snapshot, error) {
@@ -120,6 +137,9 @@ func (c *runCache) get() (*snapshot, error) {
 	defer c.mu.Unlock()
 	old := c.snap
 	if old != nil && old.version == v {
+		old.jsonMu.Lock()
+		old.answer = old.answer.trimmed(c.now())
+		old.jsonMu.Unlock()
 		return old, nil
 	}
 	next := &snapshot{memos: map[string][]byte{}}
@@ -129,6 +149,12 @@ func (c *runCache) get() (*snapshot, error) {
 		for i, r := range old.runs {
 			known[r.ID] = i
 		}
+		old.jsonMu.Lock()
+		if a := old.answer.trimmed(c.now()); a != nil {
+			carried := *a // its own used, guarded by next.jsonMu
+			next.answer = &carried
+		}
+		old.jsonMu.Unlock()
 	}
 	next.version, err = c.db.ScanRuns(0, func(id, sum uint64, decode func() (store.Run, error)) error {
 		if i, ok := known[id]; ok && old.runs[i].sum == sum {
@@ -144,17 +170,6 @@ func (c *runCache) get() (*snapshot, error) {
 	})
 	if err != nil {
 		return nil, err
-	}
-	// Carry over the JSON of unchanged runs still among the newest.
-	next.encoded = make([][]byte, min(len(next.runs), keepJSON))
-	if old != nil {
-		old.mu.Lock()
-		for i := range next.encoded {
-			if j, ok := known[next.runs[i].ID]; ok && j < len(old.encoded) && old.runs[j] == next.runs[i] {
-				next.encoded[i] = old.encoded[j]
-			}
-		}
-		old.mu.Unlock()
 	}
 	c.snap = next
 	return next, nil
@@ -187,66 +202,160 @@ func (s *snapshot) memo(key string, build func() ([]byte, error)) ([]byte, error
 	return b, nil
 }
 
-// runsJSON is the JSON array of the newest limit runs. The JSON of the
-// newest keepJSON runs is kept for as long as their records do not change,
-// so that even while a night records stage after stage, a default answer
-// costs one run's decoding and encoding.
-func (s *snapshot) runsJSON(db *store.DB, limit int) ([]byte, error) {
-	parts := make([][]byte, min(limit, len(s.runs)))
-	s.mu.Lock()
-	copy(parts, s.encoded)
-	s.mu.Unlock()
-	if slices.ContainsFunc(parts, func(b []byte) bool { return b == nil }) {
+// runsAnswer is a JSON array of runs, newest first, as GET /api/v1/runs
+// answers it, and where each run's JSON lies in it: the answer for fewer
+// runs is its start, and a later snapshot takes from it the JSON of the
+// runs that did not change.
+type runsAnswer struct {
+	body []byte        // "[" run "," run ... "]"
+	ends []int         // run i is body[start(i):ends[i]]
+	runs []*runSummary // what run i was made from
+	used time.Time     // when it last answered more than keepJSON runs
+}
+
+func (a *runsAnswer) part(i int) []byte {
+	start := 1
+	if i > 0 {
+		start = a.ends[i-1] + 1
+	}
+	return a.body[start:a.ends[i]]
+}
+
+// head is the array of the newest n runs without its closing bracket. Its
+// capacity ends with it, so that appending to it copies.
+func (a *runsAnswer) head(n int) []byte {
+	end := 1
+	if n > 0 {
+		end = a.ends[n-1]
+	}
+	return a.body[:end:end]
+}
+
+// serves reports whether a holds the JSON of runs as they are.
+func (a *runsAnswer) serves(runs []*runSummary) bool {
+	if a == nil || len(a.runs) < len(runs) {
+		return false
+	}
+	for i, r := range runs {
+		if a.runs[i] != r {
+			return false
+		}
+	}
+	return true
+}
+
+// trimmed is a, or a copy of its newest keepJSON runs if nothing asked for
+// more within keepAllJSON before now.
+func (a *runsAnswer) trimmed(now time.Time) *runsAnswer {
+	if a == nil || len(a.runs) <= keepJSON || now.Sub(a.used) < keepAllJSON {
+		return a
+	}
+	n := keepJSON
+	return &runsAnswer{
+		body: append(append([]byte(nil), a.head(n)...), ']'),
+		ends: slices.Clone(a.ends[:n]),
+		runs: slices.Clone(a.runs[:n]),
+	}
+}
+
+// runsJSON is the JSON array of the newest limit runs without its closing
+// bracket (the caller writes it). The array of the most runs asked for is
+// kept, so that asking again costs no encoding; when the store moves, the
+// next snapshot encodes again only the runs whose records changed.
+func (s *snapshot) runsJSON(db *store.DB, limit int, now time.Time) ([]byte, error) {
+	n := min(limit, len(s.runs))
+	s.jsonMu.Lock()
+	defer s.jsonMu.Unlock()
+	a := s.answer
+	if !a.serves(s.runs[:n]) {
+		// Make at least as many runs as the answer kept: a smaller limit
+		// must not cost a poller of a larger one its JSON.
+		size, used := n, time.Time{}
+		if a != nil {
+			size, used = max(n, min(len(a.runs), len(s.runs))), a.used
+		}
 		var err error
-		if parts, err = s.encode(db, parts); err != nil {
+		if a, err = s.build(db, a, size); err != nil {
 			return nil, err
 		}
+		a.used = used
+		if a.runs == nil {
+			// The store moved since this snapshot: answer what it now
+			// holds, but keep nothing that describes other records.
+			return a.head(min(n, len(a.ends))), nil
+		}
+		s.answer = a
+	}
+	if n > keepJSON {
+		a.used = now
+	}
+	return a.head(n), nil
+}
+
+// build makes the answer for the newest n runs, with the JSON of from for
+// runs whose records it was made from, and the others encoded from their
+// records read in one transaction. Its runs are nil if the store no longer
+// holds the snapshot's n newest runs as the snapshot saw them.
+func (s *snapshot) build(db *store.DB, from *runsAnswer, n int) (*runsAnswer, error) {
+	have := map[uint64]int{} // id -> run in from
+	if from != nil {
+		for i, r := range from.runs {
+			have[r.ID] = i
+		}
+	}
+	parts := make([][]byte, 0, n)
+	same := true // parts are of the records s.runs[:n] were made from
+	for _, r := range s.runs[:n] {
+		i, ok := have[r.ID]
+		if !ok || from.runs[i] != r {
+			same = false
+			break
+		}
+		parts = append(parts, from.part(i))
+	}
+	if !same && n > 0 { // ScanRuns(0) would read them all
+		parts, same = parts[:0], true
+		_, err := db.ScanRuns(n, func(id, sum uint64, decode func() (store.Run, error)) error {
+			i := len(parts)
+			same = same && i < len(s.runs) && s.runs[i].ID == id && s.runs[i].sum == sum
+			if j, ok := have[id]; ok && from.runs[j].sum == sum {
+				parts = append(parts, from.part(j))
+				return nil
+			}
+			r, err := decode()
+			if err != nil {
+				return err
+			}
+			r.ID = id
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			s.encodes++
+			parts = append(parts, b)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		same = same && len(parts) == n
 	}
 	size := 2 + len(parts)
 	for _, b := range parts {
 		size += len(b)
 	}
-	out := make([]byte, 0, size) // a year of runs is megabytes: no regrowing
-	out = append(out, '[')
+	a := &runsAnswer{body: make([]byte, 0, size), ends: make([]int, 0, len(parts))}
+	a.body = append(a.body, '[')
 	for i, b := range parts {
 		if i > 0 {
-			out = append(out, ',')
+			a.body = append(a.body, ',')
 		}
-		out = append(out, b...)
+		a.body = append(a.body, b...)
+		a.ends = append(a.ends, len(a.body))
 	}
-	return append(out, ']'), nil
-}
-
-// encode completes parts, the JSON of the newest len(parts) runs, from their
-// records read in one transaction. A part whose record changed since the
-// snapshot is encoded again, and the result has fewer parts if runs were
-// removed since.
-func (s *snapshot) encode(db *store.DB, parts [][]byte) ([][]byte, error) {
-	if len(parts) == 0 {
-		return parts, nil // ScanRuns(0) would read them all
+	a.body = append(a.body, ']')
+	if same {
+		a.runs = s.runs[:n:n]
 	}
-	n := 0
-	_, err := db.ScanRuns(len(parts), func(id, sum uint64, decode func() (store.Run, error)) error {
-		i := n
-		n++
-		unchanged := s.runs[i].ID == id && s.runs[i].sum == sum
-		if unchanged && parts[i] != nil {
-			return nil
-		}
-		r, err := decode()
-		if err != nil {
-			return err
-		}
-		r.ID = id
-		if parts[i], err = json.Marshal(r); err != nil {
-			return err
-		}
-		if unchanged && i < len(s.encoded) {
-			s.mu.Lock()
-			s.encoded[i] = parts[i]
-			s.mu.Unlock()
-		}
-		return nil
-	})
-	return parts[:n], err
+	return a, nil
 }

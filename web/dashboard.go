@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -184,6 +185,34 @@ type runData struct {
 	Failures []imageView
 	Notes    []noteView
 	Counts   string
+	Jenkins  *jenkinsView // the project's test job of the run, if it had one
+}
+
+// jenkinsView is a build of the project's Jenkins job. Href is its build
+// URL when that is an http(s) URL: a record is no reason to link elsewhere.
+type jenkinsView struct {
+	Href, Text string
+	Badge      badge
+	Result     string
+	Error      string
+	Console    string // the last lines of a failed build's console
+}
+
+func newJenkinsView(b *store.JenkinsBuild) *jenkinsView {
+	if b == nil {
+		return nil
+	}
+	v := &jenkinsView{Text: cmp.Or(b.Job, "Jenkins job"), Badge: newBadge(string(b.Status)), Result: b.Result, Error: b.Error}
+	if b.Number > 0 {
+		v.Text += fmt.Sprintf(" #%d", b.Number)
+	}
+	if u, err := url.Parse(b.URL); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		v.Href = u.String()
+	}
+	if b.Status == store.Failed {
+		v.Console = strings.Join(b.Console, "\n")
+	}
+	return v
 }
 
 type noteView struct {
@@ -227,6 +256,7 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.Counts = strings.Join(parts, ", ")
+	d.Jenkins = newJenkinsView(run.Jenkins)
 	for _, n := range notes {
 		d.Notes = append(d.Notes, noteView{notification: n, Badge: newBadge(string(n.Status))})
 	}
@@ -242,6 +272,7 @@ type imageRunData struct {
 	RunBadge badge
 	Commit   string
 	Image    imageView
+	Jenkins  *jenkinsView // the run's, which tested this image with the others
 }
 
 func (s *server) imageRunPage(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +284,7 @@ func (s *server) imageRunPage(w http.ResponseWriter, r *http.Request) {
 	d := imageRunData{
 		frame: s.frame(fmt.Sprintf("%s in run %d", im.Name, run.ID), link{s.runHref(run.ID), runTitle}, link{"", im.Name}),
 		Run:   run, RunBadge: newBadge(string(run.Status)), Commit: shortCommit(run.Commit),
-		Image: s.imageView(run, im),
+		Image: s.imageView(run, im), Jenkins: newJenkinsView(run.Jenkins),
 	}
 	if im.Status == store.Running {
 		d.Refresh = homeRefreshEvery

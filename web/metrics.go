@@ -12,8 +12,9 @@ import (
 // The metrics, read from the store at scrape time: the store is the truth,
 // and a restarted daemon then reports the same numbers as before.
 var (
-	descRuns = prometheus.NewDesc("nightshift_runs_total",
-		"Runs recorded in the store, by status (running, succeeded, failed, interrupted). Pruning old runs lowers it.",
+	// A gauge, not a counter: pruning old runs lowers it.
+	descRuns = prometheus.NewDesc("nightshift_runs",
+		"Runs recorded in the store now, by status (running, succeeded, failed, interrupted); pruning old runs lowers it.",
 		[]string{"status"}, nil)
 	descLastSuccess = prometheus.NewDesc("nightshift_image_last_success_timestamp_seconds",
 		"When the image last finished successfully (Unix time).",
@@ -29,8 +30,8 @@ var (
 		nil, nil)
 )
 
-// runStatuses are the statuses a run can end with, reported even at zero so
-// that rate() and absent() work from the first scrape.
+// runStatuses are the statuses a run can have, reported even at zero so
+// that alerts on them and absent() work from the first scrape.
 var runStatuses = []store.Status{store.Running, store.Succeeded, store.Failed, store.Interrupted}
 
 // collector is nightshift's prometheus.Collector.
@@ -86,7 +87,7 @@ func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []*runSummary)
 		}
 	}
 	for st, n := range count {
-		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, float64(n), string(st))
+		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.GaugeValue, float64(n), string(st))
 	}
 	for name, v := range lastSuccess {
 		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, v, name)

@@ -321,11 +321,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	writeJSONBytes(w, code, b)
 }
 
-func writeJSONBytes(w http.ResponseWriter, code int, b []byte) {
+// writeJSONBytes answers the JSON that parts make one after the other.
+func writeJSONBytes(w http.ResponseWriter, code int, parts ...[]byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
-	w.Write(b)
+	for _, b := range parts {
+		w.Write(b)
+	}
 	w.Write([]byte("\n"))
 }
 

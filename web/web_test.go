@@ -110,6 +110,19 @@ func newFixture(t *testing.T, mod ...func(*Config)) *fixture {
 	writeLog(t, f.logs, run.ID, "ci_base", "base line 1\n")
 	writeLog(t, f.logs, run.ID, "ci_cpu", "cpu line 1\n")
 
+	// The project's Jenkins job: run 3's passed, run 4's failed, and its
+	// record holds a URL no page may link to as it is.
+	jobs := map[uint64]store.JenkinsBuild{
+		3: {Job: "ci/test", Status: store.Succeeded, Result: "SUCCESS", Number: 12, URL: "https://ci.example.org/job/ci/job/test/12/", Started: fillStart},
+		4: {Job: "ci/test", Status: store.Failed, Result: "FAILURE", Number: 13, URL: "javascript:alert(1)", Started: fillStart,
+			Console: []string{"<b>FAILED</b> test_vectorize", "Finished: FAILURE"}},
+	}
+	for id, b := range jobs {
+		if err := db.UpdateRun(id, func(r *store.Run) error { r.Jenkins = &b; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Notifications of run 3: one sent, one still trying; payloads are secret.
 	sent := fillStart.Add(3 * 24 * time.Hour)
 	if err := db.Enqueue(sent,
@@ -312,7 +325,22 @@ func TestAPI(t *testing.T) {
 				t.Errorf("unescaped text in the run page")
 			}
 		}},
+		{name: "run page links its Jenkins build", method: "GET", path: "/runs/3", code: 200, check: html(
+			`<dt>Jenkins</dt>`, `<a href="https://ci.example.org/job/ci/job/test/12/">ci/test #12</a>`, "<code>SUCCESS</code>")},
+		{name: "run page of a failed Jenkins build", method: "GET", path: "/runs/4", code: 200, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
+			html("ci/test #13", "<code>FAILURE</code>", "&lt;b&gt;FAILED&lt;/b&gt; test_vectorize\nFinished: FAILURE")(t, f, rec)
+			if body := rec.Body.String(); strings.Contains(body, "javascript:") || strings.Contains(body, "<b>FAILED") || strings.Contains(body, "ZgotmplZ") {
+				t.Errorf("the Jenkins record reached the page unescaped")
+			}
+		}},
+		{name: "run page without Jenkins", method: "GET", path: "/runs/2", code: 200, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
+			if strings.Contains(rec.Body.String(), "Jenkins") {
+				t.Errorf("a run without a Jenkins build shows one")
+			}
+		}},
 		{name: "image in run page", method: "GET", path: "/runs/2/images/ci_base", code: 200, check: html(`href="/images/ci_base"`, "ci_base in run 2", `href="/runs/2/images/ci_base/logs"`)},
+		{name: "image in run page links its Jenkins build", method: "GET", path: "/runs/3/images/ci_cpu", code: 200, check: html(
+			`tested by Jenkins: <a href="https://ci.example.org/job/ci/job/test/12/">ci/test #12</a>`)},
 		{name: "image page", method: "GET", path: "/images/ci_cpu", code: 200, check: html("<svg", "Last good", "History")},
 		{name: "logs page", method: "GET", path: "/runs/2/images/ci_base/logs", code: 200, check: html("ci_base line 20")},
 		{name: "css", method: "GET", path: "/static/style.css", code: 200},
@@ -517,6 +545,39 @@ func TestLogTail(t *testing.T) {
 	}
 }
 
+// A log holds whatever the build printed, HTML included: the viewer shows
+// it as text, whole or tail, and the raw log is plain text nobody sniffs.
+func TestLogViewerEscapesHTML(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	log := "<script>alert(\"x\")</script>\n<img src=x onerror=alert(1)>\n</pre><b>bold</b> & &amp;\n"
+	writeLog(t, f.logs, 2, "ci_cpu", log)
+	for _, path := range []string{"/runs/2/images/ci_cpu/logs", "/runs/2/images/ci_cpu/logs?all=1"} {
+		rec := f.do("GET", path, "", "")
+		if rec.Code != 200 {
+			t.Fatalf("GET %s = %d", path, rec.Code)
+		}
+		body := rec.Body.String()
+		for _, w := range []string{"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt;", "&lt;/pre&gt;&lt;b&gt;bold&lt;/b&gt; &amp; &amp;amp;"} {
+			if !strings.Contains(body, w) {
+				t.Errorf("GET %s lacks %q", path, w)
+			}
+		}
+		for _, bad := range []string{"<script", "<img", "<b>bold"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("GET %s shows the log's %q as HTML", path, bad)
+			}
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("GET %s: Content-Security-Policy %q allows scripts", path, csp)
+		}
+	}
+	rec := f.do("GET", "/api/v1/runs/2/images/ci_cpu/log", "", "")
+	if rec.Body.String() != log || rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("the raw log is %q as %q (nosniff %q), want the file as plain text", rec.Body, rec.Header().Get("Content-Type"), rec.Header().Get("X-Content-Type-Options"))
+	}
+}
+
 // A running image's log is followed: lines appended while the request is
 // open arrive, and the answer ends when the image's status is final.
 func TestLogFollow(t *testing.T) {
@@ -674,7 +735,7 @@ func TestMetrics(t *testing.T) {
 		`nightshift_schedule_next_fire_timestamp_seconds`: float64(f.ctl.next.Unix()),
 	}
 	for _, st := range []store.Status{store.Running, store.Succeeded, store.Failed, store.Interrupted} {
-		want[fmt.Sprintf(`nightshift_runs_total{status="%s"}`, st)] = float64(count[st])
+		want[fmt.Sprintf(`nightshift_runs{status="%s"}`, st)] = float64(count[st])
 	}
 	for name, v := range lastOK {
 		want[fmt.Sprintf(`nightshift_image_last_success_timestamp_seconds{image="%s"}`, name)] = v
@@ -689,6 +750,17 @@ func TestMetrics(t *testing.T) {
 	}
 	if count[store.Failed] == 0 || count[store.Succeeded] == 0 {
 		t.Errorf("the fixture should have failed and succeeded runs: %v", count)
+	}
+	// Runs recorded go down when old ones are pruned: a gauge, which
+	// rate() and increase() must not be applied to.
+	for _, line := range []string{"# TYPE nightshift_runs gauge", "# TYPE nightshift_image_last_success_timestamp_seconds gauge",
+		"# TYPE nightshift_image_last_build_duration_seconds gauge", "# TYPE nightshift_outbox_pending gauge"} {
+		if !strings.Contains(rec.Body.String(), line+"\n") {
+			t.Errorf("the metrics lack %q", line)
+		}
+	}
+	if strings.Contains(rec.Body.String(), "nightshift_runs_total") {
+		t.Errorf("runs recorded are named as a counter")
 	}
 
 	// No schedule: no next-fire sample rather than a 1970 one.
@@ -732,6 +804,8 @@ func TestCacheFollowsTheStore(t *testing.T) {
 	if again, _ := f.s.cache.get(); again != first {
 		t.Errorf("an unchanged store gave a new snapshot")
 	}
+	var runs []store.Run
+	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
 	if err := f.db.UpdateRun(f.running, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -745,29 +819,110 @@ func TestCacheFollowsTheStore(t *testing.T) {
 	if n := len(second.runs); second.runs[n-2] != first.runs[n-2] {
 		t.Errorf("an unchanged run was decoded again")
 	}
-	var runs []store.Run
 	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
-	if runs[0].Tag != "renamed" {
+	if runs[0].Tag != "renamed" || runs[1].ID != fixtureRuns {
 		t.Errorf("the API answers an old record")
 	}
-	kept := second.encoded[1]
-	if kept == nil {
-		t.Fatalf("the JSON of a run was not kept")
+	if second.encodes != 1 {
+		t.Errorf("%d runs encoded after one changed, want 1", second.encodes)
 	}
 	// A new run appears at the top; the JSON of the others is kept.
 	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
 		t.Fatal(err)
 	}
 	decode(t, f.do("GET", "/api/v1/runs?limit=1", "", ""), &runs)
-	if runs[0].Tag != "newer" {
+	if len(runs) != 1 || runs[0].Tag != "newer" {
 		t.Errorf("the API misses a new run")
 	}
 	third, err := f.s.cache.get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &third.encoded[2][0] != &kept[0] {
-		t.Errorf("the JSON of an unchanged run was made again")
+	if third.encodes != 1 {
+		t.Errorf("%d runs encoded after one was added, want 1", third.encodes)
+	}
+}
+
+// GET /api/v1/runs answers every limit as the store holds the runs, however
+// the answer is put together: made whole, served from the start of a
+// larger one, or made again after a change from the JSON of the runs that
+// did not change. Beyond the newest keepJSON runs, the JSON is kept while
+// someone asks for it, and given back keepAllJSON later.
+func TestRunsJSONLimits(t *testing.T) {
+	t.Parallel()
+	db := openStore(t)
+	total := keepJSON + 12
+	fillStore(t, db, total, 3)
+	s, err := newServer(Config{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.handler()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.cache.now = func() time.Time { return now }
+	check := func(limit int) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/api/v1/runs?limit=%d", limit), nil))
+		want, err := db.Runs(limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(rec.Body.String(), "\n"); rec.Code != 200 || got != string(b) {
+			t.Fatalf("limit=%d: %d, %d bytes, want the %d bytes of %d runs as stored", limit, rec.Code, len(got), len(b), len(want))
+		}
+	}
+	encodes := func() int {
+		t.Helper()
+		snap, err := s.cache.get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.jsonMu.Lock()
+		defer snap.jsonMu.Unlock()
+		return snap.encodes
+	}
+
+	check(total + 100) // every run, made whole
+	if n := encodes(); n != total {
+		t.Fatalf("%d runs encoded for all %d", n, total)
+	}
+	for _, limit := range []int{1, keepJSON - 1, keepJSON, keepJSON + 1, total, total + 100} {
+		check(limit) // the start of the answer
+	}
+	if n := encodes(); n != total {
+		t.Errorf("%d runs encoded again for smaller limits", n-total)
+	}
+
+	// A poller of every run keeps them across a change: only the run that
+	// changed is encoded again, even if a default request comes first.
+	now = now.Add(keepAllJSON - time.Minute)
+	if err := db.UpdateRun(uint64(total), func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	check(keepJSON)
+	check(total)
+	if n := encodes(); n != 1 {
+		t.Errorf("%d runs encoded after one changed, want 1", n)
+	}
+
+	// Nobody asks for more than the default for keepAllJSON: the rest is
+	// given back, the default stays.
+	now = now.Add(keepAllJSON)
+	if snap, _ := s.cache.get(); snap.answer == nil || len(snap.answer.runs) != keepJSON || len(snap.answer.body) != len(snap.answer.head(keepJSON))+1 {
+		t.Fatalf("the answer was not cut to the newest %d runs", keepJSON)
+	}
+	check(keepJSON)
+	if n := encodes(); n != 1 {
+		t.Errorf("%d runs encoded for the default after the rest was given back", n-1)
+	}
+	check(total)
+	if n := encodes(); n != 1+total-keepJSON {
+		t.Errorf("%d runs encoded for all after the rest was given back, want %d", n-1, total-keepJSON)
 	}
 }
 
@@ -786,22 +941,20 @@ func TestRunsJSONAfterTheStoreMoved(t *testing.T) {
 	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := snap.runsJSON(f.db, 100)
+	head, err := snap.runsJSON(f.db, 100, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var runs []store.Run
-	if err := json.Unmarshal(b, &runs); err != nil {
+	if err := json.Unmarshal(append(head, ']'), &runs); err != nil {
 		t.Fatal(err)
 	}
 	// The snapshot's count of runs, the newest as now recorded.
 	if len(runs) != len(snap.runs) || runs[0].Tag != "newer" || runs[len(runs)-1].Tag != "renamed" {
 		t.Errorf("got %d runs, the first %q, the last %q", len(runs), runs[0].Tag, runs[len(runs)-1].Tag)
 	}
-	for i, b := range snap.encoded {
-		if b != nil {
-			t.Errorf("the snapshot kept the JSON of another record at %d", i)
-		}
+	if snap.answer != nil {
+		t.Errorf("the snapshot kept the JSON of records it does not describe")
 	}
 }
 
