@@ -172,22 +172,29 @@ func BenchmarkNightly(b *testing.B) {
 		// lower bound measured apart from the parallel run it judges.
 		one, oneRec := nightly(b, writeStack(b, "one", 1))
 		cp := criticalPath(oneRec)
-		wide, _ := nightly(b, writeStack(b, "wide", len(graph)))
+		wide, wideRec := nightly(b, writeStack(b, "wide", len(graph)))
+		wideCP := criticalPath(wideRec)
 		two, _ := nightly(b, writeStack(b, "two", 2))
 		seq := sequential(b, writeStack(b, "seq", 1))
 
-		// Overhead: the wall time during which the engine was neither
-		// building nor pushing (the union of those stages' intervals): what
-		// nightshift itself spends on config, git, planning, records,
-		// verifying and tagging, and between stages.
+		// Overhead: the time during which the engine was neither building
+		// nor pushing (the union of those stages' intervals): what nightshift
+		// itself spends on config, git, planning, records, verifying and
+		// tagging, and between stages. Inside the run it is measured on the
+		// record's own clock, the wall clock that stamped the stages (the
+		// bench's monotonic clock may drift from it by more than the
+		// overhead); before and after the run, on the bench's.
+		span := oneRec.Finished.Sub(oneRec.Started)
 		engineTime := busy(oneRec, rebuild.StageBuild, rebuild.StagePush)
-		overhead := one - engineTime
+		overhead := span - engineTime + max(0, one-span)
 
 		b.ReportMetric(wide.Seconds()/cp.Seconds(), "wall/critical-path")
+		b.ReportMetric(wide.Seconds()/wideCP.Seconds(), "wall/own-critical-path")
 		b.ReportMetric(seq.Seconds()/two.Seconds(), "sequential/nightshift")
 		b.ReportMetric(100*overhead.Seconds()/one.Seconds(), "overhead-%")
 		fmt.Printf("\nnightly of 10 images (sleeps %ds in all):\n", sumSleeps())
 		fmt.Printf("  jobs=10: wall %.2fs vs critical path of images built alone %.2fs: ratio %.3f (goal <= 1.05)\n", wide.Seconds(), cp.Seconds(), wide.Seconds()/cp.Seconds())
+		fmt.Printf("           wall %.2fs vs critical path of this run's own image times %.2fs: ratio %.3f (the schedule alone; 10 builds share 2 cores)\n", wide.Seconds(), wideCP.Seconds(), wide.Seconds()/wideCP.Seconds())
 		fmt.Printf("  jobs=2:  wall %.2fs vs sequential docker build+push loop %.2fs: %.2fx faster (goal >= 2x)\n", two.Seconds(), seq.Seconds(), seq.Seconds()/two.Seconds())
 		fmt.Printf("  jobs=1:  wall %.2fs, engine build+push %.2fs, nightshift's own %.3fs = %.2f%% (goal < 2%%)\n", one.Seconds(), engineTime.Seconds(), overhead.Seconds(), 100*overhead.Seconds()/one.Seconds())
 	}
