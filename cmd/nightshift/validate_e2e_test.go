@@ -54,11 +54,11 @@ commandTests:
     expectedOutput: ['^prepared\n$']
   - name: environment
     command: sh
-    args: ["-c", "echo $GREETING $WHO >&2"]
+    args: ["-c", "env >&2"]
     envVars:
       - key: WHO
-        value: world
-    expectedError: ['hello world']
+        value: $GREETING world
+    expectedError: ['(?m)^GREETING=hello$', '(?m)^WHO=\$GREETING world$']
     excludedOutput: ['.']
 `,
 	"tests/bad.yaml": `schemaVersion: 2.0.0

@@ -172,7 +172,18 @@ commandTests:
       - key: MODE
         value: $LANG-nightly
     command: env
-    expectedOutput: ["(?m)^MODE=C.UTF-8-nightly$", "(?m)^GREETING=hello from /opt/ci$", "(?m)^CI_HOME=/opt/ci$"]
+    expectedOutput: ["(?m)^MODE=\\$LANG-nightly$", "(?m)^GREETING=hello from /opt/ci$", "(?m)^CI_HOME=/opt/ci$"]
+  - name: arguments see the image's environment, not the envVars
+    envVars: [{key: MODE, value: nightly}]
+    command: echo
+    args: ["[$MODE]", "$LANG"]
+    expectedOutput: ["^\\[\\] C.UTF-8\n$"]
+  - name: after a setup, arguments see the envVars it committed, expanded
+    envVars: [{key: MODE, value: $LANG-nightly}]
+    setup: [["true"]]
+    command: echo
+    args: ["$MODE"]
+    expectedOutput: ["^C.UTF-8-nightly\n$"]
   - name: no network
     command: ls
     args: ["/sys/class/net"]
@@ -267,8 +278,8 @@ func TestEngineRun(t *testing.T) {
 			t.Errorf("setup visible: output %q", r.Output)
 		}
 	}
-	if len(results) != 9+7+2+1 {
-		t.Errorf("%d results, want 19", len(results))
+	if len(results) != 11+7+2+1 {
+		t.Errorf("%d results, want 21", len(results))
 	}
 	t.Logf("%d tests in %s", len(results), elapsed)
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -293,8 +294,17 @@ func (r *runner) command(ctx context.Context, res Result, j commandJob) Result {
 func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duration) (output string, errs []string, err error) {
 	t := j.test
 	deadline := time.Now().Add(timeout)
-	env := withVars(j.env, t.EnvVars)
-	spec := engine.ContainerSpec{Image: r.image, Env: containerEnv(env, j.global, t.EnvVars), Network: t.Network}
+	// As the tool's docker driver does: setup containers get the test's
+	// envVars expanded against the image's environment (globalEnvVars
+	// committed into it), and each commit keeps them; the command gets them
+	// as written, and its arguments are expanded against the environment
+	// of the image it runs in, so they see the envVars only after a setup.
+	expanded := withVars(j.env, t.EnvVars)
+	argEnv := j.env
+	if len(t.Setup) > 0 {
+		argEnv = expanded
+	}
+	spec := engine.ContainerSpec{Image: r.image, Env: containerEnv(expanded, j.global, t.EnvVars), Network: t.Network}
 
 	var notes []string
 	var committed []string
@@ -332,8 +342,9 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 	}
 
 	spec.Cmd, spec.Commit, spec.Timeout = nil, false, time.Until(deadline)
+	spec.Env = append(containerEnv(j.env, without(j.global, t.EnvVars), nil), asWritten(t.EnvVars)...)
 	for _, a := range append([]string{t.Command}, t.Args...) {
-		spec.Cmd = append(spec.Cmd, expand(a, env))
+		spec.Cmd = append(spec.Cmd, expand(a, argEnv))
 	}
 	if spec.Timeout <= 0 {
 		return strings.Join(notes, "\n"), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
@@ -362,6 +373,34 @@ func containerEnv(env map[string]string, global, vars []KeyValue) []string {
 		if !seen[kv.Key] {
 			seen[kv.Key] = true
 			out = append(out, kv.Key+"="+env[kv.Key])
+		}
+	}
+	return out
+}
+
+// without is vars less the keys that override sets.
+func without(vars, override []KeyValue) []KeyValue {
+	var out []KeyValue
+	for _, kv := range vars {
+		if !slices.ContainsFunc(override, func(o KeyValue) bool { return o.Key == kv.Key }) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// asWritten is vars as KEY=value, the values not expanded; of a key set
+// twice, the last value counts, as in containerEnv.
+func asWritten(vars []KeyValue) []string {
+	value := map[string]string{}
+	for _, kv := range vars {
+		value[kv.Key] = kv.Value
+	}
+	var out []string
+	for _, kv := range vars {
+		if v, ok := value[kv.Key]; ok {
+			out = append(out, kv.Key+"="+v)
+			delete(value, kv.Key)
 		}
 	}
 	return out

@@ -157,10 +157,13 @@ func TestRunCommandTest(t *testing.T) {
 	if spec.Image != "img:1" || spec.Network || spec.Commit {
 		t.Errorf("spec = %+v: want the image, no network, no commit", spec)
 	}
-	if want := []string{"echo", "/opt/ci/bin:/usr/bin:/bin", "/root/.cache", "/opt/ci"}; !reflect.DeepEqual(spec.Cmd, want) {
-		t.Errorf("command %q, want %q (arguments expanded against the image's env with the file's and the test's vars)", spec.Cmd, want)
+	// As container-structure-test's docker driver: the arguments are
+	// expanded against the image's env with the file's globalEnvVars, not
+	// the test's envVars, which the command gets as written.
+	if want := []string{"echo", "/opt/ci/bin:/usr/bin:/bin", "", "/opt/ci"}; !reflect.DeepEqual(spec.Cmd, want) {
+		t.Errorf("command %q, want %q (arguments expanded against the image's env with the file's vars)", spec.Cmd, want)
 	}
-	if want := []string{"CI_HOME=/opt/ci", "PATH=/opt/ci/bin:/usr/bin:/bin", "CACHE=/root/.cache"}; !reflect.DeepEqual(spec.Env, want) {
+	if want := []string{"CI_HOME=/opt/ci", "PATH=/opt/ci/bin:/usr/bin:/bin", "CACHE=$HOME/.cache"}; !reflect.DeepEqual(spec.Env, want) {
 		t.Errorf("env %q, want %q", spec.Env, want)
 	}
 	if spec.Timeout <= DefaultTimeout-time.Second || spec.Timeout > DefaultTimeout {
@@ -199,12 +202,14 @@ func TestRunSetup(t *testing.T) {
 		}
 		return engine.Run{}, nil
 	}}
+	d.cfg = engine.ImageConfig{Env: []string{"HOME=/root"}}
 	f := &File{Path: "f", CommandTests: []CommandTest{{
 		Name:     "with setup",
 		Setup:    [][]string{{"sh", "-c", "echo $HOME > /tmp/a"}, {"touch", "/tmp/b"}},
 		Teardown: [][]string{{"rm", "/tmp/b"}},
+		EnvVars:  []KeyValue{{Key: "DIR", Value: "$HOME/d"}},
 		Command:  "cat",
-		Args:     []string{"/tmp/a"},
+		Args:     []string{"/tmp/a", "$DIR"},
 	}}}
 	results, err := Run(context.Background(), d, "img", []*File{f}, Options{})
 	if err != nil {
@@ -220,10 +225,15 @@ func TestRunSetup(t *testing.T) {
 	want := [][2]string{
 		{"img", "sh -c echo $HOME > /tmp/a"}, // setup commands are not expanded
 		{"sha256:committed1", "touch /tmp/b"},
-		{"sha256:committed2", "cat /tmp/a"},
+		{"sha256:committed2", "cat /tmp/a /root/d"}, // after a setup, the commit's envVars count
 	}
 	if !reflect.DeepEqual(images, want) {
 		t.Errorf("ran %q, want %q (each setup committed as the next one's image; teardown not run)", images, want)
+	}
+	for i, want := range []string{"DIR=/root/d", "DIR=/root/d", "DIR=$HOME/d"} {
+		if got := d.specs[i].Env; !reflect.DeepEqual(got, []string{want}) {
+			t.Errorf("container %d env %q, want [%s] (setups expanded, the command as written)", i, got, want)
+		}
 	}
 	if !d.specs[0].Commit || !d.specs[1].Commit || d.specs[2].Commit {
 		t.Error("only setup containers are committed")

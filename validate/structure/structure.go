@@ -2,7 +2,7 @@
 // container-structure-test (schemaVersion "2.0.0") against a local image,
 // with the verdicts that tool's docker driver gives, but for the
 // differences the README lists (licenseTests and containerRunOptions are
-// read, not run; a command test's envVars are expanded). Where that tool
+// read, not run; ports with a protocol match). Where that tool
 // falls short, it does better: every command has a timeout, containers
 // have no network unless a test asks for it, command tests run in
 // parallel, and every container and intermediate image is removed, also
