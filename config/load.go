@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -243,6 +244,13 @@ func (l *loader) source(s *Source) bool {
 	s.Workdir = l.path(cmp.Or(s.Workdir, defaultWorkdir))
 	if s.IsURL() {
 		s.Ref = cmp.Or(s.Ref, defaultRef)
+		if u, err := url.Parse(s.Repo); err == nil && u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				// It would end up in errors, records and notifications.
+				l.problem("source.repo", "must not hold a password or token: give git its credentials through a credential helper, ~/.netrc or an SSH key")
+				return false
+			}
+		}
 		return true
 	}
 	if s.Ref != "" {
@@ -284,10 +292,19 @@ func (l *loader) staging(s *Staging) {
 	s.TagFormat = cmp.Or(s.TagFormat, DefaultTagFormat)
 	if tag, err := RenderTag(s.TagFormat, sampleStart(), sampleCommit); err != nil {
 		l.problem("staging.tag_format", err.Error())
-	} else if later, _ := RenderTag(s.TagFormat, sampleStart().Add(time.Minute), sampleCommit); later == tag {
+	} else {
 		// A tag that a later run renders again is pushed over: it would
 		// not be immutable, and a run's images could no longer be named.
-		l.problem("staging.tag_format", fmt.Sprintf(`renders %q for runs a minute apart: every run needs a tag of its own; include the run's start, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`, tag))
+		// Runs of one commit a second, a day or a year apart must differ.
+		for _, d := range []struct {
+			after time.Duration
+			what  string
+		}{{time.Second, "a second"}, {24 * time.Hour, "a day"}, {365 * 24 * time.Hour, "a year"}} {
+			if later, _ := RenderTag(s.TagFormat, sampleStart().Add(d.after), sampleCommit); later == tag {
+				l.problem("staging.tag_format", fmt.Sprintf(`renders %q for runs %s apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`, tag, d.what))
+				break
+			}
+		}
 	}
 
 	if !l.has("staging.retry_budget") {

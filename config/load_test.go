@@ -274,7 +274,14 @@ func TestParseProblems(t *testing.T) {
 			name: "tag format the same for every run",
 			toml: okStaging + "tag_format = \"nightly-{{ .Short }}\"\n" + okImage,
 			want: []string{
-				`bad.toml:4: staging.tag_format: renders "nightly-1a2b3c4d" for runs a minute apart: every run needs a tag of its own; include the run's start, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
+				`bad.toml:4: staging.tag_format: renders "nightly-1a2b3c4d" for runs a second apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
+			},
+		},
+		{
+			name: "tag format the same every day",
+			toml: okStaging + "tag_format = '{{ utc \"150405\" }}-{{ .Short }}'\n" + okImage,
+			want: []string{
+				`bad.toml:4: staging.tag_format: renders "020000-1a2b3c4d" for runs a day apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
 			},
 		},
 		{
@@ -292,6 +299,13 @@ func TestParseProblems(t *testing.T) {
 			toml: "[source]\nref = \"main\"\n" + okStaging + okImage,
 			want: []string{
 				"bad.toml:2: source.ref: ref applies only to a git URL source; a local checkout is used as it is",
+			},
+		},
+		{
+			name: "URL source with a token",
+			toml: "[source]\nrepo = \"https://ci-bot:ghp_s3cret@git.example.org/ci/images.git\"\n" + okStaging + okImage,
+			want: []string{
+				"bad.toml:2: source.repo: must not hold a password or token: give git its credentials through a credential helper, ~/.netrc or an SSH key",
 			},
 		},
 		{

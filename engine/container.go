@@ -96,8 +96,11 @@ type Run struct {
 	Stdout    []byte
 	Stderr    []byte
 	Truncated bool // some output went past the limit and was dropped
-	TimedOut  bool // killed at spec.Timeout; ExitCode is then the kill's
-	Image     string
+	// TimedOut: spec.Timeout passed before the container exited (it was
+	// killed; ExitCode is the kill's) or before its output was all read
+	// (ExitCode is its own; the output is incomplete).
+	TimedOut bool
+	Image    string
 }
 
 // CreateContainer creates (and does not start) a container for spec. The

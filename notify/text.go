@@ -66,12 +66,12 @@ func CleanLine(line string) string {
 // StripANSI removes terminal escape sequences from s.
 func StripANSI(s string) string { return ansi.ReplaceAllString(s, "") }
 
-// ShortCommit is a commit as messages show it: a hash cut to its first 7
-// hex digits, anything else (a ref, a made-up id) to at most 40 runes.
+// ShortCommit is a commit as messages show it: a hash as store.ShortCommit
+// cuts it, anything else (a ref, a made-up id) to at most 40 runes.
 func ShortCommit(c string) string {
 	c = OneLine(c)
-	if len(c) >= 7 && strings.Trim(c, "0123456789abcdef") == "" {
-		return c[:7]
+	if len(c) >= store.ShortLen && strings.Trim(c, "0123456789abcdef") == "" {
+		return store.ShortCommit(c)
 	}
 	return Shorten(c, 40)
 }

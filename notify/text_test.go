@@ -17,8 +17,8 @@ func TestOneLine(t *testing.T) {
 func TestShortCommit(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b": "1a2b3c4",
-		" 1a2b3c4d\n":           "1a2b3c4",
+		"1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b": "1a2b3c4d",
+		" 1a2b3c4d\n":           "1a2b3c4d",
 		"abc":                   "abc",
 		"release/2026.4":        "release/2026.4",
 		strings.Repeat("z", 50): strings.Repeat("z", 39) + "…",

@@ -413,8 +413,11 @@ func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot, unblock fu
 				fmt.Fprintf(f, "==> %v\n%s", err, debug.Stack())
 				f.Close()
 			}
-			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err})
 			status = store.Failed
+			// The panic may have come from Events itself: then this
+			// report is lost, not the process.
+			defer func() { recover() }()
+			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err})
 		}
 	}()
 	return r.image(ctx, s, freeSlot, unblock)

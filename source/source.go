@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,14 @@ func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) 
 	return c, nil
 }
 
+// redacted is rawURL with any password in it replaced by "xxxxx".
+func redacted(rawURL string) string {
+	if u, err := neturl.Parse(rawURL); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return rawURL
+}
+
 // keepTrees is how many checked-out commits of a URL source are kept: a run
 // may still be building from a tree that newer fetches have passed.
 const keepTrees = 5
@@ -80,6 +89,7 @@ const fetchTimeout = 30 * time.Minute
 // once and never changed, so a second nightshift (a plan, say) fetching
 // another commit cannot change the tree a run is building from.
 func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
+	shown := redacted(url) // what errors say: they reach records and messages
 	sum := sha256.Sum256([]byte(url))
 	base := filepath.Join(workdir, repoName(url)+"-"+hex.EncodeToString(sum[:4]))
 	if err := os.MkdirAll(base, 0o755); err != nil {
@@ -87,7 +97,7 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 	}
 	unlock, err := lockFile(base + ".lock")
 	if err != nil {
-		return Checkout{}, fmt.Errorf("source %s: %w", url, err)
+		return Checkout{}, fmt.Errorf("source %s: %w", shown, err)
 	}
 	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
@@ -101,9 +111,9 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 	}
 	if _, err := git(ctx, gitDir, "fetch", "--quiet", "--force", "--no-tags", "--depth=1", url, ref); err != nil {
 		if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
-			return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", url, ref, ErrNoRef)
+			return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", shown, ref, ErrNoRef)
 		}
-		return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
+		return Checkout{}, fmt.Errorf("source %s@%s: %w", shown, ref, err)
 	}
 	commit, err := git(ctx, gitDir, "rev-parse", "FETCH_HEAD^{commit}")
 	if err != nil {
@@ -117,10 +127,10 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 		os.RemoveAll(tmp)
 		git(ctx, gitDir, "worktree", "prune")
 		if _, err := git(ctx, gitDir, "worktree", "add", "--quiet", "--detach", "--force", tmp, commit); err != nil {
-			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
+			return Checkout{}, fmt.Errorf("source %s@%s: %w", shown, ref, err)
 		}
 		if _, err := git(ctx, gitDir, "worktree", "move", tmp, tree); err != nil {
-			return Checkout{}, fmt.Errorf("source %s@%s: %w", url, ref, err)
+			return Checkout{}, fmt.Errorf("source %s@%s: %w", shown, ref, err)
 		}
 	}
 	now := time.Now()

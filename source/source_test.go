@@ -130,3 +130,17 @@ func TestRepoName(t *testing.T) {
 		}
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://bot:tok3n@git.example.org/ci.git": "https://bot:xxxxx@git.example.org/ci.git",
+		"ssh://git@git.example.org/ci.git":         "ssh://git@git.example.org/ci.git",
+		"git@git.example.org:ci.git":               "git@git.example.org:ci.git",
+		"/srv/git/ci.git":                          "/srv/git/ci.git",
+	} {
+		if got := redacted(in); got != want {
+			t.Errorf("redacted(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -200,3 +200,10 @@ func (b JenkinsBuild) Summary() string {
 	}
 	return strings.TrimSpace(s.String())
 }
+
+// ShortLen is how many characters of a commit hash nightshift shows: as
+// many as the default run tag carries, so that the two read alike.
+const ShortLen = 8
+
+// ShortCommit is a commit hash as nightshift shows it, cut to ShortLen.
+func ShortCommit(hash string) string { return hash[:min(len(hash), ShortLen)] }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"nightshift/store"
 	"os"
 	"path/filepath"
 	"strings"
@@ -211,7 +212,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{run.Tag, run.Commit[:10], "ci/test #12", "discord", "smtp: 451 try again later"} {
+	for _, w := range []string{run.Tag, store.ShortCommit(run.Commit), "ci/test #12", "discord", "smtp: 451 try again later"} {
 		if !strings.Contains(body, w) {
 			t.Errorf("the run page lacks %q", w)
 		}

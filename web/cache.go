@@ -136,10 +136,14 @@ func (c *runCache) get() (*snapshot, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.snap
+	// jsonMu may be held through a store scan building a large answer:
+	// never wait for it under c.mu, which every page takes. Trimming and
+	// carrying an answer over can wait for a later request.
 	if old != nil && old.version == v {
-		old.jsonMu.Lock()
-		old.answer = old.answer.trimmed(c.now())
-		old.jsonMu.Unlock()
+		if old.jsonMu.TryLock() {
+			old.answer = old.answer.trimmed(c.now())
+			old.jsonMu.Unlock()
+		}
 		return old, nil
 	}
 	next := &snapshot{memos: map[string][]byte{}}
@@ -149,12 +153,13 @@ func (c *runCache) get() (*snapshot, error) {
 		for i, r := range old.runs {
 			known[r.ID] = i
 		}
-		old.jsonMu.Lock()
-		if a := old.answer.trimmed(c.now()); a != nil {
-			carried := *a // its own used, guarded by next.jsonMu
-			next.answer = &carried
+		if old.jsonMu.TryLock() {
+			if a := old.answer.trimmed(c.now()); a != nil {
+				carried := *a // its own used, guarded by next.jsonMu
+				next.answer = &carried
+			}
+			old.jsonMu.Unlock()
 		}
-		old.jsonMu.Unlock()
 	}
 	next.version, err = c.db.ScanRuns(0, func(id, sum uint64, decode func() (store.Run, error)) error {
 		if i, ok := known[id]; ok && old.runs[i].sum == sum {

@@ -238,7 +238,7 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	title := fmt.Sprintf("Run %d", run.ID)
 	d := runData{
 		frame: s.frame(title, link{"", title}), Run: run, Badge: newBadge(string(run.Status)),
-		Commit: shortCommit(run.Commit), Duration: run.Duration(s.now()),
+		Commit: store.ShortCommit(run.Commit), Duration: run.Duration(s.now()),
 	}
 	count := map[string]int{}
 	for i := range run.Images {
@@ -283,7 +283,7 @@ func (s *server) imageRunPage(w http.ResponseWriter, r *http.Request) {
 	runTitle := fmt.Sprintf("Run %d", run.ID)
 	d := imageRunData{
 		frame: s.frame(fmt.Sprintf("%s in run %d", im.Name, run.ID), link{s.runHref(run.ID), runTitle}, link{"", im.Name}),
-		Run:   run, RunBadge: newBadge(string(run.Status)), Commit: shortCommit(run.Commit),
+		Run:   run, RunBadge: newBadge(string(run.Status)), Commit: store.ShortCommit(run.Commit),
 		Image: s.imageView(run, im), Jenkins: newJenkinsView(run.Jenkins),
 	}
 	if im.Status == store.Running {
@@ -417,7 +417,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	view := func(e *imageEntry) entryView {
 		return entryView{
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
-			When: e.run.Started, Tag: e.Tag, Commit: shortCommit(e.Commit), Subject: e.run.Subject,
+			When: e.run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.run.Subject,
 			Badge: e.res.badge(), Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
 			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
 		}
@@ -434,7 +434,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		d.FirstBad = &v
 	}
 	if h.LastGood != nil && h.FirstBad != nil {
-		d.Range = shortCommit(h.LastGood.Commit) + ".." + shortCommit(h.FirstBad.Commit)
+		d.Range = store.ShortCommit(h.LastGood.Commit) + ".." + store.ShortCommit(h.FirstBad.Commit)
 	}
 	d.Chart = durationChart(d.Entries, name)
 	s.render(w, r, http.StatusOK, "image", d)

@@ -217,11 +217,3 @@ func shortDigest(d string) string {
 	}
 	return d
 }
-
-// shortCommit is a commit as git shows it abbreviated.
-func shortCommit(c string) string {
-	if len(c) > 10 {
-		return c[:10]
-	}
-	return c
-}

@@ -135,8 +135,9 @@ type request struct {
 // nightly is one run as the CLI and the daemon both carry it out: pin the
 // source and plan, reach the engine and the registry, then build, push,
 // validate and record. rec is nil when no run started, and code is then the
-// exit code that means; when what was missing is infrastructure (exit 3:
-// the source's remote, the engine, the registry), the news is queued. It
+// exit code that means; when what was missing is the source's remote, the
+// engine or the registry (exit 3), the news is queued (not when the store
+// itself failed: the outbox is in it, and stderr has to say it). It
 // queues and never delivers: the caller has the one delivery path (the
 // CLI flushes, the daemon wakes its deliverer). opts.Outbox and
 // opts.Jenkins are set here.
@@ -155,14 +156,14 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB,
 		code := c.exitCode(err)
 		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
 		if code == exitUnavailable {
-			c.notStarted(cfg, db, routes, err)
+			c.notStarted(ctx, cfg, db, routes, err)
 		}
 		return nil, code
 	}
 	eng, err := engine.Connect(ctx, connectTimeout)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
-		c.notStarted(cfg, db, routes, err)
+		c.notStarted(ctx, cfg, db, routes, err)
 		return nil, exitUnavailable
 	}
 	defer eng.Close()
@@ -172,7 +173,7 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB,
 	}
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		c.notStarted(cfg, db, routes, err)
+		c.notStarted(ctx, cfg, db, routes, err)
 		return nil, exitUnavailable
 	}
 	// No build labels: the classic builder adds each as a step of its own,
@@ -221,8 +222,12 @@ func newRegistry(ctx context.Context, host, user, password string, budget time.D
 }
 
 // notStarted queues the news that a run could not start, for the caller
-// to deliver.
-func (c *cli) notStarted(cfg *config.Config, db *store.DB, routes []notify.Route, why error) {
+// to deliver; not when the run was cancelled (Ctrl-C, the daemon
+// stopping): then nothing was unavailable, and nobody needs telling.
+func (c *cli) notStarted(ctx context.Context, cfg *config.Config, db *store.DB, routes []notify.Route, why error) {
+	if ctx.Err() != nil {
+		return
+	}
 	if err := queueNotStarted(cfg, db, routes, why.Error()); err != nil {
 		c.log.Error("queueing the notification that the run could not start", "err", err)
 	}

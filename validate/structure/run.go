@@ -270,6 +270,10 @@ func (r *runner) command(ctx context.Context, res Result, j commandJob) Result {
 	for attempt := 1; attempt <= 1+max(r.opt.Retries, 0); attempt++ {
 		output, errs, err := r.attempt(ctx, j, timeout)
 		if r.fatal(ctx, err) {
+			if attempt > 1 {
+				// A retry might have passed: the failure seen is not the verdict.
+				res.Attempts = 0
+			}
 			break
 		}
 		res.Attempts, res.Output, res.Errors = attempt, output, errs

@@ -276,6 +276,27 @@ func TestRunTimeout(t *testing.T) {
 	}
 }
 
+// An engine that fails during a retry leaves the test without a verdict:
+// the retry might have passed.
+func TestRunEngineFailsDuringRetry(t *testing.T) {
+	t.Parallel()
+	d := &fake{run: func(spec engine.ContainerSpec, call int) (engine.Run, error) {
+		if call == 1 {
+			return engine.Run{ExitCode: 1}, nil
+		}
+		return engine.Run{}, fmt.Errorf("create: %w", engine.ErrUnavailable)
+	}}
+	test := []CommandTest{{Name: "flaky", Command: "check"}}
+	results, err := Run(context.Background(), d, "img", []*File{{Path: "f", CommandTests: test}}, Options{Retries: 2})
+	if !errors.Is(err, engine.ErrUnavailable) {
+		t.Fatalf("Run = %v, want the engine's failure", err)
+	}
+	got := results[0]
+	if got.Passed || len(got.Errors) == 0 || !strings.HasPrefix(got.Errors[len(got.Errors)-1], "no verdict: the run stopped") {
+		t.Errorf("result %+v, want no verdict", got)
+	}
+}
+
 func TestRunRetries(t *testing.T) {
 	t.Parallel()
 	flaky := func(spec engine.ContainerSpec, call int) (engine.Run, error) {
