@@ -126,7 +126,7 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 		d.wakeDelivery()
 	}()
 	// nightly only queues news; d.deliver, woken by the deferred call above, sends it.
-	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.routes, request{sel: pipeline.Selection{Only: t.Only}}, pipeline.Options{
+	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.routes, request{sel: pipeline.Selection{Only: t.Only}, unattended: true}, pipeline.Options{
 		Trigger: t.Reason, Logger: d.cli.log,
 		Started: func(id uint64) {
 			d.mu.Lock()

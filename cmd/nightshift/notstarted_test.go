@@ -5,12 +5,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"nightshift/config"
+	"nightshift/internal/testenv"
 	"nightshift/notify"
+	"nightshift/pipeline"
 	"nightshift/store"
 )
 
@@ -40,5 +44,53 @@ func TestNotStartedOnlyWhenNotCancelled(t *testing.T) {
 	msgs, err := db.PendingMessages()
 	if err != nil || len(msgs) != 1 || msgs[0].Notifier != "discord" {
 		t.Fatalf("a run that could not start queued %+v (%v), want one message for discord", msgs, err)
+	}
+}
+
+// A tree that no longer fits the configuration (a Dockerfile deleted since
+// the daemon loaded it) stops the run before anything is built: news for
+// the daemon, whose runs nobody watches start; the CLI's stderr says it.
+func TestUnattendedConfigProblemIsNews(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"Dockerfile": "FROM scratch\n",
+		"nightshift.toml": "[staging]\nregistry = \"127.0.0.1:5000\"\nnamespace = \"ci\"\n" +
+			"[notify.discord]\nwebhook_url_file = \"hook\"\n[[image]]\nname = \"base\"\ndockerfile = \"Dockerfile\"\n",
+		"hook": "https://discord.example/api/webhooks/1/t0ken\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := testenv.CommitAll(dir, "stack"); err != nil {
+		t.Fatalf("git: %v", err)
+	}
+	cfg, err := config.Load(filepath.Join(dir, "nightshift.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "Dockerfile")); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	routes := []notify.Route{{Notifier: "discord", On: []string{"failure"}}}
+	for _, unattended := range []bool{false, true} {
+		db, err := store.Open(filepath.Join(t.TempDir(), "ns.db"), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, code := c.nightly(context.Background(), cfg, db, routes, request{unattended: unattended}, pipeline.Options{})
+		msgs, err := db.PendingMessages()
+		db.Close()
+		if rec != nil || code != exitUsage || err != nil {
+			t.Fatalf("unattended=%v: run %v, exit %d (%v); want no run, exit %d", unattended, rec, code, err, exitUsage)
+		}
+		switch {
+		case !unattended && len(msgs) != 0:
+			t.Errorf("the CLI queued %d messages for a configuration problem, want none", len(msgs))
+		case unattended && (len(msgs) != 1 || !strings.Contains(string(msgs[0].Payload), "Dockerfile")):
+			t.Errorf("the daemon queued %+v, want one message naming the missing Dockerfile", msgs)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -130,14 +131,21 @@ type request struct {
 	// tag, when set, makes a validation run of the images pushed under
 	// it, from commit (when known).
 	tag, commit string
+	// unattended: nobody watches the run start (the daemon), so a run
+	// that a configuration problem stops (a Dockerfile gone from the
+	// tree, a FROM that now loops) is news too, not only one that found
+	// something unavailable.
+	unattended bool
 }
 
 // nightly is one run as the CLI and the daemon both carry it out: pin the
 // source and plan, reach the engine and the registry, then build, push,
 // validate and record. rec is nil when no run started, and code is then the
 // exit code that means; when what was missing is the source's remote, the
-// engine or the registry (exit 3), the news is queued (not when the store
-// itself failed: the outbox is in it, and stderr has to say it). It
+// engine or the registry (exit 3), or for an unattended run the source's
+// tree no longer fits the configuration (exit 2), the news is queued (not
+// when the store itself failed: the outbox is in it, and stderr has to say
+// it). It
 // queues and never delivers: the caller has the one delivery path (the
 // CLI flushes, the daemon wakes its deliverer). opts.Outbox and
 // opts.Jenkins are set here.
@@ -155,7 +163,8 @@ func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB,
 	if err != nil {
 		code := c.exitCode(err)
 		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
-		if code == exitUnavailable {
+		var usage *pipeline.UsageError
+		if code == exitUnavailable || (req.unattended && code == exitUsage && !errors.As(err, &usage)) {
 			c.notStarted(ctx, cfg, db, routes, err)
 		}
 		return nil, code
