@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"nightshift/notify/discord"
+	"nightshift/notify/discord/webhook"
 )
 
 // Environment variables that may hold notification secrets when no *_file
@@ -111,19 +111,19 @@ func (l *loader) discord(d *Discord) {
 		l.problem("notify.discord", "no webhook URL: name a file holding it with webhook_url_file, or set $"+EnvDiscordWebhook)
 	default:
 		// The URL holds the webhook's token: say what is wrong, never what it is.
-		if discord.CheckWebhookURL(d.WebhookURL.Reveal()) != nil {
+		if _, _, _, err := webhook.Parse(d.WebhookURL.Reveal()); err != nil {
 			l.problem("notify.discord.webhook_url_file", "the webhook URL is not of the form https://discord.com/api/webhooks/<id>/<token>")
 		}
 	}
 	// The notifier's own rules, checked here so that a problem names file,
 	// line and key rather than failing later without them.
 	if d.Username != "" {
-		if err := discord.CheckUsername(d.Username); err != nil {
+		if err := webhook.CheckUsername(d.Username); err != nil {
 			l.problem("notify.discord.username", err.Error())
 		}
 	}
 	for i, m := range d.Mentions {
-		if err := discord.CheckMention(m); err != nil {
+		if err := webhook.CheckMention(m); err != nil {
 			l.problem("notify.discord.mentions", fmt.Sprintf("mention %d: %v", i+1, err))
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"nightshift/notify"
+	"nightshift/notify/discord/webhook"
 )
 
 // Config says which webhook summaries go to and who to call on a failure.
@@ -44,7 +44,7 @@ type Config struct {
 // String describes c without the webhook token, so that a Config printed
 // with %v or %+v leaks nothing.
 func (c Config) String() string {
-	return fmt.Sprintf("{WebhookURL:%s Username:%s Mentions:%v}", redactURL(c.WebhookURL), c.Username, c.Mentions)
+	return fmt.Sprintf("{WebhookURL:%s Username:%s Mentions:%v}", webhook.Redact(c.WebhookURL), c.Username, c.Mentions)
 }
 
 // Notifier posts summaries to one Discord webhook. It is safe for
@@ -59,123 +59,27 @@ type Notifier struct {
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
-var (
-	webhookID    = regexp.MustCompile(`^[0-9]+$`)
-	webhookToken = regexp.MustCompile(`^[A-Za-z0-9._~-]+$`) // characters a URL path keeps as they are
-	userMention  = regexp.MustCompile(`^<@!?([0-9]+)>$`)
-	roleMention  = regexp.MustCompile(`^<@&([0-9]+)>$`)
-)
-
 // New checks c and returns a notifier for it. It does not connect: Discord
 // being down at start-up is a retry later, not a broken config. The
-// configuration loader applies the same checks (CheckWebhookURL,
-// CheckUsername, CheckMention), so that its errors name file, line and key.
+// configuration loader applies the same checks (package webhook), so that
+// its errors name file, line and key.
 func New(c Config) (*Notifier, error) {
-	u, id, token, err := parseWebhook(c.WebhookURL)
+	u, id, token, err := webhook.Parse(c.WebhookURL)
 	if err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
 	if c.Username == "" {
 		c.Username = defaultUsername
 	}
-	if err := CheckUsername(c.Username); err != nil {
+	if err := webhook.CheckUsername(c.Username); err != nil {
 		return nil, fmt.Errorf("discord: %w", err)
 	}
 	for i, m := range c.Mentions {
-		if err := CheckMention(m); err != nil {
+		if err := webhook.CheckMention(m); err != nil {
 			return nil, fmt.Errorf("discord: mention %d: %w", i+1, err)
 		}
 	}
 	return &Notifier{cfg: c, target: u, id: id, token: token, sleep: sleep}, nil
-}
-
-// CheckWebhookURL says what is wrong with a webhook URL, if anything,
-// without its token.
-func CheckWebhookURL(raw string) error {
-	_, _, _, err := parseWebhook(raw)
-	return err
-}
-
-// parseWebhook checks a webhook URL and returns it, cleaned, with its id
-// and token.
-func parseWebhook(raw string) (u *url.URL, id, token string, err error) {
-	u, err = url.Parse(raw)
-	if err != nil {
-		// url.Parse quotes the whole URL in its error, token included.
-		return nil, "", "", fmt.Errorf("webhook URL %s is not a valid URL", redactURL(raw))
-	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return nil, "", "", fmt.Errorf("webhook URL %s is not an http(s) URL with a host", redactURL(raw))
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	u.RawPath = ""
-	u.Fragment = ""
-	id, token, ok := splitWebhook(u.Path)
-	if !ok || !webhookID.MatchString(id) || !webhookToken.MatchString(token) {
-		return nil, "", "", fmt.Errorf("webhook URL %s does not end in /webhooks/<id>/<token>", redactURL(raw))
-	}
-	return u, id, token, nil
-}
-
-// CheckUsername says why Discord would refuse name as a webhook's
-// username, if it would.
-func CheckUsername(name string) error {
-	if n := size(name); n > maxUsername {
-		return fmt.Errorf("username %q is longer than %d characters", name, maxUsername)
-	}
-	// Discord refuses these with a 400, which would otherwise only show at
-	// the first failing run.
-	for _, word := range []string{"discord", "clyde"} {
-		if strings.Contains(strings.ToLower(name), word) {
-			return fmt.Errorf("username %q contains %q, which Discord refuses", name, word)
-		}
-	}
-	return nil
-}
-
-// CheckMention says why m is not a mention a summary can ping, if it is not.
-func CheckMention(m string) error {
-	if _, ok := parseMention(m); !ok {
-		return fmt.Errorf("%q is not <@user id>, <@!user id>, <@&role id>, @here or @everyone", m)
-	}
-	return nil
-}
-
-// splitWebhook finds the id and token in a webhook URL's path: the last two
-// segments, after /webhooks/.
-func splitWebhook(path string) (id, token string, ok bool) {
-	i := strings.LastIndex(path, "/webhooks/")
-	if i < 0 {
-		return "", "", false
-	}
-	id, token, ok = strings.Cut(path[i+len("/webhooks/"):], "/")
-	return id, token, ok && id != "" && token != "" && !strings.Contains(token, "/")
-}
-
-// redactURL shows where a webhook URL points without its token:
-// https://discord.com/api/webhooks/<id>/*****.
-func redactURL(raw string) string {
-	const stars = "*****"
-	// The first /webhooks/: what follows it is id and token, and nothing
-	// before it can be either.
-	i := strings.Index(raw, "/webhooks/")
-	if i < 0 {
-		if u, err := url.Parse(raw); err == nil && u.Host != "" {
-			return u.Scheme + "://" + u.Host + "/" + stars
-		}
-		return stars
-	}
-	prefix := stars
-	if u, err := url.Parse(raw[:i]); err == nil && u.Host != "" {
-		u.User = nil
-		prefix = u.String()
-	}
-	id, _, _ := strings.Cut(raw[i+len("/webhooks/"):], "/")
-	if !webhookID.MatchString(id) {
-		// No id where one belongs: it may be the token.
-		return prefix + "/webhooks/" + stars
-	}
-	return prefix + "/webhooks/" + id + "/" + stars
 }
 
 // Name is the notifier's name in the outbox and in the config.
@@ -431,22 +335,3 @@ type sendError struct {
 func (e *sendError) Error() string { return e.msg }
 func (e *sendError) Unwrap() error { return e.cause }
 
-// parseMention sorts a configured mention into what allowed_mentions must
-// name for it to ping.
-func parseMention(m string) (mention, bool) {
-	switch {
-	case m == "@here" || m == "@everyone":
-		return mention{text: m, everyone: true}, true
-	case userMention.MatchString(m):
-		return mention{text: m, user: userMention.FindStringSubmatch(m)[1]}, true
-	case roleMention.MatchString(m):
-		return mention{text: m, role: roleMention.FindStringSubmatch(m)[1]}, true
-	}
-	return mention{}, false
-}
-
-type mention struct {
-	text       string
-	user, role string // id
-	everyone   bool   // @here or @everyone
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"nightshift/notify"
+	"nightshift/notify/discord/webhook"
 	"nightshift/store"
 )
 
@@ -23,7 +24,6 @@ const (
 	maxEmbeds      = 10   // per message
 	maxTotal       = 6000 // titles, descriptions, field names and values, footers and authors of all embeds
 	maxContent     = 2000
-	maxUsername    = 80
 	maxAllowed     = 100 // user or role ids in allowed_mentions
 )
 
@@ -57,7 +57,7 @@ func Payloads(s notify.Summary, username string, mentions []string) []*discordgo
 	if username == "" {
 		username = defaultUsername
 	}
-	username = truncate(notify.OneLine(username), maxUsername)
+	username = truncate(notify.OneLine(username), webhook.MaxUsername)
 
 	base := "nightshift " + notify.OneLine(s.Headline())
 	p := packer{colour: colour(s), reserve: min(maxTitle, size(base)+size(part(999, 999)))}
@@ -140,29 +140,29 @@ func ping(s notify.Summary, mentions []string) (string, *discordgo.MessageAllowe
 	used := 0
 	seen := map[string]bool{}
 	for _, raw := range mentions {
-		m, ok := parseMention(raw)
-		if !ok || seen[m.text] {
+		m, ok := webhook.ParseMention(raw)
+		if !ok || seen[m.Text] {
 			continue
 		}
-		if m.user != "" && len(allowed.Users) == maxAllowed || m.role != "" && len(allowed.Roles) == maxAllowed {
+		if m.User != "" && len(allowed.Users) == maxAllowed || m.Role != "" && len(allowed.Roles) == maxAllowed {
 			continue
 		}
-		n := size(m.text)
+		n := size(m.Text)
 		if len(content) > 0 {
 			n++ // the space before it
 		}
 		if used+n > maxContent {
 			continue
 		}
-		seen[m.text] = true
+		seen[m.Text] = true
 		used += n
-		content = append(content, m.text)
+		content = append(content, m.Text)
 		switch {
-		case m.user != "":
-			allowed.Users = append(allowed.Users, m.user)
-		case m.role != "":
-			allowed.Roles = append(allowed.Roles, m.role)
-		case m.everyone && len(allowed.Parse) == 0:
+		case m.User != "":
+			allowed.Users = append(allowed.Users, m.User)
+		case m.Role != "":
+			allowed.Roles = append(allowed.Roles, m.Role)
+		case m.Everyone && len(allowed.Parse) == 0:
 			// @here and @everyone have no id to list.
 			allowed.Parse = append(allowed.Parse, discordgo.AllowedMentionTypeEveryone)
 		}
@@ -504,19 +504,8 @@ var markdown = strings.NewReplacer(
 // error quoting **kwargs would otherwise come out in italics or bold.
 func escape(s string) string { return markdown.Replace(s) }
 
-// size is the length of s as Discord's limits count it. Its documentation
-// says "characters"; UTF-16 code units are never fewer than code points, so
-// counting them keeps within the limit either way it is meant.
-func size(s string) int {
-	n := 0
-	for _, r := range s {
-		n++
-		if r > 0xffff {
-			n++
-		}
-	}
-	return n
-}
+// size is the length of s as Discord's limits count it.
+func size(s string) int { return webhook.Size(s) }
 
 // truncate cuts s to at most n characters (by size), marking the cut with "…".
 func truncate(s string, n int) string {
