@@ -45,6 +45,22 @@ func apiRuns(base string) []store.Run {
 	return runs
 }
 
+// waitForBuild waits until the daemon at base is building image in a run,
+// and returns the run's id.
+func waitForBuild(t *testing.T, base, image string) (id uint64) {
+	t.Helper()
+	waitFor(t, func() bool {
+		for _, r := range apiRuns(base) {
+			if im := r.Image(image); r.Status == store.Running && im != nil && im.Stage("build") != nil {
+				id = r.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
 func TestDaemonSurvivesKillAndKeepsSchedule(t *testing.T) {
 	requireE2E(t)
 	t.Parallel()
@@ -83,16 +99,7 @@ dockerfile = "docker/Dockerfile.slow"
 	base := "http://" + listen
 
 	daemon, _ := startDaemon(t, cfg)
-	var killed uint64
-	waitFor(t, func() bool {
-		for _, r := range apiRuns(base) {
-			if r.Status == store.Running && r.Image("slow") != nil && r.Image("slow").Stage("build") != nil {
-				killed = r.ID
-				return true
-			}
-		}
-		return false
-	})
+	killed := waitForBuild(t, base, "slow")
 	daemon.Process.Signal(syscall.SIGKILL)
 	daemon.Wait()
 
@@ -118,6 +125,15 @@ dockerfile = "docker/Dockerfile.slow"
 	if runs[0].Status != store.Succeeded {
 		t.Errorf("the run after the restart ended %s, want succeeded", runs[0].Status)
 	}
+	// Not only a catch-up: the schedule itself goes on firing.
+	waitFor(t, func() bool {
+		for _, r := range apiRuns(base) {
+			if r.ID > killed && r.Trigger == "schedule" && r.Status == store.Succeeded {
+				return true
+			}
+		}
+		return false
+	})
 	waitFor(t, func() bool {
 		for _, p := range discord.received() {
 			if b, _ := json.Marshal(p); strings.Contains(string(b), "interrupted") {
@@ -157,7 +173,9 @@ dockerfile = "docker/Dockerfile.slow"
 		t.Errorf("status: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 
-	// SIGTERM: the daemon stops within its grace and says so.
+	// SIGTERM during a build that outlasts shutdown_grace (1s): the daemon
+	// cancels the run, records it interrupted, and stops.
+	cut := waitForBuild(t, base, "slow")
 	daemon.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- daemon.Wait() }()
@@ -172,6 +190,9 @@ dockerfile = "docker/Dockerfile.slow"
 	for _, r := range apiRunsFromStore(t, cfg) {
 		if r.Status == store.Running {
 			t.Errorf("run %d is still recorded running after a clean stop", r.ID)
+		}
+		if r.ID == cut && (r.Status != store.Interrupted || r.Image("slow").Status != store.Interrupted) {
+			t.Errorf("run %d, cut short by SIGTERM, ended %s (slow: %s), want interrupted", r.ID, r.Status, r.Image("slow").Status)
 		}
 	}
 }
