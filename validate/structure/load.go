@@ -121,8 +121,9 @@ func syntaxProblem(file string, err error) Problem {
 type decoder struct {
 	file     string
 	problems Problems
-	// ignoreUnknown skips unknown keys, as container-structure-test's JSON
-	// decoding does (its YAML decoding is strict).
+	// ignoreUnknown skips unknown keys and matches known ones in any case,
+	// as container-structure-test's JSON decoding does (its YAML decoding
+	// is strict).
 	ignoreUnknown bool
 }
 
@@ -146,16 +147,26 @@ func (d *decoder) mapping(n *yaml.Node, key string, fs fields) map[string]*yaml.
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		sub := join(key, k.Value)
-		decode, ok := fs[k.Value]
+		name := k.Value
+		if _, ok := fs[name]; !ok && d.ignoreUnknown {
+			// Like Go's encoding/json, which the tool decodes JSON with:
+			// "CommandTests" is commandTests, not a key to skip.
+			for known := range fs {
+				if strings.EqualFold(known, name) {
+					name = known
+				}
+			}
+		}
+		sub := join(key, name)
+		decode, ok := fs[name]
 		switch {
 		case !ok && d.ignoreUnknown:
 		case !ok:
 			d.problem(k, sub, "unknown key (known here: %s)", strings.Join(slices.Sorted(maps.Keys(fs)), ", "))
-		case seen[k.Value] != nil:
-			d.problem(k, sub, "given twice (also on line %d)", seen[k.Value].Line)
+		case seen[name] != nil:
+			d.problem(k, sub, "given twice (also on line %d)", seen[name].Line)
 		default:
-			seen[k.Value] = k
+			seen[name] = k
 			decode(v, sub)
 		}
 	}

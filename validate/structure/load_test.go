@@ -274,4 +274,15 @@ containerRunOptions:
 	if len(j.CommandTests) != 1 || j.CommandTests[0].Name != "a" {
 		t.Errorf("JSON command tests %+v", j.CommandTests)
 	}
+	// and keys match in any case, as encoding/json matches them.
+	j, err = parse("ci.json", []byte(`{"SchemaVersion": "2.0.0",
+	"CommandTests": [{"Name": "a", "Command": "echo", "ExpectedOutput": ["x"]}],
+	"fileexistencetests": [{"name": "f", "PATH": "/etc"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.CommandTests) != 1 || j.CommandTests[0].Command != "echo" || len(j.CommandTests[0].ExpectedOutput) != 1 ||
+		len(j.FileExistenceTests) != 1 || j.FileExistenceTests[0].Path != "/etc" {
+		t.Errorf("JSON keys in another case were not read: %+v %+v", j.CommandTests, j.FileExistenceTests)
+	}
 }
