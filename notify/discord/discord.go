@@ -334,4 +334,3 @@ type sendError struct {
 
 func (e *sendError) Error() string { return e.msg }
 func (e *sendError) Unwrap() error { return e.cause }
-
