@@ -28,8 +28,10 @@ func browser(t *testing.T) context.Context {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
+	tmp := t.TempDir() // chromium leaves its singleton socket directory in $TMPDIR
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromiumPath),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
