@@ -244,10 +244,14 @@ func (l *loader) source(s *Source) bool {
 	s.Workdir = l.path(cmp.Or(s.Workdir, defaultWorkdir))
 	if s.IsURL() {
 		s.Ref = cmp.Or(s.Ref, defaultRef)
-		if u, err := url.Parse(s.Repo); err == nil && u.User != nil {
-			if _, hasPassword := u.User.Password(); hasPassword {
-				// It would end up in errors, records and notifications.
-				l.problem("source.repo", "must not hold a password or token: give git its credentials through a credential helper, ~/.netrc or an SSH key")
+		// Credentials in the URL would end up in errors, records and
+		// notifications. Over http(s) a user name alone may be a token
+		// (https://<token>@host/...); over ssh it is the account (git@).
+		u, err := url.Parse(s.Repo)
+		if err == nil && u.User != nil {
+			_, hasPassword := u.User.Password()
+			if hasPassword || u.Scheme == "http" || u.Scheme == "https" {
+				l.problem("source.repo", "must not hold credentials (a user, password or token): give git its credentials through a credential helper, ~/.netrc or an SSH key")
 				return false
 			}
 		}
@@ -295,13 +299,19 @@ func (l *loader) staging(s *Staging) {
 	} else {
 		// A tag that a later run renders again is pushed over: it would
 		// not be immutable, and a run's images could no longer be named.
-		// Runs of one commit a second, a day or a year apart must differ.
-		for _, d := range []struct {
-			after time.Duration
-			what  string
-		}{{time.Second, "a second"}, {24 * time.Hour, "a day"}, {365 * 24 * time.Hour, "a year"}} {
-			if later, _ := RenderTag(s.TagFormat, sampleStart().Add(d.after), sampleCommit); later == tag {
-				l.problem("staging.tag_format", fmt.Sprintf(`renders %q for runs %s apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`, tag, d.what))
+		// Runs of one commit any whole number of seconds, minutes, hours,
+		// days, months or years apart must differ.
+		start := sampleStart()
+		for _, later := range []struct {
+			at   time.Time
+			what string
+		}{
+			{start.Add(time.Second), "a second"}, {start.Add(time.Minute), "a minute"},
+			{start.Add(time.Hour), "an hour"}, {start.AddDate(0, 0, 1), "a day"},
+			{start.AddDate(0, 1, 0), "a month"}, {start.AddDate(1, 0, 0), "a year"},
+		} {
+			if again, _ := RenderTag(s.TagFormat, later.at, sampleCommit); again == tag {
+				l.problem("staging.tag_format", fmt.Sprintf(`renders %q for runs %s apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`, tag, later.what))
 				break
 			}
 		}

@@ -278,6 +278,20 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "tag format without the minutes",
+			toml: okStaging + "tag_format = '{{ .Date }}-{{ utc \"05\" }}'\n" + okImage,
+			want: []string{
+				`bad.toml:4: staging.tag_format: renders "2026-11-23-00" for runs a minute apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
+			},
+		},
+		{
+			name: "tag format without the month",
+			toml: okStaging + "tag_format = '{{ utc \"2006-02-150405\" }}'\n" + okImage,
+			want: []string{
+				`bad.toml:4: staging.tag_format: renders "2026-23-020000" for runs a month apart: every run needs a tag of its own; include the run's start to the second, e.g. {{ .Timestamp }} or {{ utc "20060102-150405" }}`,
+			},
+		},
+		{
 			name: "tag format the same every day",
 			toml: okStaging + "tag_format = '{{ utc \"150405\" }}-{{ .Short }}'\n" + okImage,
 			want: []string{
@@ -305,7 +319,14 @@ func TestParseProblems(t *testing.T) {
 			name: "URL source with a token",
 			toml: "[source]\nrepo = \"https://ci-bot:ghp_s3cret@git.example.org/ci/images.git\"\n" + okStaging + okImage,
 			want: []string{
-				"bad.toml:2: source.repo: must not hold a password or token: give git its credentials through a credential helper, ~/.netrc or an SSH key",
+				"bad.toml:2: source.repo: must not hold credentials (a user, password or token): give git its credentials through a credential helper, ~/.netrc or an SSH key",
+			},
+		},
+		{
+			name: "URL source with a token as its user",
+			toml: "[source]\nrepo = \"https://ghp_abc123@git.example.org/ci/images.git\"\n" + okStaging + okImage,
+			want: []string{
+				"bad.toml:2: source.repo: must not hold credentials (a user, password or token): give git its credentials through a credential helper, ~/.netrc or an SSH key",
 			},
 		},
 		{

@@ -96,9 +96,10 @@ type Run struct {
 	Stdout    []byte
 	Stderr    []byte
 	Truncated bool // some output went past the limit and was dropped
-	// TimedOut: spec.Timeout passed before the container exited (it was
-	// killed; ExitCode is the kill's) or before its output was all read
-	// (ExitCode is its own; the output is incomplete).
+	// TimedOut: spec.Timeout passed before the container started
+	// (ExitCode -1), before it exited (it was killed; ExitCode is the
+	// kill's) or before its output was all read (ExitCode is its own; the
+	// output is incomplete).
 	TimedOut bool
 	Image    string
 }

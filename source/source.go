@@ -69,12 +69,19 @@ func Local(ctx context.Context, dir string, ignore ...string) (Checkout, error) 
 	return c, nil
 }
 
-// redacted is rawURL with any password in it replaced by "xxxxx".
+// redacted is rawURL without its credentials: over http(s) without its
+// user part (a user alone may be a token), elsewhere with any password
+// replaced by "xxxxx".
 func redacted(rawURL string) string {
-	if u, err := neturl.Parse(rawURL); err == nil && u.User != nil {
-		return u.Redacted()
+	u, err := neturl.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return rawURL
 	}
-	return rawURL
+	if u.Scheme == "http" || u.Scheme == "https" {
+		u.User = nil
+		return u.String()
+	}
+	return u.Redacted()
 }
 
 // keepTrees is how many checked-out commits of a URL source are kept: a run

@@ -134,7 +134,9 @@ func TestRepoName(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"https://bot:tok3n@git.example.org/ci.git": "https://bot:xxxxx@git.example.org/ci.git",
+		"https://bot:tok3n@git.example.org/ci.git": "https://git.example.org/ci.git",
+		"https://ghp_tok3n@git.example.org/ci.git": "https://git.example.org/ci.git",
+		"ssh://git:tok3n@git.example.org/ci.git":   "ssh://git:xxxxx@git.example.org/ci.git",
 		"ssh://git@git.example.org/ci.git":         "ssh://git@git.example.org/ci.git",
 		"git@git.example.org:ci.git":               "git@git.example.org:ci.git",
 		"/srv/git/ci.git":                          "/srv/git/ci.git",

@@ -137,8 +137,8 @@ func (c *runCache) get() (*snapshot, error) {
 	defer c.mu.Unlock()
 	old := c.snap
 	// jsonMu may be held through a store scan building a large answer:
-	// never wait for it under c.mu, which every page takes. Trimming and
-	// carrying an answer over can wait for a later request.
+	// never wait for it under c.mu, which every page takes. Trimming can
+	// wait for a later request; carrying the answer over waits aside.
 	if old != nil && old.version == v {
 		if old.jsonMu.TryLock() {
 			old.answer = old.answer.trimmed(c.now())
@@ -153,12 +153,20 @@ func (c *runCache) get() (*snapshot, error) {
 		for i, r := range old.runs {
 			known[r.ID] = i
 		}
+		now := c.now()
 		if old.jsonMu.TryLock() {
-			if a := old.answer.trimmed(c.now()); a != nil {
-				carried := *a // its own used, guarded by next.jsonMu
-				next.answer = &carried
-			}
+			next.carry(old, now)
 			old.jsonMu.Unlock()
+		} else {
+			// old is building an answer: the JSON requests of next wait
+			// for it and take it, the pages do not.
+			next.jsonMu.Lock()
+			go func() {
+				old.jsonMu.Lock()
+				next.carry(old, now)
+				old.jsonMu.Unlock()
+				next.jsonMu.Unlock()
+			}()
 		}
 	}
 	next.version, err = c.db.ScanRuns(0, func(id, sum uint64, decode func() (store.Run, error)) error {
@@ -178,6 +186,15 @@ func (c *runCache) get() (*snapshot, error) {
 	}
 	c.snap = next
 	return next, nil
+}
+
+// carry takes old's answer, trimmed at now, as s's first; the caller holds
+// both snapshots' jsonMu.
+func (s *snapshot) carry(old *snapshot, now time.Time) {
+	if a := old.answer.trimmed(now); a != nil {
+		carried := *a // its own used, guarded by s.jsonMu
+		s.answer = &carried
+	}
 }
 
 // newest returns up to n runs, newest first; n <= 0 means all.

@@ -843,6 +843,50 @@ func TestCacheFollowsTheStore(t *testing.T) {
 	}
 }
 
+// While a snapshot builds its JSON answer, the store moves on: the next
+// snapshot is made without waiting for that build (the pages must not),
+// and its JSON requests take the answer once it is done rather than make
+// it again.
+func TestCacheDoesNotWaitForABuild(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var runs []store.Run
+	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
+	first, err := f.s.cache.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.jsonMu.Lock() // a build under way
+	if err := f.db.UpdateRun(f.running, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *snapshot)
+	go func() {
+		s, err := f.s.cache.get()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- s
+	}()
+	var second *snapshot
+	select {
+	case second = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cache waited for a JSON build to make a new snapshot")
+	}
+	first.jsonMu.Unlock() // the build is done
+	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
+	if runs[0].Tag != "renamed" {
+		t.Errorf("the API answers an old record")
+	}
+	second.jsonMu.Lock()
+	encodes := second.encodes
+	second.jsonMu.Unlock()
+	if encodes != 1 {
+		t.Errorf("%d runs encoded after one changed, want 1: the answer being built was not taken over", encodes)
+	}
+}
+
 // GET /api/v1/runs answers every limit as the store holds the runs, however
 // the answer is put together: made whole, served from the start of a
 // larger one, or made again after a change from the JSON of the runs that

@@ -121,9 +121,9 @@ func syntaxProblem(file string, err error) Problem {
 type decoder struct {
 	file     string
 	problems Problems
-	// ignoreUnknown skips unknown keys and matches known ones in any case,
-	// as container-structure-test's JSON decoding does (its YAML decoding
-	// is strict).
+	// ignoreUnknown skips unknown keys, matches known ones in any case and
+	// lets a key given twice take its later value, as container-structure-
+	// test's JSON decoding (encoding/json) does; its YAML decoding is strict.
 	ignoreUnknown bool
 }
 
@@ -145,24 +145,34 @@ func (d *decoder) mapping(n *yaml.Node, key string, fs fields) map[string]*yaml.
 		d.problem(n, key, "expected a mapping, got %s", kind(n))
 		return seen
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		name := k.Value
-		if _, ok := fs[name]; !ok && d.ignoreUnknown {
-			// Like Go's encoding/json, which the tool decodes JSON with:
-			// "CommandTests" is commandTests, not a key to skip.
-			for known := range fs {
-				if strings.EqualFold(known, name) {
-					name = known
-				}
+	// name is the key of fs that the key at i stands for: the key itself,
+	// or in JSON, like Go's encoding/json that the tool decodes JSON with,
+	// the known key it equals in any case ("CommandTests" is commandTests).
+	name := func(i int) string {
+		k := n.Content[i].Value
+		if _, ok := fs[k]; ok || !d.ignoreUnknown {
+			return k
+		}
+		for known := range fs {
+			if strings.EqualFold(known, k) {
+				return known
 			}
 		}
+		return k
+	}
+	last := map[string]int{} // in JSON a key given twice takes its later value
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		last[name(i)] = i
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v, name := n.Content[i], n.Content[i+1], name(i)
 		sub := join(key, name)
 		decode, ok := fs[name]
 		switch {
 		case !ok && d.ignoreUnknown:
 		case !ok:
 			d.problem(k, sub, "unknown key (known here: %s)", strings.Join(slices.Sorted(maps.Keys(fs)), ", "))
+		case d.ignoreUnknown && last[name] != i:
 		case seen[name] != nil:
 			d.problem(k, sub, "given twice (also on line %d)", seen[name].Line)
 		default:

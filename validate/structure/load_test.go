@@ -285,4 +285,14 @@ containerRunOptions:
 		len(j.FileExistenceTests) != 1 || j.FileExistenceTests[0].Path != "/etc" {
 		t.Errorf("JSON keys in another case were not read: %+v %+v", j.CommandTests, j.FileExistenceTests)
 	}
+	// A key given twice (in any case) takes its later value.
+	j, err = parse("ci.json", []byte(`{"schemaVersion": "2.0.0",
+	"commandTests": [{"name": "first", "command": "true"}],
+	"CommandTests": [{"name": "second", "command": "true"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j.CommandTests) != 1 || j.CommandTests[0].Name != "second" {
+		t.Errorf("a JSON key given twice: %+v, want the later value", j.CommandTests)
+	}
 }

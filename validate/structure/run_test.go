@@ -194,6 +194,31 @@ func TestRunCommandTestFails(t *testing.T) {
 	}
 }
 
+// A key set by both globalEnvVars and a test's envVars: the command gets
+// the test's value as written, once; its arguments see the global one.
+func TestRunEnvOverride(t *testing.T) {
+	t.Parallel()
+	d := &fake{cfg: engine.ImageConfig{Env: []string{"HOME=/root"}}, run: answer("", 0)}
+	f := &File{
+		Path:          "f",
+		GlobalEnvVars: []KeyValue{{Key: "A", Value: "global"}, {Key: "B", Value: "$HOME/b"}},
+		CommandTests: []CommandTest{{
+			Name: "override", Command: "echo", Args: []string{"$A", "$B"},
+			EnvVars: []KeyValue{{Key: "A", Value: "$HOME/test"}},
+		}},
+	}
+	if _, err := Run(context.Background(), d, "img", []*File{f}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	spec := d.specs[0]
+	if want := []string{"B=/root/b", "A=$HOME/test"}; !reflect.DeepEqual(spec.Env, want) {
+		t.Errorf("env %q, want %q", spec.Env, want)
+	}
+	if want := []string{"echo", "global", "/root/b"}; !reflect.DeepEqual(spec.Cmd, want) {
+		t.Errorf("command %q, want %q", spec.Cmd, want)
+	}
+}
+
 func TestRunSetup(t *testing.T) {
 	t.Parallel()
 	d := &fake{run: func(spec engine.ContainerSpec, call int) (engine.Run, error) {
