@@ -6,17 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"nightshift/config"
-	"nightshift/engine"
 	"nightshift/rebuild"
 	"nightshift/source"
 	"nightshift/store"
@@ -31,19 +27,19 @@ func ptr(t time.Time) *time.Time { return &t }
 
 // testPlan is base <- cpu <- lint, each building on the one before.
 func testPlan() *rebuild.Plan {
-	step := func(name, base string) rebuild.Step {
+	step := func(image, base string) rebuild.Step {
 		s := rebuild.Step{
-			Name: name, Ref: "r/ns/" + name + ":t", Latest: "r/ns/" + name + ":latest",
+			Name: image, Ref: mustTag("reg.test/ns/" + image + ":t"), Latest: mustTag("reg.test/ns/" + image + ":latest"),
 			Base: base, Timeout: time.Hour,
 		}
 		if base != "" {
 			s.Parents = []string{base}
-			s.BaseRef = "r/ns/" + base + ":t"
+			s.BaseRef = "reg.test/ns/" + base + ":t"
 		}
 		return s
 	}
 	return &rebuild.Plan{
-		Tag: "t", Commit: "abc123", Repo: "r/ns", Start: t0,
+		Tag: "t", Commit: "abc123", Repo: "reg.test/ns", Start: t0,
 		Steps: []rebuild.Step{step("base", ""), step("cpu", "base"), step("lint", "cpu")},
 	}
 }
@@ -63,7 +59,7 @@ func TestApply(t *testing.T) {
 	}{
 		{rebuild.Event{Image: "base", Status: store.Running, Time: at(0), Log: "/logs/1/base.log"}, func(t *testing.T, run *store.Run) {
 			want := []store.ImageResult{{
-				Name: "base", Status: store.Running, Ref: "r/ns/base:t",
+				Name: "base", Status: store.Running, Ref: "reg.test/ns/base:t",
 				Started: ptr(at(0)), Log: "/logs/1/base.log",
 			}}
 			if !reflect.DeepEqual(run.Images, want) {
@@ -107,7 +103,7 @@ func TestApply(t *testing.T) {
 	}
 	run := &store.Run{Tag: "t", Status: store.Running, Started: t0, Images: []store.ImageResult{}}
 	for i, s := range steps {
-		apply(run, plan, s.e, false)
+		apply(run, plan, s.e)
 		if s.check != nil {
 			t.Run(fmt.Sprintf("event %d %s %s %s", i, s.e.Image, s.e.Stage, s.e.Status), func(t *testing.T) {
 				s.check(t, run)
@@ -120,7 +116,7 @@ func TestApply(t *testing.T) {
 	}
 	want := []store.ImageResult{
 		{
-			Name: "base", Status: store.Succeeded, Ref: "r/ns/base:t", Digest: digest,
+			Name: "base", Status: store.Succeeded, Ref: "reg.test/ns/base:t", Digest: digest,
 			Tags: []string{"t", "latest"}, Started: ptr(at(0)), Finished: ptr(at(22)), Log: "/logs/1/base.log",
 			Stages: []store.Stage{
 				stage(rebuild.StageBuild, store.Succeeded, 1, 10, ""),
@@ -130,13 +126,13 @@ func TestApply(t *testing.T) {
 			},
 		},
 		{
-			Name: "cpu", Status: store.Failed, Ref: "r/ns/cpu:t", Parent: "base",
+			Name: "cpu", Status: store.Failed, Ref: "reg.test/ns/cpu:t", Parent: "base",
 			Started: ptr(at(23)), Finished: ptr(at(40)), Log: "/logs/1/cpu.log",
 			Error: buildErr.Error(), Tail: tail,
 			Stages: []store.Stage{stage(rebuild.StageBuild, store.Failed, 23, 40, buildErr.Error())},
 		},
 		{
-			Name: "lint", Status: store.Skipped, Ref: "r/ns/lint:t", Parent: "cpu",
+			Name: "lint", Status: store.Skipped, Ref: "reg.test/ns/lint:t", Parent: "cpu",
 			Finished: ptr(at(40)), Error: "parent cpu failed",
 		},
 	}
@@ -184,7 +180,7 @@ func TestLastDurations(t *testing.T) {
 	}
 	cost := lastDurations(db, testPlan())
 
-	const unknown = time.Minute // what lastDurations assumes without history
+	const unknown time.Duration = 0 // no estimate: the runner counts such an image a minute
 	for _, tc := range []struct {
 		name string
 		want time.Duration
@@ -194,104 +190,42 @@ func TestLastDurations(t *testing.T) {
 		{"lint", unknown},         // the latest success took no time: no estimate
 		{"never-built", unknown},
 	} {
-		if got := cost(tc.name); got != tc.want {
+		if got := cost[tc.name]; got != tc.want {
 			t.Errorf("cost(%q) = %s, want %s", tc.name, got, tc.want)
 		}
 	}
 
-	if got := lastDurations(openDB(t), testPlan())("base"); got != unknown {
+	if got := lastDurations(openDB(t), testPlan())["base"]; got != unknown {
 		t.Errorf("without history, cost(base) = %s, want %s", got, unknown)
 	}
-}
-
-// stubEngine builds and pushes in memory; images named in fail fail to
-// build, and the build of hang closes hanging and waits for ctx to end.
-type stubEngine struct {
-	reg     *stubRegistry
-	fail    map[string]bool
-	hang    string
-	hanging chan struct{}
-}
-
-func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Writer) (string, error) {
-	name := imageOf(spec.Tags[0])
-	fmt.Fprintf(log, "building %s\n", name)
-	if name == e.hang {
-		close(e.hanging)
-		<-ctx.Done()
-		return "", ctx.Err()
-	}
-	if e.fail[name] {
-		fmt.Fprintf(log, "make: *** [all] Error 2\n")
-		return "", errors.New("RUN make: exit code 2")
-	}
-	return "sha256:image-" + name, nil
-}
-
-func (e *stubEngine) Pull(context.Context, string, string, io.Writer) error { return nil }
-
-func (e *stubEngine) Push(_ context.Context, ref, _ string, _ io.Writer) (string, error) {
-	d := "sha256:" + imageOf(ref)
-	e.reg.mu.Lock()
-	defer e.reg.mu.Unlock()
-	e.reg.digests[ref] = d
-	return d, nil
-}
-
-// stubRegistry is a map of ref to digest.
-type stubRegistry struct {
-	mu      sync.Mutex
-	digests map[string]string
-}
-
-func (r *stubRegistry) Tag(_ context.Context, ref, tag string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if repo, d, ok := strings.Cut(ref, "@"); ok {
-		r.digests[repo+":"+tag] = d
-		return nil
-	}
-	r.digests[ref[:strings.LastIndex(ref, ":")+1]+tag] = r.digests[ref]
-	return nil
-}
-
-func (r *stubRegistry) Digest(_ context.Context, ref string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d, ok := r.digests[ref]
-	if !ok {
-		return "", fmt.Errorf("%s: MANIFEST_UNKNOWN", ref)
-	}
-	return d, nil
-}
-
-func (r *stubRegistry) EngineAuth() (string, error) { return "", nil }
-
-func imageOf(ref string) string {
-	ref = ref[strings.LastIndex(ref, "/")+1:]
-	return ref[:strings.LastIndex(ref, ":")]
 }
 
 // Run records every image of a run as it goes, and the run's end.
 func TestRun(t *testing.T) {
 	t.Parallel()
-	db := openDB(t)
-	reg := &stubRegistry{digests: map[string]string{}}
-	runner := &rebuild.Runner{Engine: &stubEngine{reg: reg, fail: map[string]bool{"cpu": true}}, Registry: reg, Jobs: 1}
-	cfg := &config.Config{Store: config.Store{Logs: t.TempDir()}}
+	reg := newStubRegistry()
+	p, db := newTestPipeline(t, &stubEngine{reg: reg, fail: map[string]bool{"cpu": true}}, reg)
+	p.cfg.Build.Jobs = 1
 	prep := &Prepared{Source: source.Checkout{Commit: "abc123", Subject: "Bump tools"}, Plan: testPlan()}
 	var observed []string
-	opts := Options{Trigger: "cli", Observe: func(run *store.Run, e rebuild.Event) {
-		if im := run.Image(e.Image); im == nil || (e.Stage == "" && im.Status != e.Status) {
-			t.Errorf("Observe saw %s %s before it was recorded", e.Image, e.Status)
+	progress := make(chan Update)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		for u := range progress {
+			run, e := u.Run, u.Event
+			if im := run.Image(e.Image); im == nil || (e.Stage == "" && im.Status != e.Status) {
+				t.Errorf("Progress saw %s %s before it was recorded", e.Image, e.Status)
+			}
+			observed = append(observed, e.Image+" "+e.Stage+" "+string(e.Status))
 		}
-		observed = append(observed, e.Image+" "+e.Stage+" "+string(e.Status))
-	}}
+	}()
 
-	got, err := Run(t.Context(), cfg, prep, runner, db, opts)
+	got, err := runPrepared(t.Context(), p, prep, Request{Trigger: "cli", Progress: progress})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	<-followed
 	if got.Status != store.Failed || got.Finished == nil || got.Commit != "abc123" || got.Trigger != "cli" {
 		t.Errorf("run ended %q finished %v commit %q trigger %q, want failed, finished, abc123, cli", got.Status, got.Finished, got.Commit, got.Trigger)
 	}
@@ -311,7 +245,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("base recorded with digest %q and %d stages, want sha256:base and 4", im.Digest, len(im.Stages))
 	}
 	if want := 10 + 4 + 1; len(observed) != want { // base, cpu to its failed build, lint skipped
-		t.Errorf("Observe saw %d events, want %d: %q", len(observed), want, observed)
+		t.Errorf("Progress saw %d events, want %d: %q", len(observed), want, observed)
 	}
 
 	stored, err := db.Run(got.ID)
@@ -333,11 +267,9 @@ func TestRun(t *testing.T) {
 // record keeps that.
 func TestRunCancelledRecordsUnstartedImagesAsInterrupted(t *testing.T) {
 	t.Parallel()
-	db := openDB(t)
-	reg := &stubRegistry{digests: map[string]string{}}
+	reg := newStubRegistry()
 	eng := &stubEngine{reg: reg, hang: "base", hanging: make(chan struct{})}
-	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: 1}
-	cfg := &config.Config{Store: config.Store{Logs: t.TempDir()}}
+	p, _ := newTestPipeline(t, eng, reg)
 	prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: testPlan()}
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -346,7 +278,7 @@ func TestRunCancelledRecordsUnstartedImagesAsInterrupted(t *testing.T) {
 		<-eng.hanging
 		cancel()
 	}()
-	got, err := Run(ctx, cfg, prep, runner, db, Options{})
+	got, err := runPrepared(ctx, p, prep, Request{})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

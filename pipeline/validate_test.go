@@ -33,34 +33,30 @@ func TestRunJenkins(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			db := openDB(t)
-			reg := &stubRegistry{digests: map[string]string{}}
-			runner := &rebuild.Runner{Engine: &stubEngine{reg: reg}, Registry: reg, Jobs: 2, LatestValidated: true, HoldValidated: true,
-				Test: func(_ context.Context, s *rebuild.Step, _ string, _ io.Writer) *store.Validation {
-					if s.Name == tc.testsFail {
-						return &store.Validation{Status: store.Failed, Error: "1 of 1 tests failed: lint runs", Tests: []store.TestResult{{Name: "lint runs"}}}
-					}
-					return &store.Validation{Status: store.Succeeded, Tests: []store.TestResult{{Name: "shell", Passed: true}}}
-				}}
-			cfg := &config.Config{Store: config.Store{Logs: t.TempDir()}}
+			reg := newStubRegistry()
+			p, db := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+			p.cfg.Staging.Latest = config.LatestValidated
+			p.tester = func(*Prepared) tester { return testsFailing(tc.testsFail) }
 			prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: testPlan()}
 			var (
 				triggered map[string]string
 				waiting   []store.Status // base's validation while the job ran
 			)
-			opts := Options{Jenkins: func(_ context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild {
-				triggered = refs
-				b := store.JenkinsBuild{Job: "ci/test", Status: store.Running, Number: 7, URL: "http://jenkins/job/ci/job/test/7/"}
-				update(b)
-				run, _ := db.Run(1)
-				waiting = append(waiting, run.Image("base").Validation.Status)
-				b.Result, b.Status = tc.result, store.Failed
-				if tc.result == "SUCCESS" {
-					b.Status = store.Succeeded
-				}
-				return b
-			}}
-			got, err := Run(t.Context(), cfg, prep, runner, db, opts)
+			p.jenkins = func(*rebuild.Plan) jenkinsJob {
+				return jenkinsFunc(func(_ context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild {
+					triggered = refs
+					b := store.JenkinsBuild{Job: "ci/test", Status: store.Running, Number: 7, URL: "http://jenkins/job/ci/job/test/7/"}
+					update(b)
+					run, _ := db.Run(1)
+					waiting = append(waiting, run.Image("base").Validation.Status)
+					b.Result, b.Status = tc.result, store.Failed
+					if tc.result == "SUCCESS" {
+						b.Status = store.Succeeded
+					}
+					return b
+				})
+			}
+			got, err := runPrepared(t.Context(), p, prep, Request{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -73,7 +69,7 @@ func TestRunJenkins(t *testing.T) {
 			if tc.wantTrigger {
 				want := map[string]string{}
 				for _, s := range prep.Plan.Steps {
-					want[s.Name] = s.Ref
+					want[s.Name] = s.Ref.String()
 				}
 				if !maps.Equal(triggered, want) {
 					t.Errorf("job got refs %v, want %v", triggered, want)
@@ -98,8 +94,8 @@ func TestRunJenkins(t *testing.T) {
 				if im.Validation == nil || im.Validation.Status != tc.wantImage || len(im.Validation.Tests) != 1 {
 					t.Errorf("%s's validation = %+v, want %s with its own test kept", s.Name, im.Validation, tc.wantImage)
 				}
-				validated := reg.digests[s.Ref+rebuild.ValidatedSuffix]
-				latest := reg.digests[s.Latest]
+				validated := reg.get(s.Validated().String())
+				latest := reg.get(s.Latest.String())
 				if tc.wantImage == store.Succeeded {
 					if validated != im.Digest || latest != im.Digest || !slices.Equal(im.Tags, []string{"t", "t-validated", "latest"}) || im.Status != store.Succeeded {
 						t.Errorf("%s: validated tag at %q, latest at %q, tags %q, status %s; want both at %s", s.Name, validated, latest, im.Tags, im.Status, im.Digest)
@@ -115,4 +111,28 @@ func TestRunJenkins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jenkinsFunc is a Jenkins job in a function.
+type jenkinsFunc func(ctx context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild
+
+func (f jenkinsFunc) Run(ctx context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild {
+	return f(ctx, refs, update)
+}
+
+// testsFailing fails the tests of image name ("" for none) with one failed
+// test, and passes the others' with one test each.
+func testsFailing(name string) tester {
+	return testerFunc(func(s *rebuild.Step) *store.Validation {
+		if s.Name == name {
+			return &store.Validation{Status: store.Failed, Error: "1 of 1 tests failed: lint runs", Tests: []store.TestResult{{Name: "lint runs"}}}
+		}
+		return &store.Validation{Status: store.Succeeded, Tests: []store.TestResult{{Name: "shell", Passed: true}}}
+	})
+}
+
+type testerFunc func(s *rebuild.Step) *store.Validation
+
+func (f testerFunc) Test(_ context.Context, s *rebuild.Step, _ string, _ io.Writer) *store.Validation {
+	return f(s)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"nightshift/config"
 )
 
@@ -26,8 +28,8 @@ type Plan struct {
 // Step is one image of a plan.
 type Step struct {
 	Name   string
-	Ref    string // <repo>/<name>:<run tag>, pushed once
-	Latest string // <repo>/<name>:latest, a remote tag on Ref
+	Ref    name.Tag // <repo>/<name>:<run tag>, pushed once
+	Latest name.Tag // <repo>/<name>:latest, a remote tag on Ref
 	// Base is the stack image this one builds on ("" for none); BaseRef is
 	// what BASE_IMAGE is set to: Base's ref of this run, or its latest when
 	// Base is not rebuilt in this run.
@@ -46,7 +48,21 @@ type Step struct {
 }
 
 // Tag is the run's immutable tag of the image.
-func (s *Step) Tag() string { return s.Ref[strings.LastIndex(s.Ref, ":")+1:] }
+func (s *Step) Tag() string { return s.Ref.TagStr() }
+
+// Pinned is the image's reference by digest, in its repository.
+func (s *Step) Pinned(digest string) string { return s.Ref.Context().Digest(digest).String() }
+
+// Validated is the ref of the image's validated tag, <tag>-validated.
+func (s *Step) Validated() name.Tag { return s.Ref.Context().Tag(s.Tag() + ValidatedSuffix) }
+
+// refs returns the immutable and the latest ref of image name in repo.
+func refs(repo, image, tag string) (ref, latest name.Tag, err error) {
+	if ref, err = name.NewTag(repo + "/" + image + ":" + tag); err != nil {
+		return ref, latest, err
+	}
+	return ref, ref.Context().Tag("latest"), nil
+}
 
 // Commit identifies the pinned source of a run.
 type Commit struct {
@@ -83,10 +99,14 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			return nil, fmt.Errorf("no image %q in the graph", name)
 		}
 		img := node.Image
+		ref, latest, err := refs(p.Repo, name, tag)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: image %s: %w", cfg.File, img.Line, name, err)
+		}
 		s := Step{
 			Name:       name,
-			Ref:        p.Repo + "/" + name + ":" + tag,
-			Latest:     p.Repo + "/" + name + ":latest",
+			Ref:        ref,
+			Latest:     latest,
 			Base:       node.Base,
 			Dockerfile: filepath.Join(root, img.Dockerfile),
 			Context:    filepath.Join(root, img.Context),
@@ -142,15 +162,19 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 // ExistingPlan plans the validation of images already in the staging
 // registry under tag: the images named in names (all when empty), each to
 // be pulled from its ref. They have no order among them.
-func ExistingPlan(cfg *config.Config, g *Graph, tag, commit string, start time.Time, names []string) *Plan {
+func ExistingPlan(cfg *config.Config, g *Graph, tag, commit string, start time.Time, names []string) (*Plan, error) {
 	p := &Plan{Tag: tag, Commit: commit, Repo: cfg.Staging.Registry + "/" + cfg.Staging.Namespace, Start: start}
 	if len(names) == 0 {
 		names = g.Order()
 	}
 	for _, name := range names {
-		p.Steps = append(p.Steps, Step{Name: name, Ref: p.Repo + "/" + name + ":" + tag, Latest: p.Repo + "/" + name + ":latest"})
+		ref, latest, err := refs(p.Repo, name, tag)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", name, err)
+		}
+		p.Steps = append(p.Steps, Step{Name: name, Ref: ref, Latest: latest})
 	}
-	return p
+	return p, nil
 }
 
 // pinFroms points every FROM of the Dockerfile at path that names a stack

@@ -1,7 +1,6 @@
 package rebuild
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -34,10 +33,9 @@ type Registry interface {
 	EngineAuth() (string, error)
 }
 
-// The stages of an image, in the order they run. A rebuild builds, pushes,
-// verifies, tags latest (unless latest waits for validation), tests and
-// tags validated; a validation run (Job.Pull) pulls, tests and tags
-// validated.
+// The stages of an image, in the order they run. The runner builds,
+// pushes and verifies (or, validating images already pushed, pulls); the
+// pipeline then tags latest, tests and tags validated.
 const (
 	StageBuild     = "build"
 	StagePull      = "pull"
@@ -67,7 +65,8 @@ type Event struct {
 	Validation *store.Validation
 }
 
-// Runner carries out plans.
+// Runner carries out plans: it builds, pushes and verifies every image,
+// parents first, or pulls them when they exist already.
 type Runner struct {
 	Engine   Engine
 	Registry Registry
@@ -77,34 +76,18 @@ type Runner struct {
 	// reset); 0 tries once.
 	RetryBudget time.Duration
 	Now         func() time.Time
-
-	// Test, when set, validates an image once it is pushed (the test
-	// stage); a Validation that is not Succeeded fails the image, but not
-	// the images built on it, which by then have started. Skipped means
-	// there was nothing to test.
-	// image is what to run: s.Ref, or for a validation run the digest
-	// that was pulled.
-	Test func(ctx context.Context, s *Step, image string, log io.Writer) *store.Validation
-	// LatestValidated moves latest in the validated stage instead of
-	// right after the push: a broken image never becomes latest.
-	LatestValidated bool
-	// HoldValidated leaves the validated stage to the caller, who
-	// validates the run's images further once all are pushed (a Jenkins
-	// job) and then calls TagValidated.
-	HoldValidated bool
 }
 
 // Job is one carrying out of a plan.
 type Job struct {
 	Plan *Plan
 	Logs string // directory the images' logs go to
-	// Cost estimates an image's time (its last duration, say); images on the
-	// longest remaining path start first. nil treats every image alike.
-	Cost func(name string) time.Duration
-	// Events receives every change as it happens, one call at a time.
-	Events func(Event)
+	// Cost estimates each image's time (its last duration, say); images on
+	// the longest remaining path start first. A missing image counts a
+	// minute.
+	Cost map[string]time.Duration
 	// Pull says the plan's images exist at their refs already: they are
-	// pulled and validated instead of built and pushed.
+	// pulled instead of built and pushed.
 	Pull bool
 }
 
@@ -112,7 +95,7 @@ type Job struct {
 type execution struct {
 	*Runner
 	Job
-	mu sync.Mutex // serializes Events
+	events chan<- Event
 }
 
 // tailLines is how much of a failing stage's log goes into the record.
@@ -122,26 +105,36 @@ const tailLines = 30
 // registry must not hang the nightly.
 const pushTimeout = time.Hour
 
-// Run builds, pushes and tags every image of job's plan, parents first, up
-// to Jobs builds at once. A failed image fails alone: its descendants are
-// skipped and everything else goes on. It returns the images that failed.
-// When ctx ends, running images are reported interrupted; images never
-// started are neither failed nor reported.
-func (r *Runner) Run(ctx context.Context, job Job) []string {
-	return (&execution{Runner: r, Job: job}).run(ctx)
+// Run builds, pushes and verifies every image of job's plan (or pulls it,
+// with job.Pull), parents first, up to Jobs builds at once, and reports
+// every change on the returned channel, which is closed when the last
+// image is done. The caller must drain it.
+//
+// An image whose part here went well ends with a Succeeded event carrying
+// its digest: it is pushed and verified (or pulled), and what comes next
+// (tags, tests) is the caller's. A failed image fails alone: its
+// descendants are reported skipped and everything else goes on. When ctx
+// ends, running images are reported interrupted; images never started are
+// not reported.
+func (r *Runner) Run(ctx context.Context, job Job) <-chan Event {
+	events := make(chan Event)
+	go func() {
+		defer close(events)
+		(&execution{Runner: r, Job: job, events: events}).run(ctx)
+	}()
+	return events
 }
 
-func (r *execution) run(ctx context.Context) (failed []string) {
+func (r *execution) run(ctx context.Context) {
 	p := r.Plan
 	if err := os.MkdirAll(r.Logs, 0o755); err != nil {
 		for _, s := range p.Steps {
 			r.emit(Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log directory: %w", err)})
-			failed = append(failed, s.Name)
 		}
-		return failed
+		return
 	}
 	priority := r.priorities(p)
-	waiting := make(map[string]int, len(p.Steps)) // parents not yet succeeded
+	waiting := make(map[string]int, len(p.Steps)) // parents not yet pushed
 	children := make(map[string][]string)
 	var ready []string
 	for _, s := range p.Steps {
@@ -158,20 +151,8 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 		name   string
 		status store.Status
 	}
-	skipped := make(map[string]bool)
 	slotFreed := make(chan struct{})
-	pushed := make(chan string) // an image its children can build on
 	finished := make(chan outcome)
-	released := make(map[string]bool)
-	release := func(name string) {
-		released[name] = true
-		for _, child := range children[name] {
-			waiting[child]--
-			if waiting[child] == 0 && !skipped[child] {
-				ready = append(ready, child)
-			}
-		}
-	}
 	free, inFlight := max(r.Jobs, 1), 0
 
 	for len(ready) > 0 || inFlight > 0 {
@@ -184,10 +165,9 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 			free--
 			inFlight++
 			go func(s *Step) {
-				var slot, children sync.Once
+				var slot sync.Once
 				freeSlot := func() { slot.Do(func() { slotFreed <- struct{}{} }) }
-				unblock := func() { children.Do(func() { pushed <- s.Name }) }
-				status := r.safeImage(ctx, s, freeSlot, unblock)
+				status := r.safeImage(ctx, s, freeSlot)
 				freeSlot()
 				finished <- outcome{s.Name, status}
 			}(p.Step(name))
@@ -201,31 +181,29 @@ func (r *execution) run(ctx context.Context) (failed []string) {
 		select {
 		case <-slotFreed:
 			free++
-		case name := <-pushed:
-			// Children build on the pushed image while it is tested.
-			release(name)
 		case o := <-finished:
 			inFlight--
-			switch {
-			case released[o.name]:
-			case o.status == store.Interrupted:
-				// Cut short by ctx: not a failure, and what waits below it is
-				// neither failed nor skipped; it never started.
-			case o.status == store.Failed:
-				r.skipDescendants(p, o.name, children, skipped)
-			default:
-				release(o.name)
+			switch o.status {
+			case store.Succeeded:
+				// Children build on the pushed image while the caller goes on
+				// with it (tags, tests).
+				for _, child := range children[o.name] {
+					if waiting[child]--; waiting[child] == 0 {
+						ready = append(ready, child)
+					}
+				}
+			case store.Failed:
+				r.skipDescendants(p, o.name, children)
 			}
-			if o.status == store.Failed {
-				failed = append(failed, o.name)
-			}
+			// Interrupted: cut short by ctx, not a failure; what waits below it
+			// never started, and is neither failed nor skipped.
 		}
 	}
-	return failed
 }
 
-// skipDescendants records every image below failed as skipped, saying why.
-func (r *execution) skipDescendants(p *Plan, failed string, children map[string][]string, skipped map[string]bool) {
+// skipDescendants reports every image below failed as skipped, saying why.
+func (r *execution) skipDescendants(p *Plan, failed string, children map[string][]string) {
+	skipped := map[string]bool{}
 	queue := []string{failed}
 	for len(queue) > 0 {
 		parent := queue[0]
@@ -247,14 +225,14 @@ func (r *execution) skipDescendants(p *Plan, failed string, children map[string]
 
 // priorities is each image's cost plus the costliest chain of images below it.
 func (r *execution) priorities(p *Plan) map[string]time.Duration {
-	cost := r.Cost
-	if cost == nil {
-		cost = func(string) time.Duration { return time.Second }
-	}
 	prio := make(map[string]time.Duration, len(p.Steps))
 	for i := len(p.Steps) - 1; i >= 0; i-- { // Steps are in dependency order
 		s := p.Steps[i]
-		prio[s.Name] += cost(s.Name)
+		cost, ok := r.Cost[s.Name]
+		if !ok || cost <= 0 {
+			cost = time.Minute
+		}
+		prio[s.Name] += cost
 		for _, parent := range s.Parents {
 			prio[parent] = max(prio[parent], prio[s.Name])
 		}
@@ -262,196 +240,101 @@ func (r *execution) priorities(p *Plan) map[string]time.Duration {
 	return prio
 }
 
-// stage is one step of an image.
-type stage struct {
-	name string
-	run  func(ctx context.Context) error
-	// unblocks: once this stage succeeds, the images built on this one
-	// may start.
-	unblocks bool
-}
-
-// image runs every stage of one image; freeSlot frees its build slot, and
-// unblock lets the images built on it start.
-func (r *execution) image(ctx context.Context, s *Step, freeSlot, unblock func()) store.Status {
+// image builds, pushes and verifies one image (or pulls it); freeSlot
+// frees its build slot. It reports the image's end but for a success,
+// which the caller reports once the rest of the image's work is done.
+func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.Status {
 	logPath := filepath.Join(r.Logs, s.Name+".log")
-	f, err := os.Create(logPath)
+	log, err := CreateLog(logPath)
 	if err != nil {
 		r.emit(Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log: %w", err)})
 		return store.Failed
 	}
-	defer f.Close()
-	log := &tailWriter{w: f, max: tailLines}
+	defer log.Close()
 	r.emit(Event{Image: s.Name, Status: store.Running, Log: logPath})
+	st := &Stages{Image: s.Name, Log: log, Emit: r.emit, Now: r.now}
 
-	var (
-		digest     string
-		tags       = []string{s.Tag()}
-		validation *store.Validation
-	)
-	var stages []stage
+	var digest string
 	if r.Pull {
-		stages = append(stages, stage{name: StagePull, unblocks: true, run: func(ctx context.Context) (err error) {
-			defer freeSlot()
-			digest, err = r.pull(ctx, s.Ref, log)
+		err = st.Run(ctx, StagePull, func(ctx context.Context) (err error) {
+			freeSlot()
+			digest, err = r.pull(ctx, s, log)
 			return err
-		}})
-	} else {
-		stages = append(stages,
-			stage{name: StageBuild, run: func(ctx context.Context) error {
-				defer freeSlot()
-				if s.Timeout > 0 {
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, s.Timeout)
-					defer cancel()
-				}
-				auth, err := r.Registry.EngineAuth()
-				if err != nil {
-					return err
-				}
-				_, err = r.Engine.Build(ctx, engine.BuildSpec{
-					Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
-					Tags: []string{s.Ref}, Args: s.Args, Target: s.Target,
-					NoCache: true, Pull: true, RegistryAuth: auth,
-				}, log)
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					return fmt.Errorf("build timed out after %s", s.Timeout)
-				}
-				return err
-			}},
-			stage{name: StagePush, run: func(ctx context.Context) (err error) {
-				ctx, cancel := context.WithTimeout(ctx, pushTimeout)
-				defer cancel()
-				digest, err = r.push(ctx, s.Ref, log)
-				return err
-			}},
-			stage{name: StageVerify, unblocks: true, run: func(ctx context.Context) error {
-				return r.verify(ctx, s.Ref, digest)
-			}},
-		)
-		if !r.LatestValidated {
-			stages = append(stages, stage{name: StageTag, run: func(ctx context.Context) error {
-				if err := r.tag(ctx, s.Latest, digest); err != nil {
-					return err
-				}
-				tags = append(tags, "latest")
-				return nil
-			}})
-		}
+		})
+		return r.end(ctx, st, err, digest, s)
 	}
-	if r.Test != nil {
-		stages = append(stages, stage{name: StageTest, run: func(ctx context.Context) error {
-			image := s.Ref
-			if r.Pull {
-				image = s.Ref[:strings.LastIndex(s.Ref, ":")] + "@" + digest
-			}
-			validation = r.Test(ctx, s, image, log)
-			switch validation.Status {
-			case store.Succeeded:
-				return nil
-			case store.Skipped:
-				return errSkipStage
-			}
-			return errors.New(validation.Error)
-		}})
-		if !r.HoldValidated {
-			stages = append(stages, stage{name: StageValidated, run: func(ctx context.Context) error {
-				if validation.Status != store.Succeeded {
-					return errSkipStage
-				}
-				added, err := r.TagValidated(ctx, s, digest)
-				tags = append(tags, added...)
-				return err
-			}})
-		}
+	err = st.Run(ctx, StageBuild, func(ctx context.Context) error {
+		defer freeSlot()
+		return r.build(ctx, s, log)
+	})
+	if err == nil {
+		err = st.Run(ctx, StagePush, func(ctx context.Context) (err error) {
+			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
+			defer cancel()
+			digest, err = r.push(ctx, s.Ref.String(), log)
+			return err
+		})
 	}
+	if err == nil {
+		err = st.Run(ctx, StageVerify, func(ctx context.Context) error {
+			return VerifyDigest(ctx, r.Registry, s.Ref.String(), digest)
+		})
+	}
+	return r.end(ctx, st, err, digest, s)
+}
 
-	for _, st := range stages {
-		fmt.Fprintf(log, "==> %s %s at %s\n", st.name, s.Name, r.now().UTC().Format(time.RFC3339))
-		log.reset()
-		r.emit(Event{Image: s.Name, Stage: st.name, Status: store.Running})
-		err := st.run(ctx)
-		done := Event{Image: s.Name, Stage: st.name, Status: store.Succeeded, Digest: digest}
-		if st.name == StageTest {
-			done.Validation = validation
-		}
-		switch {
-		case err == errSkipStage:
-			done.Status = store.Skipped
-		case err != nil && ctx.Err() != nil:
-			err = fmt.Errorf("%s: %w", st.name, ctx.Err())
-			done.Status, done.Err = store.Interrupted, err
-			r.emit(done)
-			r.emit(Event{Image: s.Name, Status: store.Interrupted, Err: err})
-			return store.Interrupted
-		case err != nil:
-			tail := log.lines() // the engine's words; ours follow in the file only
-			fmt.Fprintf(log, "==> %s failed: %v\n", st.name, err)
-			err = fmt.Errorf("%s: %w", st.name, err)
-			done.Status, done.Err = store.Failed, err
-			r.emit(done)
-			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err, Digest: digest, Tail: tail, Tags: tags[:len(tags):len(tags)]})
-			return store.Failed
-		}
+// end reports how the runner's part of s ended: pushed as digest (or
+// pulled), or stopped by err.
+func (r *execution) end(ctx context.Context, st *Stages, err error, digest string, s *Step) store.Status {
+	done := Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: []string{s.Tag()}}
+	status := st.End(ctx, err, done)
+	if status == store.Succeeded {
 		r.emit(done)
-		if st.unblocks {
-			unblock()
-		}
 	}
-	r.emit(Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: tags})
-	return store.Succeeded
+	return status
+}
+
+// build builds s from scratch: no cache, base images pulled, within the
+// image's timeout.
+func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
+	auth, err := r.Registry.EngineAuth()
+	if err != nil {
+		return err
+	}
+	// No build labels: the classic builder adds each as a step of its own,
+	// a container commit that costs seconds; the record holds the same facts.
+	_, err = r.Engine.Build(ctx, engine.BuildSpec{
+		Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
+		Tags: []string{s.Ref.String()}, Args: s.Args, Target: s.Target,
+		NoCache: true, Pull: true, RegistryAuth: auth,
+	}, log)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("build timed out after %s", s.Timeout)
+	}
+	return err
 }
 
 // safeImage is image, with a panic in it (a bug of ours, or of a library)
 // failing that image alone instead of the whole process, a daemon's
 // included. The stack goes to the image's log.
-func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot, unblock func()) (status store.Status) {
+func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot func()) (status store.Status) {
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("nightshift failed: panic: %v", p)
-			if f, ferr := os.OpenFile(filepath.Join(r.Logs, s.Name+".log"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644); ferr == nil {
-				fmt.Fprintf(f, "==> %v\n%s", err, debug.Stack())
-				f.Close()
+			if log, lerr := AppendLog(filepath.Join(r.Logs, s.Name+".log")); lerr == nil {
+				fmt.Fprintf(log, "==> %v\n%s", err, debug.Stack())
+				log.Close()
 			}
 			status = store.Failed
-			// The panic may have come from Events itself: then this
-			// report is lost, not the process.
-			defer func() { recover() }()
 			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err})
 		}
 	}()
-	return r.image(ctx, s, freeSlot, unblock)
-}
-
-// errSkipStage ends a stage that had nothing to do.
-var errSkipStage = errors.New("nothing to do")
-
-// TagValidated tags s's image, pushed as digest, <tag>-validated, and
-// latest too when latest waits for validation; it returns the tags added.
-func (r *Runner) TagValidated(ctx context.Context, s *Step, digest string) ([]string, error) {
-	validated := s.Tag() + ValidatedSuffix
-	refs := []string{s.Ref + ValidatedSuffix}
-	tags := []string{validated}
-	if r.LatestValidated {
-		refs, tags = append(refs, s.Latest), append(tags, "latest")
-	}
-	for _, ref := range refs {
-		if err := r.tag(ctx, ref, digest); err != nil {
-			return nil, err
-		}
-	}
-	return tags, nil
-}
-
-// tag points ref, a tag of the image's repository, at digest by a remote
-// manifest PUT (no layer moves) and checks that it landed.
-func (r *Runner) tag(ctx context.Context, ref, digest string) error {
-	tag := ref[strings.LastIndex(ref, ":")+1:]
-	repo := ref[:strings.LastIndex(ref, ":")]
-	if err := r.Registry.Tag(ctx, repo+"@"+digest, tag); err != nil {
-		return err
-	}
-	return verifyDigest(ctx, r.Registry, ref, digest)
+	return r.image(ctx, s, freeSlot)
 }
 
 // push pushes ref once through the engine, trying again when the failure
@@ -499,11 +382,11 @@ func (r *Runner) retry(ctx context.Context, log io.Writer, what string, f func()
 // maxRetryWait caps the wait between two tries of a push or pull.
 const maxRetryWait = time.Minute
 
-// pull resolves ref's digest in the registry and pulls exactly that image
+// pull resolves s's digest in the registry and pulls exactly that image
 // through the engine, trying again when the failure looks passing. The
 // image is then tested by digest: what gets tagged validated is what ran.
-func (r *execution) pull(ctx context.Context, ref string, log io.Writer) (string, error) {
-	digest, err := r.Registry.Digest(ctx, ref)
+func (r *execution) pull(ctx context.Context, s *Step, log io.Writer) (string, error) {
+	digest, err := r.Registry.Digest(ctx, s.Ref.String())
 	if err != nil {
 		return "", err
 	}
@@ -511,18 +394,14 @@ func (r *execution) pull(ctx context.Context, ref string, log io.Writer) (string
 	if err != nil {
 		return "", err
 	}
-	pinned := ref[:strings.LastIndex(ref, ":")] + "@" + digest
+	pinned := s.Pinned(digest)
 	err = r.retry(ctx, log, "pull", func() error { return r.Engine.Pull(ctx, pinned, auth, log) })
 	return digest, err
 }
 
-// verify checks that ref resolves to want in the registry: a push that did
-// not land must never count as a success.
-func (r *execution) verify(ctx context.Context, ref, want string) error {
-	return verifyDigest(ctx, r.Registry, ref, want)
-}
-
-func verifyDigest(ctx context.Context, reg Registry, ref, want string) error {
+// VerifyDigest checks that ref resolves to want in the registry: a push or
+// a tag that did not land must never count as a success.
+func VerifyDigest(ctx context.Context, reg Registry, ref, want string) error {
 	got, err := reg.Digest(ctx, ref)
 	if err != nil {
 		return err
@@ -547,14 +426,10 @@ func transient(err error) bool {
 }
 
 func (r *execution) emit(e Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if e.Time.IsZero() {
 		e.Time = r.now()
 	}
-	if r.Events != nil {
-		r.Events(e)
-	}
+	r.events <- e
 }
 
 func (r *Runner) now() time.Time {
@@ -562,49 +437,4 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
-}
-
-// tailWriter passes writes through and keeps the last lines written since
-// the last reset, so a failure's record can show them without the log file.
-type tailWriter struct {
-	w       io.Writer
-	max     int
-	mu      sync.Mutex
-	partial []byte
-	last    []string
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	buf := append(t.partial, p...)
-	for {
-		i := bytes.IndexByte(buf, '\n')
-		if i < 0 {
-			break
-		}
-		t.last = append(t.last, string(buf[:i]))
-		if len(t.last) > t.max {
-			t.last = t.last[len(t.last)-t.max:]
-		}
-		buf = buf[i+1:]
-	}
-	t.partial = append([]byte(nil), buf...)
-	return t.w.Write(p)
-}
-
-func (t *tailWriter) reset() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.last, t.partial = nil, nil
-}
-
-func (t *tailWriter) lines() []string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := slices.Clone(t.last)
-	if len(t.partial) > 0 {
-		out = append(out, string(t.partial))
-	}
-	return out[max(0, len(out)-t.max):]
 }

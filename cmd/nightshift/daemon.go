@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -11,8 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"nightshift/config"
-	"nightshift/notify"
 	"nightshift/pipeline"
 	"nightshift/scheduler"
 	"nightshift/store"
@@ -29,14 +28,14 @@ letting the current run finish within [schedule] shutdown_grace.
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	s, code := c.openSetup(*cfgPath)
+	s, code := c.openSetup(*cfgPath, c.log)
 	if s == nil {
 		return code
 	}
-	defer s.db.Close()
-	cfg, db, routes := s.cfg, s.db, s.routes
-	d := &daemonState{cli: c, cfg: cfg, db: db, ns: s.ns, routes: routes, kick: make(chan struct{}, 1)}
-	c.interruptLeftovers(db, outbox(cfg, routes))
+	defer s.close()
+	cfg, db := s.cfg, s.db
+	d := &daemonState{log: c.log, db: db, p: s.p, kick: make(chan struct{}, 1)}
+	c.recover(s.p)
 
 	sched, err := scheduler.New(scheduler.Config{
 		Spec: cfg.Schedule.Cron, Jitter: cfg.Schedule.Jitter.Duration, Missed: cfg.Schedule.Missed,
@@ -99,13 +98,11 @@ letting the current run finish within [schedule] shutdown_grace.
 
 // daemonState is what the daemon's runs, API and deliveries share.
 type daemonState struct {
-	cli    *cli
-	cfg    *config.Config
-	db     *store.DB
-	ns     map[string]notify.Notifier
-	routes []notify.Route
-	sched  *scheduler.Scheduler
-	kick   chan struct{} // wakes the deliverer when a run has queued messages
+	log   *slog.Logger
+	db    *store.DB
+	p     *pipeline.Pipeline
+	sched *scheduler.Scheduler
+	kick  chan struct{} // wakes the deliverer when a run has queued messages
 
 	mu      sync.Mutex
 	current uint64 // record id of the run going on, 0 if none
@@ -125,17 +122,18 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 		d.mu.Unlock()
 		d.wakeDelivery()
 	}()
-	// nightly only queues news; d.deliver, woken by the deferred call above, sends it.
-	_, code := d.cli.nightly(ctx, d.cfg, d.db, d.routes, request{sel: pipeline.Selection{Only: t.Only}, unattended: true}, pipeline.Options{
-		Trigger: t.Reason, Logger: d.cli.log,
-		Started: func(id uint64) {
-			d.mu.Lock()
-			d.current = id
-			d.mu.Unlock()
-		},
-	})
-	if code == exitUsage || code == exitUnavailable {
-		return fmt.Errorf("the run could not start (exit code %d; see the log)", code)
+	// The pipeline only queues news; d.deliver, woken by the deferred call
+	// above, sends it.
+	run, err := d.p.Nightly(ctx, pipeline.Request{Selection: pipeline.Selection{Only: t.Only}, Trigger: t.Reason, Unattended: true})
+	if err != nil {
+		d.log.Error("the run could not start", "err", err)
+		return fmt.Errorf("the run could not start: %w", err)
+	}
+	d.mu.Lock()
+	d.current = run.ID()
+	d.mu.Unlock()
+	if _, err := run.Wait(); err != nil {
+		d.log.Error("recording the run", "run", run.ID(), "err", err)
 	}
 	return nil
 }
@@ -145,16 +143,16 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 func (d *daemonState) event(e scheduler.Event) {
 	switch e.Kind {
 	case scheduler.EventMissedSkipped:
-		d.queueNews(fmt.Sprintf("the run scheduled for %s was missed while nightshift was down, and skipped ([schedule] missed)", e.Time.Format(time.RFC3339)))
+		reason := fmt.Sprintf("the run scheduled for %s was missed while nightshift was down, and skipped ([schedule] missed)", e.Time.Format(time.RFC3339))
+		if err := d.p.QueueNews(reason); err != nil {
+			d.log.Error("queueing a notification", "err", err)
+		}
 	case scheduler.EventPanic:
-		d.cli.interruptLeftovers(d.db, outbox(d.cfg, d.routes))
-		d.wakeDelivery()
-	}
-}
-
-func (d *daemonState) queueNews(reason string) {
-	if err := queueNotStarted(d.cfg, d.db, d.routes, reason); err != nil {
-		d.cli.log.Error("queueing a notification", "err", err)
+		if _, err := d.p.Recover(); err != nil {
+			d.log.Error(err.Error())
+		}
+	default:
+		return
 	}
 	d.wakeDelivery()
 }
@@ -164,11 +162,11 @@ func (d *daemonState) queueNews(reason string) {
 // only delivery path: nothing else in the daemon sends, so no message is
 // sent twice by two senders.
 func (d *daemonState) deliver(ctx context.Context) {
-	del := d.cli.deliverer(d.cfg, d.db, d.ns)
+	del := d.p.Deliverer(false)
 	for {
 		next, err := del.Deliver(ctx)
 		if err != nil {
-			d.cli.log.Error("delivering notifications", "err", err)
+			d.log.Error("delivering notifications", "err", err)
 		}
 		wait := time.Minute
 		if !next.IsZero() {

@@ -16,8 +16,9 @@ import (
 	"syscall"
 
 	"nightshift/config"
-	"nightshift/notify"
+	"nightshift/engine"
 	"nightshift/pipeline"
+	"nightshift/registry"
 	"nightshift/store"
 )
 
@@ -195,16 +196,17 @@ func (c *cli) openRecords(path string) (*store.DB, int) {
 
 // setup is what the commands that run or deliver work with.
 type setup struct {
-	cfg    *config.Config
-	db     *store.DB
-	ns     map[string]notify.Notifier
-	routes []notify.Route
+	cfg *config.Config
+	db  *store.DB
+	eng *engine.Engine
+	p   *pipeline.Pipeline
 }
 
-// openSetup loads the configuration, builds its notifiers and opens its
-// record store; it returns nil and the exit code when any of that fails.
-// The caller closes s.db.
-func (c *cli) openSetup(path string) (*setup, int) {
+// openSetup loads the configuration, builds its notifiers, engine and
+// registry clients (which reach nothing yet) and opens its record store;
+// it returns nil and the exit code when any of that fails. The caller
+// closes s.
+func (c *cli) openSetup(path string, log *slog.Logger) (*setup, int) {
 	cfg, code := c.loadConfig(path)
 	if cfg == nil {
 		return nil, code
@@ -214,11 +216,38 @@ func (c *cli) openSetup(path string) (*setup, int) {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return nil, exitUsage
 	}
+	reg, err := stagingRegistry(cfg)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return nil, exitUsage
+	}
+	eng, err := engine.New()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\nPoint DOCKER_HOST at a Docker Engine.\n", err)
+		return nil, exitUnavailable
+	}
 	db, code := c.openStore(cfg)
 	if db == nil {
+		eng.Close()
 		return nil, code
 	}
-	return &setup{cfg: cfg, db: db, ns: ns, routes: routes}, exitOK
+	p := pipeline.New(cfg, db, pipeline.WithEngine(eng), pipeline.WithRegistry(reg),
+		pipeline.WithNotifiers(ns, routes), pipeline.WithLogger(log))
+	return &setup{cfg: cfg, db: db, eng: eng, p: p}, exitOK
+}
+
+func (s *setup) close() {
+	s.db.Close()
+	s.eng.Close()
+}
+
+// stagingRegistry is the client of the staging registry cfg names.
+func stagingRegistry(cfg *config.Config) (*registry.Client, error) {
+	opts := []registry.Option{registry.WithRetryBudget(cfg.Staging.RetryBudget.Duration)}
+	if cfg.Staging.Username != "" {
+		opts = append(opts, registry.WithBasicAuth(cfg.Staging.Username, cfg.Staging.Password.Reveal()))
+	}
+	return registry.New(cfg.Staging.Registry, opts...)
 }
 
 // openStore opens the record store, failing fast if another process has it.

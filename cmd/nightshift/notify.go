@@ -11,6 +11,7 @@ import (
 	"nightshift/notify"
 	"nightshift/notify/discord"
 	"nightshift/notify/email"
+	"nightshift/pipeline"
 	"nightshift/store"
 )
 
@@ -38,23 +39,14 @@ func notifiers(cfg *config.Config) (map[string]notify.Notifier, []notify.Route, 
 	return ns, routes, nil
 }
 
-// outbox is what a run queues for people when it ends.
-func outbox(cfg *config.Config, routes []notify.Route) func(store.Finish) ([]store.Message, error) {
-	return notify.Messages(routes, stagingRepo(cfg), cfg.HTTP.PublicURL)
-}
-
 func stagingRepo(cfg *config.Config) string {
 	return cfg.Staging.Registry + "/" + cfg.Staging.Namespace
 }
 
-func (c *cli) deliverer(cfg *config.Config, db *store.DB, ns map[string]notify.Notifier) *notify.Deliverer {
-	return &notify.Deliverer{DB: db, Notifiers: ns, GiveUpAfter: cfg.Notify.GiveUpAfter.Duration, Log: c.log}
-}
-
 // flush delivers what is pending, waiting at most the configured time, and
 // says what is left for later.
-func (c *cli) flush(ctx context.Context, cfg *config.Config, db *store.DB, ns map[string]notify.Notifier) {
-	left, err := c.deliverer(cfg, db, ns).Flush(ctx, cfg.Notify.FlushTimeout.Duration)
+func (c *cli) flush(ctx context.Context, p *pipeline.Pipeline) {
+	left, err := p.Flush(ctx, false)
 	switch {
 	case err != nil:
 		c.log.Error("delivering notifications", "err", err)
@@ -121,15 +113,13 @@ func (c *cli) notifyFlush(ctx context.Context, args []string) int {
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	s, code := c.openSetup(*cfgPath)
+	s, code := c.openSetup(*cfgPath, c.log)
 	if s == nil {
 		return code
 	}
-	defer s.db.Close()
-	c.interruptLeftovers(s.db, outbox(s.cfg, s.routes)) // their news goes out too
-	d := c.deliverer(s.cfg, s.db, s.ns)
-	d.Eager = true
-	left, err := d.Flush(ctx, s.cfg.Notify.FlushTimeout.Duration)
+	defer s.close()
+	c.recover(s.p) // their news goes out too
+	left, err := s.p.Flush(ctx, true)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitUnavailable

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,15 +16,10 @@ import (
 
 	"golang.org/x/term"
 
-	"nightshift/config"
-	"nightshift/engine"
-	"nightshift/notify"
 	"nightshift/pipeline"
 	"nightshift/rebuild"
-	"nightshift/registry"
 	"nightshift/report"
 	"nightshift/store"
-	"nightshift/validate"
 )
 
 const (
@@ -53,8 +47,8 @@ push or validation) or the run was interrupted.
 	if !out.check(c, "run") || !checkOnly(c, "run", *only, *withDeps) {
 		return exitUsage
 	}
-	return c.carryOut(ctx, *cfgPath, out, func(*store.DB) (request, bool) {
-		return request{sel: pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, noValidate: *noValidate}, true
+	return c.carryOut(ctx, *cfgPath, out, (*pipeline.Pipeline).Nightly, pipeline.Request{
+		Selection: pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, NoValidate: *noValidate,
 	})
 }
 
@@ -80,204 +74,96 @@ func (o output) check(c *cli, cmd string) bool {
 	return true
 }
 
-// carryOut opens the store, asks what to do (resolve may look in the
-// store; false means it said why and the command exits 2), runs it with
-// progress, writes the reports and the summary, and delivers the news.
-func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, resolve func(*store.DB) (request, bool)) int {
-	s, code := c.openSetup(cfgPath)
-	if s == nil {
-		return code
-	}
-	defer s.db.Close()
-	cfg, db, ns, routes := s.cfg, s.db, s.ns, s.routes
-	c.interruptLeftovers(db, outbox(cfg, routes))
-	req, ok := resolve(db)
-	if !ok {
-		return exitUsage
-	}
+// startFunc starts a run of a pipeline: Nightly or Validate.
+type startFunc func(*pipeline.Pipeline, context.Context, pipeline.Request) (*pipeline.Run, error)
 
-	observe, stopProgress, live := c.progress(*out.progress)
+// carryOut starts req with progress, waits for its end, writes the
+// reports and the summary, delivers the news, and returns the exit code.
+func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, start startFunc, req pipeline.Request) int {
+	mode := c.progressMode(*out.progress)
 	log := c.log
-	if live {
+	if mode == "live" {
 		// Info lines on the same terminal would break the redrawn table;
 		// the summary below says the same. Warnings and errors still show.
 		log = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	rec, code := c.nightly(ctx, cfg, db, routes, req, pipeline.Options{Trigger: *out.trigger, Logger: log, Observe: observe})
-	stopProgress()
-	if rec == nil {
+	s, code := c.openSetup(cfgPath, log)
+	if s == nil {
+		return code
+	}
+	defer s.close()
+	c.recover(s.p)
+
+	observe, stopProgress := c.progress(mode)
+	progress := make(chan pipeline.Update)
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		for u := range progress {
+			observe(u.Run, u.Event)
+		}
+	}()
+	req.Progress, req.Trigger = progress, *out.trigger
+	run, err := start(s.p, ctx, req)
+	if err != nil {
+		<-followed
+		stopProgress()
+		code := c.exitCode(err)
+		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
 		if code == exitUnavailable && ctx.Err() == nil {
-			c.flush(ctx, cfg, db, ns) // the news that the run could not start
+			c.flush(ctx, s.p) // the news that the run could not start
 		}
 		return code
+	}
+	rec, err := run.Wait()
+	<-followed
+	stopProgress()
+	if err != nil {
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err) // the record is incomplete, the run is not
+	}
+	if rec == nil {
+		return exitUnavailable
 	}
 	if err := c.writeReports(rec, *out.junit, *out.json); err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitFailed
 	}
-	summary(c.stdout, rec, stagingRepo(cfg))
+	summary(c.stdout, rec, s.p.Repo())
 	if ctx.Err() == nil {
 		// After a signal, stop now: what is queued goes with the next start.
-		c.flush(ctx, cfg, db, ns)
-	}
-	return code
-}
-
-// request says what one run does.
-type request struct {
-	sel pipeline.Selection
-	// noValidate builds and pushes only; `nightshift validate` follows.
-	noValidate bool
-	// tag, when set, makes a validation run of the images pushed under
-	// it, from commit (when known).
-	tag, commit string
-	// unattended: nobody watches the run start (the daemon), so a run
-	// that a configuration problem stops (a Dockerfile gone from the
-	// tree, a FROM that now loops) is news too, not only one that found
-	// something unavailable.
-	unattended bool
-}
-
-// nightly is one run as the CLI and the daemon both carry it out: pin the
-// source and plan, reach the engine and the registry, then build, push,
-// validate and record. rec is nil when no run started, and code is then the
-// exit code that means; when what was missing is the source's remote, the
-// engine or the registry (exit 3), or for an unattended run the source's
-// tree no longer fits the configuration (exit 2), the news is queued (not
-// when the store itself failed: the outbox is in it, and stderr has to say
-// it). It
-// queues and never delivers: the caller has the one delivery path (the
-// CLI flushes, the daemon wakes its deliverer). opts.Outbox and
-// opts.Jenkins are set here.
-func (c *cli) nightly(ctx context.Context, cfg *config.Config, db *store.DB,
-	routes []notify.Route, req request, opts pipeline.Options) (rec *store.Run, code int) {
-	var (
-		prep *pipeline.Prepared
-		err  error
-	)
-	if req.tag != "" {
-		prep, err = pipeline.PrepareValidation(ctx, cfg, req.sel, req.tag, req.commit, time.Now().UTC())
-	} else {
-		prep, err = pipeline.Prepare(ctx, cfg, req.sel, time.Now().UTC())
-	}
-	if err != nil {
-		code := c.exitCode(err)
-		fmt.Fprintln(c.stderr, "nightshift: nothing was built or pushed")
-		var usage *pipeline.UsageError
-		if code == exitUnavailable || (req.unattended && code == exitUsage && !errors.As(err, &usage)) {
-			c.notStarted(ctx, cfg, db, routes, err)
-		}
-		return nil, code
-	}
-	eng, err := engine.Connect(ctx, connectTimeout)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\nStart the Docker Engine, or point DOCKER_HOST at one.\n", err)
-		c.notStarted(ctx, cfg, db, routes, err)
-		return nil, exitUnavailable
-	}
-	defer eng.Close()
-	reg, err := newRegistry(ctx, cfg.Staging.Registry, cfg.Staging.Username, cfg.Staging.Password.Reveal(), cfg.Staging.RetryBudget.Duration)
-	if err == nil {
-		err = reg.CheckPush(cfg.Staging.Namespace + "/" + prep.Plan.Steps[0].Name)
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		c.notStarted(ctx, cfg, db, routes, err)
-		return nil, exitUnavailable
-	}
-	// No build labels: the classic builder adds each as a step of its own,
-	// a container commit that costs seconds; the record holds the same facts.
-	runner := &rebuild.Runner{Engine: eng, Registry: reg, Jobs: cfg.Build.Jobs, RetryBudget: cfg.Staging.RetryBudget.Duration,
-		LatestValidated: cfg.Staging.Latest == config.LatestValidated}
-	if prep.Tests != nil && !req.noValidate {
-		runner.Test = validate.NewTester(cfg, prep.Tests, eng).Test
-		if cfg.Validate.Jenkins.Enabled {
-			data := config.NewTemplateData(prep.Plan.Start, prep.Plan.Commit)
-			data.Tag = prep.Plan.Tag
-			runner.HoldValidated = true
-			opts.Jenkins = validate.NewJob(cfg.Validate.Jenkins, data, opts.Logger).Run
-		}
-	}
-	opts.Outbox = outbox(cfg, routes)
-	rec, err = pipeline.Run(ctx, cfg, prep, runner, db, opts)
-	if rec == nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
-		return nil, exitUnavailable
-	}
-	if err != nil {
-		fmt.Fprintf(c.stderr, "nightshift: %v\n", err) // the record is incomplete, the run is not
+		c.flush(ctx, s.p)
 	}
 	if rec.Status != store.Succeeded {
-		return rec, exitFailed
+		return exitFailed
 	}
-	return rec, exitOK
+	return exitOK
 }
 
-func newRegistry(ctx context.Context, host, user, password string, budget time.Duration) (*registry.Client, error) {
-	opts := []registry.Option{registry.WithRetryBudget(budget)}
-	if user != "" {
-		opts = append(opts, registry.WithBasicAuth(user, password))
-	}
-	reg, err := registry.New(host, opts...)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if err := reg.Ping(ctx); err != nil {
-		return nil, err
-	}
-	return reg, nil
-}
-
-// notStarted queues the news that a run could not start, for the caller
-// to deliver; not when the run was cancelled (Ctrl-C, the daemon
-// stopping): then nothing was unavailable, and nobody needs telling.
-func (c *cli) notStarted(ctx context.Context, cfg *config.Config, db *store.DB, routes []notify.Route, why error) {
-	if ctx.Err() != nil {
-		return
-	}
-	if err := queueNotStarted(cfg, db, routes, why.Error()); err != nil {
-		c.log.Error("queueing the notification that the run could not start", "err", err)
+// recover records the runs a crash left running as interrupted, and
+// queues the news.
+func (c *cli) recover(p *pipeline.Pipeline) {
+	if _, err := p.Recover(); err != nil {
+		c.log.Error(err.Error())
 	}
 }
 
-// queueNotStarted queues, for every notifier that wants it, a message
-// saying that a run could not start, and why.
-func queueNotStarted(cfg *config.Config, db *store.DB, routes []notify.Route, reason string) error {
-	now := time.Now().UTC()
-	msgs, err := notify.NotStarted(routes, reason, stagingRepo(cfg), cfg.HTTP.PublicURL, now)
-	if err != nil {
-		return err
+// progressMode turns "auto" into live redrawing on a terminal and plain
+// lines elsewhere.
+func (c *cli) progressMode(mode string) string {
+	if mode != "auto" {
+		return mode
 	}
-	return db.Enqueue(now, msgs...)
+	if f, isFile := c.stdout.(*os.File); isFile && term.IsTerminal(int(f.Fd())) {
+		return "live"
+	}
+	return "lines"
 }
 
-// interruptLeftovers records runs that a crash left "running" as
-// interrupted, and queues the news.
-func (c *cli) interruptLeftovers(db *store.DB, outbox func(store.Finish) ([]store.Message, error)) {
-	runs, err := db.Interrupt(time.Now().UTC(), "nightshift stopped during the run", outbox)
-	if err != nil {
-		c.log.Error("marking crashed runs interrupted", "err", err)
-	}
-	for _, r := range runs {
-		c.log.Warn("run was left running by a stopped nightshift; recorded as interrupted", "run", r.ID, "tag", r.Tag)
-	}
-}
-
-// progress picks live redrawing on a terminal and plain lines elsewhere,
-// and says whether it picked live.
-func (c *cli) progress(mode string) (observe func(*store.Run, rebuild.Event), stop func(), live bool) {
-	f, isFile := c.stdout.(*os.File)
-	if mode == "auto" {
-		mode = "lines"
-		if isFile && term.IsTerminal(int(f.Fd())) {
-			mode = "live"
-		}
-	}
+// progress shows a run's progress in mode, "live" or "lines", until stop.
+func (c *cli) progress(mode string) (observe func(*store.Run, rebuild.Event), stop func()) {
 	if mode == "lines" {
 		l := &report.Lines{W: c.stdout}
-		return l.Observe, func() {}, false
+		return l.Observe, func() {}
 	}
 	view := &report.Live{W: c.stdout}
 	done := make(chan struct{})
@@ -295,7 +181,7 @@ func (c *cli) progress(mode string) (observe func(*store.Run, rebuild.Event), st
 			}
 		}
 	}()
-	return view.Observe, func() { close(done); <-stopped; view.Tick() }, true
+	return view.Observe, func() { close(done); <-stopped; view.Tick() }
 }
 
 func (c *cli) writeReports(rec *store.Run, junitPath, jsonPath string) error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"nightshift/pipeline"
-	"nightshift/store"
 )
 
 func (c *cli) validate(ctx context.Context, args []string) int {
@@ -32,30 +31,7 @@ This is the second half of a two-job setup whose first half is
 	case !out.check(c, "validate") || !checkOnly(c, "validate", *only, false):
 		return exitUsage
 	}
-	return c.carryOut(ctx, *cfgPath, out, func(db *store.DB) (request, bool) {
-		req := request{sel: pipeline.Selection{Only: list(*only)}, tag: *tag}
-		if *runID != 0 {
-			r, err := db.Run(*runID)
-			if err != nil {
-				fmt.Fprintf(c.stderr, "nightshift validate: run %d: %v (see nightshift history)\n", *runID, err)
-				return req, false
-			}
-			req.tag, req.commit = r.Tag, r.Commit
-			return req, true
-		}
-		// The newest rebuild that pushed the tag says which commit the
-		// tests come from.
-		runs, err := db.Runs(0)
-		if err != nil {
-			fmt.Fprintf(c.stderr, "nightshift validate: %v\n", err)
-			return req, false
-		}
-		for _, r := range runs {
-			if r.Tag == *tag && r.Kind == "" {
-				req.commit = r.Commit
-				break
-			}
-		}
-		return req, true
+	return c.carryOut(ctx, *cfgPath, out, (*pipeline.Pipeline).Validate, pipeline.Request{
+		Selection: pipeline.Selection{Only: list(*only)}, Tag: *tag, Night: *runID,
 	})
 }

@@ -1,10 +1,8 @@
-package main
+package pipeline
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +12,6 @@ import (
 	"nightshift/config"
 	"nightshift/internal/testenv"
 	"nightshift/notify"
-	"nightshift/pipeline"
 	"nightshift/store"
 )
 
@@ -28,19 +25,19 @@ func TestNotStartedOnlyWhenNotCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	c := &cli{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cfg := &config.Config{Staging: config.Staging{Registry: "127.0.0.1:5000", Namespace: "ci"}}
 	routes := []notify.Route{{Notifier: "discord", On: []string{"failure"}}}
+	p := New(cfg, db, WithNotifiers(nil, routes))
 	why := errors.New("source https://git.example.org/ci.git@main: connection refused")
 
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	c.notStarted(cancelled, cfg, db, routes, why)
+	p.notStarted(cancelled, why)
 	if n, err := db.PendingCount(); err != nil || n != 0 {
 		t.Fatalf("a cancelled run queued %d messages (%v), want none", n, err)
 	}
 
-	c.notStarted(context.Background(), cfg, db, routes, why)
+	p.notStarted(context.Background(), why)
 	msgs, err := db.PendingMessages()
 	if err != nil || len(msgs) != 1 || msgs[0].Notifier != "discord" {
 		t.Fatalf("a run that could not start queued %+v (%v), want one message for discord", msgs, err)
@@ -49,7 +46,8 @@ func TestNotStartedOnlyWhenNotCancelled(t *testing.T) {
 
 // A tree that no longer fits the configuration (a Dockerfile deleted since
 // the daemon loaded it) stops the run before anything is built: news for
-// the daemon, whose runs nobody watches start; the CLI's stderr says it.
+// an unattended run (the daemon's), whose start nobody watches; the CLI's
+// stderr says it.
 func TestUnattendedConfigProblemIsNews(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -73,18 +71,19 @@ func TestUnattendedConfigProblemIsNews(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "Dockerfile")); err != nil {
 		t.Fatal(err)
 	}
-	c := &cli{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	routes := []notify.Route{{Notifier: "discord", On: []string{"failure"}}}
 	for _, unattended := range []bool{false, true} {
 		db, err := store.Open(filepath.Join(t.TempDir(), "ns.db"), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, code := c.nightly(context.Background(), cfg, db, routes, request{unattended: unattended}, pipeline.Options{})
+		p := New(cfg, db, WithNotifiers(nil, routes), WithEngine(&stubEngine{}), WithRegistry(newStubRegistry()))
+		run, runErr := p.Nightly(context.Background(), Request{Unattended: unattended})
 		msgs, err := db.PendingMessages()
 		db.Close()
-		if rec != nil || code != exitUsage || err != nil {
-			t.Fatalf("unattended=%v: run %v, exit %d (%v); want no run, exit %d", unattended, rec, code, err, exitUsage)
+		var ps config.Problems
+		if run != nil || !errors.As(runErr, &ps) || err != nil {
+			t.Fatalf("unattended=%v: run %v, error %v (%v); want no run, a configuration problem", unattended, run, runErr, err)
 		}
 		switch {
 		case !unattended && len(msgs) != 0:

@@ -1,0 +1,466 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"nightshift/config"
+	"nightshift/rebuild"
+	"nightshift/store"
+	"nightshift/validate"
+)
+
+// KindValidate is the kind of a run that validated images already pushed.
+const KindValidate = "validate"
+
+// Request says what one run does.
+type Request struct {
+	Selection
+	Trigger string // "cli", "cron", "api", ...
+	// NoValidate builds and pushes only; a validation run follows later.
+	NoValidate bool
+	// Unattended says nobody watches the run start (the daemon): a run that
+	// a configuration problem stops (a Dockerfile gone from the tree, a
+	// FROM that now loops) is news too, not only one that found something
+	// unavailable.
+	Unattended bool
+	// Progress, when set, receives every change as soon as it is recorded,
+	// with the record as it then stands; it is closed when the run ends or
+	// could not start. The run waits for it to be read.
+	Progress chan<- Update
+
+	// For a validation: the images pushed under Tag, or by the recorded
+	// run Night.
+	Tag   string
+	Night uint64
+}
+
+// Update is one change of a run under way.
+type Update struct {
+	Run   *store.Run
+	Event rebuild.Event
+}
+
+// Run is a run under way.
+type Run struct {
+	id   uint64
+	done chan struct{}
+	rec  *store.Run
+	err  error
+}
+
+// ID is the run's record id.
+func (r *Run) ID() uint64 { return r.id }
+
+// Wait waits for the run to end and returns its record. The error is about
+// recording, not about images: their failures are in the record. The
+// record is nil only when the end of the run could not be recorded.
+func (r *Run) Wait() (*store.Run, error) {
+	<-r.done
+	return r.rec, r.err
+}
+
+// Nightly starts a rebuild: it pins the source, plans, checks that the
+// engine and the registry answer, records the run and carries it out in
+// the background. An error means no run started: config.Problems or
+// *UsageError when the request or the configuration is wrong,
+// *Unavailable when what the run needs is not there (the news of which is
+// queued, as it is for an unattended run's configuration problems).
+func (p *Pipeline) Nightly(ctx context.Context, req Request) (*Run, error) {
+	prep, err := Prepare(ctx, p.cfg, req.Selection, p.now().UTC())
+	return p.start(ctx, req, prep, err)
+}
+
+// Validate starts the validation of images already pushed, under req.Tag
+// or by the run req.Night, without rebuilding them: each is pulled by its
+// digest, tested, and with the Jenkins job run with every ref; what passes
+// is tagged validated. The test files come from the source at the commit
+// the images were built from, when the record knows it. Errors are as for
+// Nightly.
+func (p *Pipeline) Validate(ctx context.Context, req Request) (*Run, error) {
+	tag, commit, err := p.night(req)
+	var prep *Prepared
+	if err == nil {
+		prep, err = PrepareValidation(ctx, p.cfg, req.Selection, tag, commit, p.now().UTC())
+	}
+	return p.start(ctx, req, prep, err)
+}
+
+// night resolves what a validation request names: the tag, and the commit
+// the images were built from ("" when no recorded rebuild pushed the tag).
+func (p *Pipeline) night(req Request) (tag, commit string, err error) {
+	switch {
+	case (req.Tag == "") == (req.Night == 0):
+		return "", "", &UsageError{errors.New("give either a tag or a run to validate")}
+	case req.Night != 0:
+		r, err := p.db.Run(req.Night)
+		if err != nil {
+			return "", "", &UsageError{fmt.Errorf("run %d: %w (see nightshift history)", req.Night, err)}
+		}
+		return r.Tag, r.Commit, nil
+	}
+	runs, err := p.db.Runs(0)
+	if err != nil {
+		return "", "", &Unavailable{err}
+	}
+	// The newest rebuild that pushed the tag says which commit the tests
+	// come from.
+	for _, r := range runs {
+		if r.Tag == req.Tag && r.Kind == "" {
+			return req.Tag, r.Commit, nil
+		}
+	}
+	return req.Tag, "", nil
+}
+
+// start reaches the engine and the registry for prep (or takes prepErr,
+// the reason it could not be made), records the run and carries it out.
+func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err error) (*Run, error) {
+	if err == nil {
+		if err = p.reach(ctx, p.cfg.Staging.Namespace+"/"+prep.Plan.Steps[0].Name); err != nil {
+			err = &Unavailable{err}
+		}
+	}
+	if err != nil {
+		var unavailable *Unavailable
+		var usage *UsageError
+		if errors.As(err, &unavailable) || (req.Unattended && !errors.As(err, &usage)) {
+			p.notStarted(ctx, err)
+		}
+		if req.Progress != nil {
+			close(req.Progress)
+		}
+		return nil, err
+	}
+
+	x := p.newExecution(prep, req)
+	rec := &store.Run{
+		Tag:     prep.Plan.Tag,
+		Commit:  prep.Source.Commit,
+		Subject: prep.Source.Subject,
+		Dirty:   prep.Source.Dirty,
+		Status:  store.Running,
+		Trigger: req.Trigger,
+		Started: prep.Plan.Start,
+		Images:  []store.ImageResult{},
+	}
+	if prep.Pull {
+		rec.Kind = KindValidate
+	}
+	for _, s := range prep.Plan.Steps {
+		rec.Planned = append(rec.Planned, s.Name)
+	}
+	if err := p.db.CreateRun(rec); err != nil {
+		if req.Progress != nil {
+			close(req.Progress)
+		}
+		return nil, &Unavailable{fmt.Errorf("record the run: %w", err)}
+	}
+	x.id = rec.ID
+	p.log.Info("run started", "run", rec.ID, "tag", rec.Tag, "commit", rec.Commit, "images", len(prep.Plan.Steps))
+	r := &Run{id: rec.ID, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if req.Progress != nil {
+			defer close(req.Progress)
+		}
+		r.rec, r.err = x.run(ctx)
+	}()
+	return r, nil
+}
+
+// tester runs an image's own tests; *validate.Tester is one.
+type tester interface {
+	Test(ctx context.Context, s *rebuild.Step, image string, log io.Writer) *store.Validation
+}
+
+// jenkinsJob is the project's test job; *validate.Job is one.
+type jenkinsJob interface {
+	Run(ctx context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild
+}
+
+// execution is one run under way.
+type execution struct {
+	p    *Pipeline
+	prep *Prepared
+	req  Request
+	id   uint64
+	// tests and job validate the images; nil when the run does not.
+	tests tester
+	job   jenkinsJob
+	// latestWaits moves latest only once an image is validated.
+	latestWaits bool
+
+	mu        sync.Mutex // serializes recording
+	statuses  map[string]store.Status
+	recordErr error
+}
+
+func (p *Pipeline) newExecution(prep *Prepared, req Request) *execution {
+	x := &execution{p: p, prep: prep, req: req, statuses: map[string]store.Status{},
+		latestWaits: p.cfg.Staging.Latest == config.LatestValidated}
+	switch {
+	case req.NoValidate:
+		return x
+	case p.tester != nil:
+		x.tests = p.tester(prep)
+	case prep.Tests != nil:
+		x.tests = validate.NewTester(p.cfg, prep.Tests, p.engine)
+	default:
+		return x
+	}
+	if p.cfg.Validate.Jenkins.Enabled || p.jenkins != nil {
+		if p.jenkins != nil {
+			x.job = p.jenkins(prep.Plan)
+		} else {
+			data := config.NewTemplateData(prep.Plan.Start, prep.Plan.Commit)
+			data.Tag = prep.Plan.Tag
+			x.job = validate.NewJob(p.cfg.Validate.Jenkins, data, p.log)
+		}
+	}
+	return x
+}
+
+// run carries the run out and records its end.
+func (x *execution) run(ctx context.Context) (*store.Run, error) {
+	plan := x.prep.Plan
+	runner := &rebuild.Runner{Engine: x.p.engine, Registry: x.p.registry, Jobs: x.p.cfg.Build.Jobs,
+		RetryBudget: x.p.cfg.Staging.RetryBudget.Duration}
+	var after sync.WaitGroup
+	for e := range runner.Run(ctx, rebuild.Job{
+		Plan: plan, Logs: x.logs(), Cost: lastDurations(x.p.db, plan), Pull: x.prep.Pull,
+	}) {
+		if e.Stage == "" && e.Status == store.Succeeded {
+			// Pushed and verified, or pulled: the rest is ours, while the
+			// images built on it go on.
+			after.Go(func() { x.afterPush(ctx, plan.Step(e.Image), e) })
+			continue
+		}
+		x.record(e)
+	}
+	after.Wait()
+	if x.job != nil && ctx.Err() == nil {
+		x.jenkins(ctx)
+	}
+
+	failed := false
+	for _, st := range x.statuses {
+		failed = failed || st == store.Failed
+	}
+	now := x.p.now()
+	final, err := x.p.db.FinishRun(x.id, func(run *store.Run) error {
+		switch {
+		case ctx.Err() != nil:
+			run.MarkInterrupted(now, "run cancelled: "+context.Cause(ctx).Error())
+		case failed:
+			run.Status, run.Finished = store.Failed, &now
+		default:
+			run.Status, run.Finished = store.Succeeded, &now
+		}
+		return nil
+	}, x.p.outbox())
+	if err != nil {
+		return nil, errors.Join(x.recordErr, fmt.Errorf("record the end of run %d: %w", x.id, err))
+	}
+	x.p.log.Info("run finished", "run", final.ID, "status", final.Status, "duration", final.Duration(now).Round(time.Millisecond))
+	return final, x.recordErr
+}
+
+func (x *execution) logs() string {
+	return filepath.Join(x.p.cfg.Store.Logs, strconv.FormatUint(x.id, 10))
+}
+
+// afterPush carries on with an image the runner pushed and verified (or
+// pulled): latest, unless it waits for validation; the image's tests; and
+// its validated tag, unless the Jenkins job has yet to pass it.
+func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebuild.Event) {
+	digest, tags := pushed.Digest, pushed.Tags
+	log, err := rebuild.AppendLog(filepath.Join(x.logs(), s.Name+".log"))
+	if err != nil {
+		x.record(rebuild.Event{Image: s.Name, Status: store.Failed, Err: fmt.Errorf("log: %w", err), Digest: digest, Tags: tags})
+		return
+	}
+	defer log.Close()
+	st := &rebuild.Stages{Image: s.Name, Log: log, Emit: x.record, Now: x.p.now}
+
+	if !x.prep.Pull && !x.latestWaits {
+		err = st.Run(ctx, rebuild.StageTag, func(ctx context.Context) error {
+			return x.tag(ctx, s.Latest, digest)
+		})
+		if err == nil {
+			tags = append(tags, "latest")
+		}
+	}
+	var v *store.Validation
+	if err == nil && x.tests != nil {
+		image := s.Ref.String()
+		if x.prep.Pull {
+			image = s.Pinned(digest) // what gets tagged validated is what ran
+		}
+		err = st.RunWith(ctx, rebuild.StageTest, func(ctx context.Context) error {
+			v = x.tests.Test(ctx, s, image, log)
+			switch v.Status {
+			case store.Succeeded:
+				return nil
+			case store.Skipped:
+				return rebuild.ErrNothingToDo
+			}
+			return errors.New(v.Error)
+		}, func() *store.Validation { return x.shown(v) })
+	}
+	if err == nil && x.tests != nil && x.job == nil {
+		err = st.Run(ctx, rebuild.StageValidated, func(ctx context.Context) error {
+			if v.Status != store.Succeeded {
+				return rebuild.ErrNothingToDo
+			}
+			added, err := x.tagValidated(ctx, s, digest)
+			tags = append(tags, added...)
+			return err
+		})
+	}
+	if st.End(ctx, err, rebuild.Event{Digest: digest, Tags: tags}) == store.Succeeded {
+		x.record(rebuild.Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: tags})
+	}
+}
+
+// shown is how an image's own tests are recorded: while the Jenkins job
+// has yet to run, passing them is not being validated.
+func (x *execution) shown(v *store.Validation) *store.Validation {
+	if v == nil {
+		return nil
+	}
+	shown := *v
+	if x.job != nil && (v.Status == store.Succeeded || v.Status == store.Skipped) {
+		shown.Status, shown.Error = store.Running, "waiting for the Jenkins job"
+	}
+	return &shown
+}
+
+// tag points ref, a tag of the image's repository, at digest by a remote
+// manifest PUT (no layer moves) and checks that it landed.
+func (x *execution) tag(ctx context.Context, ref name.Tag, digest string) error {
+	if err := x.p.registry.Tag(ctx, ref.Context().Digest(digest).String(), ref.TagStr()); err != nil {
+		return err
+	}
+	return rebuild.VerifyDigest(ctx, x.p.registry, ref.String(), digest)
+}
+
+// tagValidated tags s's image, pushed as digest, <tag>-validated, and
+// latest too when latest waits for validation; it returns the tags added.
+func (x *execution) tagValidated(ctx context.Context, s *rebuild.Step, digest string) ([]string, error) {
+	refs := []name.Tag{s.Validated()}
+	if x.latestWaits {
+		refs = append(refs, s.Latest)
+	}
+	var tags []string
+	for _, ref := range refs {
+		if err := x.tag(ctx, ref, digest); err != nil {
+			return nil, err
+		}
+		tags = append(tags, ref.TagStr())
+	}
+	return tags, nil
+}
+
+// record writes e into the run's record in one transaction, then passes
+// it on to whoever follows the run.
+func (x *execution) record(e rebuild.Event) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if e.Time.IsZero() {
+		e.Time = x.p.now()
+	}
+	if e.Stage == "" && e.Status != "" {
+		x.statuses[e.Image] = e.Status
+	}
+	var now *store.Run
+	err := x.p.db.UpdateRun(x.id, func(run *store.Run) error {
+		apply(run, x.prep.Plan, e)
+		now = run
+		return nil
+	})
+	if err != nil && x.recordErr == nil {
+		x.recordErr = err
+		x.p.log.Error("recording the run failed; building goes on", "run", x.id, "err", err)
+	}
+	// Outside the transaction: a slow terminal must not hold the writer.
+	if x.req.Progress != nil && now != nil {
+		x.req.Progress <- Update{Run: now, Event: e}
+	}
+}
+
+// apply records event e in run.
+func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
+	t := e.Time
+	errText := ""
+	if e.Err != nil {
+		errText = e.Err.Error()
+	}
+	im := run.Image(e.Image)
+	if im == nil {
+		res := store.ImageResult{Name: e.Image}
+		if s := plan.Step(e.Image); s != nil {
+			res.Ref, res.Parent = s.Ref.String(), s.Base
+		}
+		run.Images = append(run.Images, res)
+		im = &run.Images[len(run.Images)-1]
+	}
+	if e.Digest != "" {
+		im.Digest = e.Digest
+	}
+	if e.Validation != nil {
+		v := *e.Validation
+		im.Validation = &v
+		if e.Stage == "" && e.Status == "" {
+			return // about the validation alone
+		}
+	}
+	if e.Stage != "" {
+		st := im.Stage(e.Stage)
+		if st == nil {
+			im.Stages = append(im.Stages, store.Stage{Name: e.Stage, Started: t})
+			st = &im.Stages[len(im.Stages)-1]
+		}
+		st.Status, st.Error = e.Status, errText
+		if e.Status.Done() {
+			st.Finished = &t
+		}
+		return
+	}
+	im.Status, im.Error = e.Status, errText
+	switch {
+	case e.Status == store.Running:
+		im.Started, im.Log = &t, e.Log
+	case e.Status.Done():
+		im.Finished = &t
+		if len(e.Tags) > 0 {
+			im.Tags = e.Tags
+		}
+		if len(e.Tail) > 0 {
+			im.Tail = e.Tail
+		}
+	}
+}
+
+// lastDurations estimates each image's time from its latest success, so
+// the runner can start the longest chains first.
+func lastDurations(db *store.DB, plan *rebuild.Plan) map[string]time.Duration {
+	est := make(map[string]time.Duration, len(plan.Steps))
+	runs, _ := db.Runs(20) // a guess only: without history every image counts alike
+	for _, run := range runs {
+		for _, im := range run.Images {
+			if _, seen := est[im.Name]; !seen && im.Status == store.Succeeded {
+				est[im.Name] = im.Duration(time.Time{})
+			}
+		}
+	}
+	return est
+}

@@ -1,0 +1,156 @@
+package pipeline
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"nightshift/config"
+	"nightshift/rebuild"
+	"nightshift/source"
+	"nightshift/store"
+)
+
+// trace is an image's stages and status as "stage:status" and "status".
+func trace(im *store.ImageResult) []string {
+	var out []string
+	for _, st := range im.Stages {
+		out = append(out, st.Name+":"+string(st.Status))
+	}
+	return append(out, string(im.Status))
+}
+
+// After its push, an image is tagged latest (or not, when latest waits
+// for validation), tested, and tagged validated when it passes; a failing
+// test fails the image, not what builds on it.
+func TestValidationStages(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name            string
+		latestValidated bool
+		jenkins         bool
+		want            []string // stages of a passing image
+		wantTags        []string
+		wantValidation  store.Status
+	}{
+		{
+			name:           "latest moves at push, validated after the tests",
+			want:           []string{"build:succeeded", "push:succeeded", "verify:succeeded", "tag:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
+			wantTags:       []string{"t", "latest", "t-validated"},
+			wantValidation: store.Succeeded,
+		},
+		{
+			name:            "latest waits for validation",
+			latestValidated: true,
+			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
+			wantTags:        []string{"t", "t-validated", "latest"},
+			wantValidation:  store.Succeeded,
+		},
+		{
+			name:            "validated tags wait for the run's Jenkins job",
+			latestValidated: true,
+			jenkins:         true,
+			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "test:succeeded", "succeeded"},
+			wantTags:        []string{"t"},
+			wantValidation:  store.Skipped, // the job is skipped: base failed its tests
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := newStubRegistry()
+			p, _ := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+			if tc.latestValidated {
+				p.cfg.Staging.Latest = config.LatestValidated
+			}
+			p.tester = func(*Prepared) tester { return fixedTests{fail: []string{"base"}} }
+			jobRan := false
+			if tc.jenkins {
+				p.jenkins = func(*rebuild.Plan) jenkinsJob {
+					return jenkinsFunc(func(context.Context, map[string]string, func(store.JenkinsBuild)) store.JenkinsBuild {
+						jobRan = true
+						return store.JenkinsBuild{}
+					})
+				}
+			}
+			plan := testPlan()
+			plan.Steps[2].Parents, plan.Steps[2].Base = nil, "" // lint stands alone
+			prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: plan, Tests: nil}
+			got, err := runPrepared(t.Context(), p, prep, Request{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != store.Failed || jobRan {
+				t.Errorf("run %s, job ran: %v; want failed, the job not run", got.Status, jobRan)
+			}
+
+			base := got.Image("base")
+			if base.Status != store.Failed || base.Error != "test: 1 of 2 tests failed: python imports" ||
+				base.Validation == nil || base.Validation.Status != store.Failed {
+				t.Errorf("base ended %s (%q, validation %+v), want failed by its tests", base.Status, base.Error, base.Validation)
+			}
+			latest := reg.get("reg.test/ns/base:latest")
+			if tc.latestValidated == (latest != "") || latest != "" && latest != base.Digest {
+				t.Errorf("base's latest = %q: with latest = validated a broken image never becomes latest, else it moves at push", latest)
+			}
+			if d := reg.get("reg.test/ns/base:t-validated"); d != "" {
+				t.Errorf("base, failing its tests, was tagged validated")
+			}
+
+			for _, name := range []string{"cpu", "lint"} {
+				im := got.Image(name)
+				if got := trace(im); !slices.Equal(got, tc.want) {
+					t.Errorf("%s:\n got %q\nwant %q", name, got, tc.want)
+				}
+				if !slices.Equal(im.Tags, tc.wantTags) {
+					t.Errorf("%s's tags = %q, want %q", name, im.Tags, tc.wantTags)
+				}
+				if im.Validation == nil || im.Validation.Status != tc.wantValidation {
+					t.Errorf("%s's validation = %+v, want %s", name, im.Validation, tc.wantValidation)
+				}
+				for _, tag := range tc.wantTags {
+					if d := reg.get("reg.test/ns/" + name + ":" + tag); d != im.Digest {
+						t.Errorf("registry has %s:%s at %q, want the pushed %q", name, tag, d, im.Digest)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A validation run pulls what the registry has, by digest, and never
+// builds or pushes; what it tags validated is the digest it tested.
+func TestValidationRunPulls(t *testing.T) {
+	t.Parallel()
+	reg := newStubRegistry()
+	eng := &stubEngine{reg: reg}
+	p, _ := newTestPipeline(t, eng, reg)
+	p.tester = func(*Prepared) tester { return fixedTests{} }
+	plan := testPlan()
+	for _, s := range plan.Steps {
+		reg.put(s.Ref.String(), "sha256:old-"+s.Name)
+	}
+	got, err := runPrepared(t.Context(), p, &Prepared{Plan: plan, Pull: true}, Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.Succeeded || got.Kind != KindValidate {
+		t.Fatalf("run %s of kind %q, want a succeeded validation", got.Status, got.Kind)
+	}
+	want := []string{"pull:succeeded", "test:succeeded", "validated:succeeded", "succeeded"}
+	for _, s := range plan.Steps {
+		im := got.Image(s.Name)
+		if got := trace(im); !slices.Equal(got, want) {
+			t.Errorf("%s:\n got %q\nwant %q", s.Name, got, want)
+		}
+		if d := reg.get("reg.test/ns/" + s.Name + ":t-validated"); d != "sha256:old-"+s.Name || im.Digest != d {
+			t.Errorf("%s validated at %q, recorded %q, want the digest pulled", s.Name, d, im.Digest)
+		}
+		if d := reg.get(s.Latest.String()); d != "" {
+			t.Errorf("%s's latest moved to %s by a validation, with latest = built", s.Name, d)
+		}
+	}
+	if len(eng.builds) != 0 || !slices.Contains(eng.pulls, "reg.test/ns/base@sha256:old-base") {
+		t.Errorf("built %q, pulled %q; want no build and pulls by digest", eng.builds, eng.pulls)
+	}
+}
