@@ -18,15 +18,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"nightshift/validate/jenkins/result"
 )
 
-// The results a finished Jenkins build can have, as Jenkins spells them.
+// The results a finished Jenkins build can have, as Jenkins spells them;
+// package result holds them for those that do not run jobs.
 const (
-	Success  = "SUCCESS"
-	Unstable = "UNSTABLE"
-	Failure  = "FAILURE"
-	Aborted  = "ABORTED"
-	NotBuilt = "NOT_BUILT"
+	Success  = result.Success
+	Unstable = result.Unstable
+	Failure  = result.Failure
+	Aborted  = result.Aborted
+	NotBuilt = result.NotBuilt
 )
 
 // ConsoleLines is the most console lines a Result keeps: the last ones.
