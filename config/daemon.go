@@ -14,7 +14,6 @@ const EnvHTTPToken = "NIGHTSHIFT_HTTP_TOKEN"
 
 const (
 	defaultListen        = "127.0.0.1:8080"
-	defaultMissedGrace   = 6 * time.Hour
 	defaultShutdownGrace = 10 * time.Minute
 )
 
@@ -44,19 +43,19 @@ func (l *loader) schedule(s *Schedule) {
 			l.problem("schedule.cron", err.Error())
 		}
 	}
-	s.Missed = cmp.Or(s.Missed, "run-once")
-	if s.Missed != "run-once" && s.Missed != "skip" {
-		l.problem("schedule.missed", fmt.Sprintf(`%q is not "run-once" or "skip"`, s.Missed))
+	s.Missed = cmp.Or(s.Missed, scheduler.MissedRunOnce)
+	if s.Missed != scheduler.MissedRunOnce && s.Missed != scheduler.MissedSkip {
+		l.problem("schedule.missed", fmt.Sprintf(`%q is not %q or %q`, s.Missed, scheduler.MissedRunOnce, scheduler.MissedSkip))
 	}
-	s.Overlap = cmp.Or(s.Overlap, "coalesce")
-	if s.Overlap != "coalesce" && s.Overlap != "reject" {
-		l.problem("schedule.overlap", fmt.Sprintf(`%q is not "coalesce" or "reject"`, s.Overlap))
+	s.Overlap = cmp.Or(s.Overlap, scheduler.OverlapCoalesce)
+	if s.Overlap != scheduler.OverlapCoalesce && s.Overlap != scheduler.OverlapReject {
+		l.problem("schedule.overlap", fmt.Sprintf(`%q is not %q or %q`, s.Overlap, scheduler.OverlapCoalesce, scheduler.OverlapReject))
 	}
 	if s.Jitter.Duration < 0 {
 		l.problem("schedule.jitter", `must not be negative, e.g. "10m"`)
 	}
 	if !l.has("schedule.grace") {
-		s.Grace.Duration = defaultMissedGrace
+		s.Grace.Duration = scheduler.DefaultGrace
 	} else if s.Grace.Duration <= 0 {
 		l.problem("schedule.grace", `must be positive, e.g. "6h"`)
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
+	"nightshift/cycle"
 )
 
 // EnvStagingPassword names the environment variable that may hold the
@@ -469,57 +471,18 @@ func (l *loader) dependencies(c *Config, first map[string]int, names []string) {
 			}
 		}
 	}
-	for _, cycle := range cycles(edges) {
-		path := make([]string, 0, len(cycle)+1)
-		for _, i := range cycle {
-			path = append(path, c.Images[i].Name)
+	indexes := make([]int, len(c.Images))
+	for i := range indexes {
+		indexes[i] = i
+	}
+	for _, loop := range cycle.Find(indexes, func(i int) []int { return edges[i] }) {
+		path := make([]string, len(loop))
+		for k, i := range loop {
+			path[k] = c.Images[i].Name
 		}
-		path = append(path, path[0])
-		l.problem(fmt.Sprintf("image[%d].depends_on", cycle[0]+1),
+		l.problem(fmt.Sprintf("image[%d].depends_on", loop[0]+1),
 			fmt.Sprintf("depends_on makes a cycle: %s (remove one of these dependencies)", strings.Join(path, " -> ")))
 	}
-}
-
-// cycles returns each cycle of a dependency graph once, as the indexes of
-// its images, starting with the image that comes first in the file so that
-// the report does not depend on where the search entered the cycle.
-func cycles(edges [][]int) [][]int {
-	const (
-		unvisited = iota
-		onStack
-		finished
-	)
-	state := make([]int, len(edges))
-	var stack []int
-	var found [][]int
-	seen := map[string]bool{}
-	var visit func(int)
-	visit = func(i int) {
-		state[i] = onStack
-		stack = append(stack, i)
-		for _, j := range edges[i] {
-			switch state[j] {
-			case unvisited:
-				visit(j)
-			case onStack:
-				cycle := slices.Clone(stack[slices.Index(stack, j):])
-				m := slices.Index(cycle, slices.Min(cycle))
-				cycle = append(cycle[m:], cycle[:m]...)
-				if sig := fmt.Sprint(cycle); !seen[sig] {
-					seen[sig] = true
-					found = append(found, cycle)
-				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[i] = finished
-	}
-	for i := range edges {
-		if state[i] == unvisited {
-			visit(i)
-		}
-	}
-	return found
 }
 
 // inRepo reports whether p, a slash-separated path, stays inside the

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"nightshift/notify/discord/webhook"
+	"nightshift/notify/email/tlsmode"
+	"nightshift/notify/event"
 )
 
 // Environment variables that may hold notification secrets when no *_file
@@ -18,12 +20,9 @@ const (
 	EnvSMTPPassword   = "NIGHTSHIFT_SMTP_PASSWORD"
 )
 
-// The events a notifier's `on` list may name.
-var notifyEvents = []string{"failure", "fixed", "success", "always"}
-
 // defaultOn is when a notifier speaks unless told otherwise: when a run
 // fails, and when one succeeds after a failure.
-var defaultOn = []string{"failure", "fixed"}
+func defaultOn() []string { return []string{event.Failure, event.Fixed} }
 
 const (
 	defaultGiveUpAfter  = 24 * time.Hour
@@ -60,7 +59,7 @@ type Email struct {
 	Enabled      bool     `toml:"-"` // the [notify.email] table is present
 	Host         string   `toml:"host"`
 	Port         int      `toml:"port"`
-	TLS          string   `toml:"tls"` // "starttls", "tls" or "none"
+	TLS          string   `toml:"tls"` // a tlsmode: "starttls", "tls" or "none"
 	Username     string   `toml:"username"`
 	PasswordFile string   `toml:"password_file"`
 	Password     Secret   `toml:"-"`
@@ -134,15 +133,15 @@ func (l *loader) email(e *Email) {
 	if e.Host == "" {
 		l.problem("notify.email.host", "required: the SMTP submission server's host name")
 	}
-	switch e.TLS {
-	case "":
-		e.TLS = "starttls"
-	case "starttls", "tls", "none":
-	default:
-		l.problem("notify.email.tls", fmt.Sprintf(`%q is not "starttls", "tls" or "none"`, e.TLS))
+	if e.TLS == "" {
+		e.TLS = tlsmode.Default
+	}
+	port, known := tlsmode.Port(e.TLS)
+	if !known {
+		l.problem("notify.email.tls", fmt.Sprintf(`%q is not %q, %q or %q`, e.TLS, tlsmode.StartTLS, tlsmode.Implicit, tlsmode.None))
 	}
 	if e.Port == 0 {
-		e.Port = map[string]int{"starttls": 587, "tls": 465, "none": 25}[e.TLS]
+		e.Port = port
 	} else if e.Port < 1 || e.Port > 65535 {
 		l.problem("notify.email.port", fmt.Sprintf("%d is not a TCP port", e.Port))
 	}
@@ -173,11 +172,11 @@ func (l *loader) email(e *Email) {
 // on checks a notifier's `on` list at key and returns it, or the default.
 func (l *loader) on(key string, on []string) []string {
 	if !l.has(key) {
-		return slices.Clone(defaultOn)
+		return defaultOn()
 	}
 	for _, ev := range on {
-		if !slices.Contains(notifyEvents, ev) {
-			l.problem(key, fmt.Sprintf("%q is not one of %s", ev, strings.Join(notifyEvents, ", ")))
+		if !slices.Contains(event.Policy(), ev) {
+			l.problem(key, fmt.Sprintf("%q is not one of %s", ev, strings.Join(event.Policy(), ", ")))
 		}
 	}
 	return on

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"nightshift/validate/jenkins/result"
 )
 
 // EnvJenkinsToken names the environment variable that may hold the Jenkins
@@ -27,9 +29,6 @@ const (
 	defaultJenkinsPoll      = 10 * time.Second
 	defaultJenkinsParameter = "{{.Name}}_param"
 )
-
-// jenkinsResults are the results a Jenkins build can end with.
-var jenkinsResults = []string{"SUCCESS", "UNSTABLE", "FAILURE", "ABORTED", "NOT_BUILT"}
 
 // Validate says how new images are validated once they are pushed.
 type Validate struct {
@@ -243,11 +242,11 @@ func (l *loader) jenkins(j *Jenkins) {
 		l.problem(key+".poll", `must be positive, e.g. "10s"`)
 	}
 	if !l.has(key + ".pass") {
-		j.Pass = []string{"SUCCESS"}
+		j.Pass = []string{result.Success}
 	}
 	for _, r := range j.Pass {
-		if !slices.Contains(jenkinsResults, r) {
-			l.problem(key+".pass", fmt.Sprintf("%q is not a Jenkins build result: use %s", r, strings.Join(jenkinsResults, ", ")))
+		if !slices.Contains(result.All(), r) {
+			l.problem(key+".pass", fmt.Sprintf("%q is not a Jenkins build result: use %s", r, strings.Join(result.All(), ", ")))
 		}
 	}
 	if l.has(key+".pass") && len(j.Pass) == 0 {

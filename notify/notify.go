@@ -10,16 +10,18 @@ import (
 	"strings"
 	"time"
 
+	"nightshift/notify/event"
 	"nightshift/store"
 )
 
-// The events a summary can be about. A notifier's `on` policy names them.
+// The events a summary can be about (see package event). A notifier's `on`
+// policy names them.
 const (
-	EventFailure     = "failure"     // the run finished and some image failed or was skipped
-	EventFixed       = "fixed"       // the run succeeded after a run that did not
-	EventSuccess     = "success"     // the run succeeded
-	EventInterrupted = "interrupted" // the run was cut short (crash, signal)
-	EventNotStarted  = "not-started" // a run could not start (engine or registry down)
+	EventFailure     = event.Failure
+	EventFixed       = event.Fixed
+	EventSuccess     = event.Success
+	EventInterrupted = event.Interrupted
+	EventNotStarted  = event.NotStarted
 )
 
 // Summary is everything one message says about one run.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"nightshift/config"
+	"nightshift/cycle"
 )
 
 // baseImageArg is the build arg through which nightshift hands an image the
@@ -382,52 +383,14 @@ func (l *linker) base(n *Node, stages []Stage) string {
 // findCycles reports each dependency cycle once, starting from its image
 // that comes first in the config.
 func (l *linker) findCycles() {
-	inCycle := map[string]bool{}
-	for _, name := range l.g.names {
-		if inCycle[name] {
-			continue
-		}
-		cycle := l.g.cycleFrom(name)
-		if cycle == nil {
-			continue
-		}
-		for _, c := range cycle {
-			inCycle[c] = true
-		}
+	parents := func(name string) []string { return l.g.nodes[name].Parents }
+	for _, loop := range cycle.Find(l.g.names, parents) {
 		// Name the key that makes the cycle's first step: the image's
 		// depends_on, or the FROM lines of its Dockerfile.
-		n, key := l.g.nodes[name], "depends_on"
-		if !slices.Contains(n.Image.DependsOn, cycle[1]) {
+		n, key := l.g.nodes[loop[0]], "depends_on"
+		if !slices.Contains(n.Image.DependsOn, loop[1]) {
 			key = "dockerfile"
 		}
-		l.problem(n, key, "dependency cycle: %s", strings.Join(cycle, " -> "))
+		l.problem(n, key, "dependency cycle: %s", strings.Join(loop, " -> "))
 	}
-}
-
-// cycleFrom returns the shortest chain from start through the images it
-// builds on back to start, e.g. [a b a] when a builds on b and b on a; nil
-// if there is none.
-func (g *Graph) cycleFrom(start string) []string {
-	prev := map[string]string{}
-	queue := []string{start}
-	for len(queue) > 0 {
-		cur := queue[0]
-		queue = queue[1:]
-		for _, p := range g.nodes[cur].Parents {
-			if p == start {
-				chain := []string{start}
-				for n := cur; n != start; n = prev[n] {
-					chain = append(chain, n)
-				}
-				chain = append(chain, start)
-				slices.Reverse(chain[1 : len(chain)-1])
-				return chain
-			}
-			if _, seen := prev[p]; !seen {
-				prev[p] = cur
-				queue = append(queue, p)
-			}
-		}
-	}
-	return nil
 }

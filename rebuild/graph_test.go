@@ -218,6 +218,22 @@ func TestGraphProblems(t *testing.T) {
 			want:   config.Problems{problem(3, "image[2].depends_on", "dependency cycle: a -> b -> c -> a")},
 		},
 		{
+			// Both cycles, as config.Load reports depends_on cycles: fixing
+			// the first alone would leave the second.
+			name: "overlapping cycles through FROM lines",
+			files: map[string]string{
+				"a/Dockerfile": "FROM b",
+				"b/Dockerfile": "FROM c",
+				"c/Dockerfile": "FROM a AS one\nFROM b",
+				"d/Dockerfile": "FROM c",
+			},
+			images: []config.Image{image("a", 1), image("b", 4), image("c", 7), image("d", 10)},
+			want: config.Problems{
+				problem(1, "image[1].dockerfile", "dependency cycle: a -> b -> c -> a"),
+				problem(4, "image[2].dockerfile", "dependency cycle: b -> c -> b"),
+			},
+		},
+		{
 			name:   "cycle through FROM lines alone",
 			files:  map[string]string{"a/Dockerfile": "FROM b", "b/Dockerfile": "ARG BASE_IMAGE=a\nFROM ${BASE_IMAGE}"},
 			images: []config.Image{image("a", 1), image("b", 4)},

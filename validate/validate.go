@@ -43,12 +43,13 @@ func Load(cfg *config.Config, g *rebuild.Graph, root string) (*Suite, config.Pro
 			}
 			f, err := structure.Load(filepath.Join(root, filepath.FromSlash(p)))
 			s.files[p] = f
-			var sps structure.Problems
+			var fps config.Problems
 			switch {
-			case errors.As(err, &sps):
+			case errors.As(err, &fps):
 				// Named by their path in the repository, as people know them.
-				for _, q := range sps {
-					ps = append(ps, config.Problem{File: p, Line: q.Line, Key: q.Key, Msg: q.Msg})
+				for _, q := range fps {
+					q.File = p
+					ps = append(ps, q)
 				}
 			case err != nil:
 				ps = append(ps, config.Problem{File: p, Msg: err.Error()})

@@ -20,13 +20,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 
 	"nightshift/notify"
-)
-
-// The TLS modes of Config.TLS.
-const (
-	tlsStartTLS = "starttls" // plain connect, then mandatory STARTTLS (submission, port 587)
-	tlsImplicit = "tls"      // TLS from the first byte (submissions, port 465)
-	tlsNone     = "none"     // no encryption at all (a relay on localhost, port 25)
+	"nightshift/notify/email/tlsmode"
 )
 
 // commandTimeout bounds each SMTP exchange; the caller's context bounds the
@@ -36,8 +30,8 @@ const commandTimeout = 30 * time.Second
 // Config says where summaries go and how to get there.
 type Config struct {
 	Host     string
-	Port     int    // default 587 for starttls, 465 for tls, 25 for none
-	TLS      string // "starttls" (default; mandatory STARTTLS, fail if the server does not offer it), "tls" (implicit TLS), "none"
+	Port     int    // default: tlsmode.Port(TLS), 587 for starttls, 465 for tls, 25 for none
+	TLS      string // a tlsmode: "starttls" (default; mandatory STARTTLS, fail if the server does not offer it), "tls" (implicit TLS), "none"
 	Username string // AUTH only when set
 	Password string // never in errors or logs
 	From     string
@@ -70,15 +64,15 @@ func New(c Config) (*Notifier, error) {
 	if c.Host == "" {
 		return nil, errors.New("email: no SMTP host")
 	}
-	switch c.TLS {
-	case "":
-		c.TLS = tlsStartTLS
-	case tlsStartTLS, tlsImplicit, tlsNone:
-	default:
-		return nil, fmt.Errorf("email: TLS mode %q is not %q, %q or %q", c.TLS, tlsStartTLS, tlsImplicit, tlsNone)
+	if c.TLS == "" {
+		c.TLS = tlsmode.Default
+	}
+	port, known := tlsmode.Port(c.TLS)
+	if !known {
+		return nil, fmt.Errorf("email: TLS mode %q is not %q, %q or %q", c.TLS, tlsmode.StartTLS, tlsmode.Implicit, tlsmode.None)
 	}
 	if c.Port == 0 {
-		c.Port = map[string]int{tlsStartTLS: 587, tlsImplicit: 465, tlsNone: 25}[c.TLS]
+		c.Port = port
 	}
 	if c.Port < 1 || c.Port > 65535 {
 		return nil, fmt.Errorf("email: port %d is not a TCP port", c.Port)
@@ -158,11 +152,11 @@ func (n *Notifier) Notify(ctx context.Context, s notify.Summary) (retry bool, er
 		mail.WithoutRset(), // one message per connection: nothing to reset
 	}
 	switch n.cfg.TLS {
-	case tlsStartTLS:
+	case tlsmode.StartTLS:
 		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
-	case tlsImplicit:
+	case tlsmode.Implicit:
 		opts = append(opts, mail.WithSSL()) // the dialer does the TLS
-	case tlsNone:
+	case tlsmode.None:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
 	}
 	if n.cfg.Username != "" {
@@ -197,7 +191,7 @@ func (n *Notifier) Notify(ctx context.Context, s notify.Summary) (retry bool, er
 // dial connects to the server, in TLS from the start in implicit mode.
 func (n *Notifier) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := &net.Dialer{}
-	if n.cfg.TLS == tlsImplicit {
+	if n.cfg.TLS == tlsmode.Implicit {
 		td := &tls.Dialer{NetDialer: d, Config: n.cfg.TLSConfig}
 		return td.DialContext(ctx, network, addr)
 	}

@@ -18,15 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// The results a finished Jenkins build can have, as Jenkins spells them.
-const (
-	Success  = "SUCCESS"
-	Unstable = "UNSTABLE"
-	Failure  = "FAILURE"
-	Aborted  = "ABORTED"
-	NotBuilt = "NOT_BUILT"
+	"nightshift/validate/jenkins/result"
 )
 
 // ConsoleLines is the most console lines a Result keeps: the last ones.
@@ -95,7 +88,7 @@ type Result struct {
 	Number int
 	// URL is the build's URL, "" if it never started.
 	URL string
-	// Result is Success, Unstable, Failure, Aborted or NotBuilt, or "" if
+	// Result is one of package result's (result.Success, ...), or "" if
 	// the build never finished.
 	Result string
 	// Duration is how long the build ran, as Jenkins measured it.
@@ -372,7 +365,7 @@ func (s *session) abort(ctx context.Context, res Result) (Result, string) {
 	if err != nil || !b.done() {
 		return res, fmt.Sprintf("asked Jenkins to stop build %s, but it had not finished %v later", res.URL, s.abortWait)
 	}
-	if res.Result != Aborted {
+	if res.Result != result.Aborted {
 		// It ended on its own before the stop reached it.
 		return res, fmt.Sprintf("build %s ended %s as it was being stopped", res.URL, res.Result)
 	}

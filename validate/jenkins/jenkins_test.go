@@ -20,6 +20,7 @@ import (
 
 	"nightshift/validate/jenkins"
 	"nightshift/validate/jenkins/jenkinstest"
+	"nightshift/validate/jenkins/result"
 )
 
 // The credentials of every secured fake. The token is distinctive so that
@@ -84,7 +85,7 @@ func TestRunSuccessFolderJobWithParams(t *testing.T) {
 		Queue:  srv.URL + "/queue/item/1/",
 		Number: 1,
 		URL:    srv.URL + "/job/ci/job/nightly/job/images/1/",
-		Result: jenkins.Success,
+		Result: result.Success,
 	}
 	if res.Queue != want.Queue || res.Number != want.Number || res.URL != want.URL || res.Result != want.Result {
 		t.Errorf("result = %+v, want %+v", res, want)
@@ -124,11 +125,11 @@ func TestRunSuccessFolderJobWithParams(t *testing.T) {
 
 func TestRunResults(t *testing.T) {
 	t.Parallel()
-	for _, result := range []string{jenkins.Success, jenkins.Unstable, jenkins.Failure, jenkins.Aborted, jenkins.NotBuilt} {
-		t.Run(result, func(t *testing.T) {
+	for _, want := range result.All() {
+		t.Run(want, func(t *testing.T) {
 			t.Parallel()
 			srv := start(t, jenkinstest.Config{Jobs: []jenkinstest.Job{{
-				Path: "tests", Params: map[string]string{"image": ""}, Duration: 5 * time.Millisecond, Result: result,
+				Path: "tests", Params: map[string]string{"image": ""}, Duration: 5 * time.Millisecond, Result: want,
 			}}})
 			c := client(srv)
 			c.User, c.Token = "", ""
@@ -136,10 +137,10 @@ func TestRunResults(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v (a finished build is not an error, whatever its result)", err)
 			}
-			if res.Result != result {
-				t.Errorf("result = %q, want %q", res.Result, result)
+			if res.Result != want {
+				t.Errorf("result = %q, want %q", res.Result, want)
 			}
-			if last := res.Console[len(res.Console)-1]; last != "Finished: "+result {
+			if last := res.Console[len(res.Console)-1]; last != "Finished: "+want {
 				t.Errorf("last console line = %q", last)
 			}
 		})
@@ -157,7 +158,7 @@ func TestRunWaitsInQueueThenBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if res.Result != jenkins.Success || res.Number != 1 {
+	if res.Result != result.Success || res.Number != 1 {
 		t.Errorf("result = %+v", res)
 	}
 	if took := time.Since(begin); took < 60*time.Millisecond {
@@ -190,10 +191,10 @@ func TestRunTimeoutStopsHangingBuild(t *testing.T) {
 	if !strings.Contains(err.Error(), "stopped build "+srv.URL+"/job/tests/1/") {
 		t.Errorf("err = %v, want it to say the build was stopped", err)
 	}
-	if res.Number != 1 || res.Result != jenkins.Aborted {
+	if res.Number != 1 || res.Result != result.Aborted {
 		t.Errorf("result = %+v, want build 1 ABORTED", res)
 	}
-	if b := srv.Builds("tests"); len(b) != 1 || !b[0].Stopped || b[0].Result != jenkins.Aborted {
+	if b := srv.Builds("tests"); len(b) != 1 || !b[0].Stopped || b[0].Result != result.Aborted {
 		t.Errorf("fake builds = %+v, want build 1 stopped", b)
 	}
 	if !requested(srv, "POST", "/job/tests/1/stop", 302) {
@@ -270,7 +271,7 @@ func TestRunCancelWhileBuilding(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "cancelled") {
 		t.Fatalf("err = %v, want a cancellation", err)
 	}
-	if res.Number != 1 || res.Result != jenkins.Aborted {
+	if res.Number != 1 || res.Result != result.Aborted {
 		t.Errorf("result = %+v, want build 1 ABORTED", res)
 	}
 	if b := srv.Builds("tests"); len(b) != 1 || !b[0].Stopped {
@@ -295,7 +296,7 @@ func TestRunCancelAfterBuildStartedUnseen(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cancelled") {
 		t.Errorf("err = %v, want the caller's deadline reported as a cancellation", err)
 	}
-	if res.Number != 1 || res.Result != jenkins.Aborted {
+	if res.Number != 1 || res.Result != result.Aborted {
 		t.Errorf("result = %+v, want build 1 ABORTED", res)
 	}
 	if !requested(srv, "POST", "/queue/cancelItem", 500) || !requested(srv, "POST", "/job/tests/1/stop", 302) {
@@ -360,7 +361,7 @@ func TestCredentialsInURLAreUsedAndHidden(t *testing.T) {
 	}
 	srv.FailNext(1, http.StatusServiceUnavailable) // a retry gets logged
 	res, err := c.Run(context.Background(), jenkins.Job{Path: "tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success {
+	if err != nil || res.Result != result.Success {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	if strings.Contains(res.Queue+res.URL, testToken) {
@@ -425,7 +426,7 @@ func TestRunRetriesTransientErrorsWhilePolling(t *testing.T) {
 	srv.FailNext(3, http.StatusServiceUnavailable) // the crumb and the first polls
 	c := client(srv)
 	res, err := c.Run(context.Background(), jenkins.Job{Path: "tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success {
+	if err != nil || res.Result != result.Success {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	n := 0
@@ -442,7 +443,7 @@ func TestRunRetriesTransientErrorsWhilePolling(t *testing.T) {
 	srv.FailNext(2, http.StatusInternalServerError)
 	srv.FailNext(2, http.StatusBadGateway)
 	res, err = c.Run(context.Background(), jenkins.Job{Path: "tests", Params: map[string]string{"image": "y"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success || res.Number != 2 {
+	if err != nil || res.Result != result.Success || res.Number != 2 {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 }
@@ -469,7 +470,7 @@ func TestRunRetriesRefusedConnections(t *testing.T) {
 	c := client(srv)
 	c.HTTP = &http.Client{Transport: tr}
 	res, err := c.Run(context.Background(), jenkins.Job{Path: "tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success {
+	if err != nil || res.Result != result.Success {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	if tr.n.Load() >= 0 {
@@ -517,7 +518,7 @@ func TestTriggerRetriedOnlyWhenJenkinsCannotHaveSeenIt(t *testing.T) {
 
 	proxy.refuse.Store(2)
 	res, err := c.Run(context.Background(), jenkins.Job{Path: "tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Number != 1 || res.Result != jenkins.Success {
+	if err != nil || res.Number != 1 || res.Result != result.Success {
 		t.Fatalf("Run after refused connections = %+v, %v", res, err)
 	}
 
@@ -571,7 +572,7 @@ func TestRunIgnoresJenkinsIdeaOfItsURL(t *testing.T) {
 		Jobs:    []jenkinstest.Job{{Path: "nightly builds/ci tests", Params: map[string]string{"image": ""}}},
 	})
 	res, err := client(srv).Run(context.Background(), jenkins.Job{Path: "nightly builds/ci tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success {
+	if err != nil || res.Result != result.Success {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	if res.Queue != srv.URL+"/queue/item/1/" || res.URL != srv.URL+"/job/nightly%20builds/job/ci%20tests/1/" {
@@ -586,7 +587,7 @@ func TestRunFindsBuildAfterQueueItemIsForgotten(t *testing.T) {
 		Jobs:        []jenkinstest.Job{{Path: "f/tests", Params: map[string]string{"image": ""}, Duration: 10 * time.Millisecond}},
 	})
 	res, err := client(srv).Run(context.Background(), jenkins.Job{Path: "f/tests", Params: map[string]string{"image": "x"}}, 10*time.Second)
-	if err != nil || res.Result != jenkins.Success || res.Number != 1 {
+	if err != nil || res.Result != result.Success || res.Number != 1 {
 		t.Fatalf("Run = %+v, %v", res, err)
 	}
 	if !requested(srv, "GET", "/queue/item/1/api/json", 404) || !requested(srv, "GET", "/job/f/job/tests/api/json", 200) {
@@ -608,7 +609,7 @@ func TestRunIdenticalTriggersShareAQueueItem(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range 2 {
-		if errs[i] != nil || results[i].Number != 1 || results[i].Result != jenkins.Success {
+		if errs[i] != nil || results[i].Number != 1 || results[i].Result != result.Success {
 			t.Errorf("run %d = %+v, %v; want build 1", i, results[i], errs[i])
 		}
 	}

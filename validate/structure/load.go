@@ -11,49 +11,14 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"nightshift/problem"
 )
-
-// Problem is one thing wrong with a test file, located so that a person can
-// go straight to it.
-type Problem struct {
-	File string // the path given to Load
-	Line int    // 1-based; 0 when the problem has no single place
-	Key  string // e.g. "commandTests[2].command"; lists count from 1
-	Msg  string
-}
-
-// String formats p as "file:line: key: msg".
-func (p Problem) String() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d", p.Line)
-	}
-	b.WriteString(": ")
-	if p.Key != "" {
-		b.WriteString(p.Key + ": ")
-	}
-	b.WriteString(p.Msg)
-	return b.String()
-}
-
-// Problems is every problem found in one test file; Load returns them all
-// at once as its error.
-type Problems []Problem
-
-// Error lists the problems, one a line.
-func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = p.String()
-	}
-	return strings.Join(lines, "\n")
-}
 
 // Load reads a test file in container-structure-test's schema 2.0.0, YAML
 // or JSON (a name ending in ".json"). Missing names, commands and paths,
 // invalid regular expressions and, in YAML, unknown keys are errors
-// (Problems), found before any test runs. As container-structure-test
+// (a problem.List), found before any test runs. As container-structure-test
 // does, a JSON file's unknown keys are ignored.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
@@ -69,10 +34,10 @@ func parse(name string, data []byte) (*File, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Problems{syntaxProblem(name, err)}
+		return nil, problem.List{syntaxProblem(name, err)}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
-		return nil, Problems{{File: name, Msg: fmt.Sprintf("empty test file: it needs at least schemaVersion: %q", SchemaVersion)}}
+		return nil, problem.List{{File: name, Msg: fmt.Sprintf("empty test file: it needs at least schemaVersion: %q", SchemaVersion)}}
 	}
 	d := &decoder{file: name, ignoreUnknown: strings.HasSuffix(name, ".json")}
 	f := d.root(doc.Content[0])
@@ -107,20 +72,20 @@ func jsonForYAML(data []byte) []byte {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func syntaxProblem(file string, err error) Problem {
+func syntaxProblem(file string, err error) problem.Problem {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
-		return Problem{File: file, Line: line, Msg: m[2]}
+		return problem.Problem{File: file, Line: line, Msg: m[2]}
 	}
-	return Problem{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
+	return problem.Problem{File: file, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
 // decoder walks the YAML tree by hand: it knows every key of the schema,
 // so that an unknown one and every invalid value is reported with its line.
 type decoder struct {
 	file     string
-	problems Problems
+	problems problem.List
 	// ignoreUnknown skips unknown keys, matches known ones in any case and
 	// lets a key given twice take its later value, as container-structure-
 	// test's JSON decoding (encoding/json) does; its YAML decoding is strict.
@@ -128,7 +93,7 @@ type decoder struct {
 }
 
 func (d *decoder) problem(n *yaml.Node, key, format string, args ...any) {
-	d.problems = append(d.problems, Problem{File: d.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	d.problems = append(d.problems, problem.Problem{File: d.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // fields maps each key a mapping may hold to its decoder.

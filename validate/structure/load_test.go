@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"nightshift/problem"
 )
 
 // fullFile is testdata/full.yaml (and full.json) as Load must read it.
@@ -185,7 +187,7 @@ func TestParseProblems(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f, err := parse("tests/ci_base.yaml", []byte(tc.yaml))
-			var ps Problems
+			var ps problem.List
 			if !errors.As(err, &ps) {
 				t.Fatalf("parse = %+v, %v; want problems", f, err)
 			}
