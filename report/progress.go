@@ -17,7 +17,7 @@ type Lines struct {
 	W io.Writer
 }
 
-// Observe prints e; it fits pipeline.Options.Observe.
+// Observe prints e, a change of run (a pipeline.Update).
 func (l *Lines) Observe(run *store.Run, e rebuild.Event) {
 	ts := e.Time.UTC().Format("2006-01-02T15:04:05Z")
 	if v := e.Validation; v != nil && e.Stage == "" && e.Status == "" {
@@ -76,8 +76,8 @@ type Live struct {
 	rows int // lines drawn last time, to move the cursor back over
 }
 
-// Observe takes the record as it now stands and redraws; it fits
-// pipeline.Options.Observe.
+// Observe takes the record as it now stands and redraws (a
+// pipeline.Update).
 func (l *Live) Observe(run *store.Run, _ rebuild.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
