@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -152,5 +153,40 @@ func TestValidationRunPulls(t *testing.T) {
 	}
 	if len(eng.builds) != 0 || !slices.Contains(eng.pulls, "reg.test/ns/base@sha256:old-base") {
 		t.Errorf("built %q, pulled %q; want no build and pulls by digest", eng.builds, eng.pulls)
+	}
+}
+
+// A validation names the images by the run that pushed them or by their
+// tag; the record says which commit their tests come from.
+func TestValidationResolvesTheNight(t *testing.T) {
+	t.Parallel()
+	p, db := newTestPipeline(t, &stubEngine{}, newStubRegistry())
+	for _, r := range []*store.Run{
+		{Tag: "2026-11-22-02-00-00-aaaaaaaa", Commit: "aaaaaaaa11", Status: store.Succeeded},
+		{Tag: "2026-11-23-02-00-00-bbbbbbbb", Commit: "bbbbbbbb22", Status: store.Succeeded},
+		{Tag: "2026-11-23-02-00-00-bbbbbbbb", Commit: "bbbbbbbb22", Status: store.Failed, Kind: KindValidate},
+	} {
+		if err := db.CreateRun(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name        string
+		req         Request
+		tag, commit string
+		usage       bool
+	}{
+		{name: "by run", req: Request{Night: 1}, tag: "2026-11-22-02-00-00-aaaaaaaa", commit: "aaaaaaaa11"},
+		{name: "by tag", req: Request{Tag: "2026-11-23-02-00-00-bbbbbbbb"}, tag: "2026-11-23-02-00-00-bbbbbbbb", commit: "bbbbbbbb22"},
+		{name: "a tag no run pushed", req: Request{Tag: "elsewhere"}, tag: "elsewhere"},
+		{name: "an unknown run", req: Request{Night: 9}, usage: true},
+		{name: "neither", req: Request{}, usage: true},
+		{name: "both", req: Request{Night: 1, Tag: "x"}, usage: true},
+	} {
+		tag, commit, err := p.night(tc.req)
+		var usage *UsageError
+		if tc.usage != errors.As(err, &usage) || tag != tc.tag || commit != tc.commit {
+			t.Errorf("%s: %q %q %v; want %q %q, usage error %v", tc.name, tag, commit, err, tc.tag, tc.commit, tc.usage)
+		}
 	}
 }
