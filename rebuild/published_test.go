@@ -49,33 +49,13 @@ func TestGraphPublishedEdges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			root := writeFiles(t, map[string]string{
-				"base/Dockerfile": "FROM ubuntu:24.04\n",
-				"app/Dockerfile":  tt.dockerfile,
-			})
-			img := tt.image
-			img.Name, img.Dockerfile, img.Line = "app", "app/Dockerfile", 5
-			base := config.Image{Name: "ci_base", Dockerfile: "base/Dockerfile", Line: 1}
-			g, problems := NewGraph(testConfig, root, testStaging, []config.Image{base, img}, tt.opts...)
-			if len(problems) > 0 {
-				t.Fatal(problems)
-			}
-			n, _ := g.Node("app")
-			if !reflect.DeepEqual(n.Parents, tt.parents) || n.Base != tt.base {
-				t.Errorf("parents %q, base %q; want %q, %q", n.Parents, n.Base, tt.parents, tt.base)
-			}
+			checkEdges(t, tt.dockerfile, tt.image, tt.parents, tt.base, tt.opts...)
 		})
 	}
 }
 
 func TestGraphWarnings(t *testing.T) {
 	t.Parallel()
-	image := func(name string, line int, dependsOn ...string) config.Image {
-		return config.Image{Name: name, Dockerfile: name + "/Dockerfile", Line: line, DependsOn: dependsOn}
-	}
-	warning := func(line int, key, msg string) config.Problem {
-		return config.Problem{File: testConfig, Line: line, Key: key, Msg: msg}
-	}
 	notebooks := map[string]string{
 		"foundation/Dockerfile": "FROM ubuntu:24.04\n",
 		"minimal/Dockerfile":    jupyterFrom("foundation"),
@@ -91,31 +71,31 @@ func TestGraphWarnings(t *testing.T) {
 		{
 			name:   "children name the published parents",
 			files:  notebooks,
-			images: []config.Image{image("scipy", 9), image("foundation", 1), image("minimal", 5)},
+			images: []config.Image{stackImage("scipy", 9), stackImage("foundation", 1), stackImage("minimal", 5)},
 			want: config.Problems{
-				warning(5, "image[3].dockerfile", "minimal/Dockerfile:4: minimal FROM quay.io/jupyter/foundation would build on the published foundation, not this run's; add [staging] published or depends_on"),
-				warning(9, "image[1].dockerfile", "scipy/Dockerfile:5: scipy FROM quay.io/jupyter/minimal would build on the published minimal, not this run's; add [staging] published or depends_on"),
+				problemAt(5, "image[3].dockerfile", "minimal/Dockerfile:4: minimal FROM quay.io/jupyter/foundation would build on the published foundation, not this run's; add [staging] published or depends_on"),
+				problemAt(9, "image[1].dockerfile", "scipy/Dockerfile:5: scipy FROM quay.io/jupyter/minimal would build on the published minimal, not this run's; add [staging] published or depends_on"),
 			},
 		},
 		{
 			name:   "published",
 			files:  notebooks,
-			images: []config.Image{image("scipy", 9), image("foundation", 1), image("minimal", 5)},
+			images: []config.Image{stackImage("scipy", 9), stackImage("foundation", 1), stackImage("minimal", 5)},
 			opts:   []GraphOption{Published("quay.io/jupyter")},
 		},
 		{
 			name:   "published on Docker Hub does not cover quay.io",
 			files:  notebooks,
-			images: []config.Image{image("foundation", 1), image("minimal", 5)},
+			images: []config.Image{stackImage("foundation", 1), stackImage("minimal", 5)},
 			opts:   []GraphOption{Published("docker.io/jupyter")},
 			want: config.Problems{
-				warning(5, "image[2].dockerfile", "minimal/Dockerfile:4: minimal FROM quay.io/jupyter/foundation would build on the published foundation, not this run's; add [staging] published or depends_on"),
+				problemAt(5, "image[2].dockerfile", "minimal/Dockerfile:4: minimal FROM quay.io/jupyter/foundation would build on the published foundation, not this run's; add [staging] published or depends_on"),
 			},
 		},
 		{
 			name:   "depends_on",
 			files:  notebooks,
-			images: []config.Image{image("foundation", 1), image("minimal", 5, "foundation"), image("scipy", 9, "minimal")},
+			images: []config.Image{stackImage("foundation", 1), stackImage("minimal", 5, "foundation"), stackImage("scipy", 9, "minimal")},
 		},
 		{
 			// The image called python builds on docker.io/library/python,
@@ -125,17 +105,17 @@ func TestGraphWarnings(t *testing.T) {
 				"python/Dockerfile": "FROM docker.io/library/python:3.13\n",
 				"tools/Dockerfile":  "FROM python:3.13 AS stack\nFROM docker.io/library/python:3.13-slim\n",
 			},
-			images: []config.Image{image("python", 1), image("tools", 4)},
+			images: []config.Image{stackImage("python", 1), stackImage("tools", 4)},
 		},
 		{
 			name:   "a staging ref",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu", "b/Dockerfile": "FROM " + testStaging + "/a:latest"},
-			images: []config.Image{image("a", 1), image("b", 3)},
+			images: []config.Image{stackImage("a", 1), stackImage("b", 3)},
 		},
 		{
 			name:   "outside images of other names",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu", "b/Dockerfile": "FROM quay.io/jupyter/b-base\nFROM quay.io/jupyter/ab"},
-			images: []config.Image{image("a", 1), image("b", 3)},
+			images: []config.Image{stackImage("a", 1), stackImage("b", 3)},
 		},
 	}
 	for _, tt := range tests {
