@@ -73,12 +73,12 @@ func Published(repos ...string) GraphOption {
 
 // NewGraph reads each image's Dockerfile at filepath.Join(root, img.Dockerfile), substituting the
 // image's BuildArgs over ARG defaults (rendered for a sample run: which image a FROM names must
-// not depend on the run, only its tag may),
-// and links images: parent->child for each depends_on entry and for each FROM (any stage) whose
-// image names another stack image (see stackName): by its bare name ("ci_base", "ci_base:tag"),
-// by its staging ref ("<stagingRepo>/ci_base[:tag][@digest]"), by its ref under a Published
-// repository, or by any repository whose last part is a depends_on entry. BASE_IMAGE in
-// BuildArgs is ignored, since nightshift sets it at build time.
+// not depend on the run, only its tag may), and links images: parent->child for each depends_on
+// entry and for each FROM (any stage) whose image names another stack image (see stackName):
+// by its bare name ("ci_base", "ci_base:tag"), by its staging ref
+// ("<stagingRepo>/ci_base[:tag][@digest]"), by its ref under a Published repository, or by any
+// repository whose last part is a depends_on entry. BASE_IMAGE in BuildArgs is ignored, since
+// nightshift sets it at build time.
 //
 // file is the config file path for the problems, which are: an unreadable or
 // malformed Dockerfile, a dependency cycle, an image FROM-ing itself and a
