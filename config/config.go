@@ -61,6 +61,10 @@ type Staging struct {
 	// Latest says when an image's "latest" tag moves: LatestBuilt (once
 	// pushed) or LatestValidated (once validated).
 	Latest string `toml:"latest"`
+	// Published lists the repositories under which the stack's images are
+	// published ("quay.io/jupyter"): a FROM that names one of the stack's
+	// images under one of them builds on this run's image instead.
+	Published []string `toml:"published"`
 }
 
 // Build controls how images are built.

@@ -325,6 +325,7 @@ func (l *loader) staging(s *Staging) {
 		l.problem("staging.retry_budget", `must not be negative: use "0s" to not retry, or e.g. "5m"`)
 	}
 
+	l.published(s)
 	l.secret(s)
 }
 

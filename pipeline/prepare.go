@@ -80,7 +80,7 @@ func prepare(ctx context.Context, cfg *config.Config, sel Selection, ref string)
 	if err != nil {
 		return nil, nil, err
 	}
-	g, ps := rebuild.NewGraph(cfg.File, co.Dir, stagingRepo(cfg), cfg.Images)
+	g, ps := rebuild.NewGraph(cfg.File, co.Dir, stagingRepo(cfg), cfg.Images, rebuild.Published(cfg.Staging.Published...))
 	if len(ps) > 0 {
 		return nil, nil, ps
 	}
@@ -113,7 +113,7 @@ func GraphProblems(cfg *config.Config, found config.Problems) config.Problems {
 			return nil
 		}
 	}
-	_, ps := rebuild.NewGraph(cfg.File, cfg.Source.Repo, stagingRepo(cfg), cfg.Images)
+	_, ps := rebuild.NewGraph(cfg.File, cfg.Source.Repo, stagingRepo(cfg), cfg.Images, rebuild.Published(cfg.Staging.Published...))
 	return ps
 }
 

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 
 	"nightshift/config"
 	"nightshift/cycle"
@@ -17,6 +20,14 @@ import (
 // baseImageArg is the build arg through which nightshift hands an image the
 // freshly built parent it builds on.
 const baseImageArg = "BASE_IMAGE"
+
+// The sample run that build args are rendered for to read FROM lines.
+const (
+	sampleCommit = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"
+	sampleTag    = "2026-11-23-02-00-00-1a2b3c4d"
+)
+
+func sampleStart() time.Time { return time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC) }
 
 // A Node is one image of the stack and the stack images it builds on.
 type Node struct {
@@ -39,27 +50,52 @@ type Graph struct {
 	nodes    map[string]*Node    // by name
 	children map[string][]string // config order
 	order    []string
-	staging  string // "<registry>/<namespace>"
+	// stack maps the repositories of the stack's images in the staging
+	// namespace and under each published repository, by Name, to the image.
+	stack    map[string]string
+	warnings config.Problems
+}
+
+// A GraphOption changes how NewGraph reads the stack.
+type GraphOption func(*graphOptions)
+
+type graphOptions struct {
+	published []string
+}
+
+// Published names the repositories the stack's images are published under
+// (staging.published, e.g. "quay.io/jupyter"): a FROM that names
+// <repository>/<image of the stack> is that image, as if it named its
+// staging ref.
+func Published(repos ...string) GraphOption {
+	return func(o *graphOptions) { o.published = append(o.published, repos...) }
 }
 
 // NewGraph reads each image's Dockerfile at filepath.Join(root, img.Dockerfile), substituting the
-// image's BuildArgs literally (they are templates only rendered at build time) over ARG defaults,
-// and links images: parent->child for each depends_on entry and for each FROM (any stage) whose
-// image names another stack image, by its bare name ("ci_base", "ci_base:tag") or by its staging
-// ref ("<stagingRepo>/ci_base[:tag][@digest]"). BASE_IMAGE in BuildArgs is ignored, since
+// image's BuildArgs over ARG defaults (rendered for a sample run: which image a FROM names must
+// not depend on the run, only its tag may), and links images: parent->child for each depends_on
+// entry and for each FROM (any stage) whose image names another stack image (see stackName):
+// by its bare name ("ci_base", "ci_base:tag"), by its staging ref
+// ("<stagingRepo>/ci_base[:tag][@digest]"), by its ref under a Published repository, or by any
+// repository whose last part is a depends_on entry. BASE_IMAGE in BuildArgs is ignored, since
 // nightshift sets it at build time.
 //
 // file is the config file path for the problems, which are: an unreadable or
 // malformed Dockerfile, a dependency cycle, an image FROM-ing itself and a
 // FROM that substitutes to nothing. Unknown and duplicate image names are
 // left to config.Load to report. The graph is usable, if incomplete, even
-// when there are problems.
-func NewGraph(file, root, stagingRepo string, images []config.Image) (*Graph, config.Problems) {
+// when there are problems. What is likely a mistake but builds is in
+// Warnings.
+func NewGraph(file, root, stagingRepo string, images []config.Image, opts ...GraphOption) (*Graph, config.Problems) {
+	var o graphOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	g := &Graph{
 		pos:      map[string]int{},
 		nodes:    map[string]*Node{},
 		children: map[string][]string{},
-		staging:  strings.TrimSuffix(stagingRepo, "/"),
+		stack:    map[string]string{},
 	}
 	for i, img := range images {
 		if _, dup := g.nodes[img.Name]; !dup {
@@ -68,10 +104,19 @@ func NewGraph(file, root, stagingRepo string, images []config.Image) (*Graph, co
 			g.nodes[img.Name] = &Node{Image: img}
 		}
 	}
-	l := &linker{file: file, root: root, g: g}
+	// Entries that do not parse are config.Load's to report.
+	for _, prefix := range append([]string{strings.TrimSuffix(stagingRepo, "/")}, o.published...) {
+		for _, image := range g.names {
+			if repo, err := config.ImageRepository(prefix, image); err == nil {
+				g.stack[repo.Name()] = image
+			}
+		}
+	}
+	l := &linker{file: file, root: root, g: g, stages: map[string][]Stage{}}
 	for _, name := range g.names {
 		l.link(g.nodes[name])
 	}
+	l.warnPublished()
 	for _, name := range g.names {
 		for _, p := range g.nodes[name].Parents {
 			g.children[p] = append(g.children[p], name)
@@ -80,8 +125,16 @@ func NewGraph(file, root, stagingRepo string, images []config.Image) (*Graph, co
 	l.findCycles()
 	g.order = g.sort()
 	l.problems.Sort()
+	g.warnings = l.warnings
 	return g, l.problems
 }
+
+// Warnings returns what in the Dockerfiles builds but is likely not what
+// was meant, located as problems are: a FROM that names a repository of an
+// image of the stack's name that is neither the staging namespace nor
+// published, so that it would build on an image from elsewhere rather than
+// this run's. Warnings do not stop a run.
+func (g *Graph) Warnings() config.Problems { return slices.Clone(g.warnings) }
 
 // Node returns the image called name.
 func (g *Graph) Node(name string) (*Node, bool) {
@@ -221,29 +274,45 @@ func (g *Graph) sort() []string {
 	return order
 }
 
-// stackName returns the stack image that the image reference ref names, or
-// "" when it names an outside image.
-func (g *Graph) stackName(ref string) string {
-	if g.staging != "" {
-		ref = strings.TrimPrefix(ref, g.staging+"/")
+// stackName returns the stack image that image, the image of a FROM of
+// node n, names, or "" when it names an outside image (or no valid
+// reference, which the build will report). A stack image is named by its
+// bare name with any tag or digest ("ci_base:tag"), by its repository in the
+// staging namespace or under a published repository, or by any repository
+// whose last part n lists in depends_on (quay.io/jupyter/minimal-notebook
+// with depends_on = ["minimal-notebook"]).
+func (g *Graph) stackName(n *Node, image string) string {
+	repo, bare, ok := parseImage(image)
+	if !ok {
+		return ""
 	}
-	name := refRepository(ref)
-	if _, ok := g.nodes[name]; ok {
+	last := path.Base(repo.RepositoryStr())
+	if _, ok := g.nodes[last]; ok && bare {
+		return last
+	}
+	if name, ok := g.stack[repo.Name()]; ok {
 		return name
+	}
+	if slices.Contains(n.Image.DependsOn, last) && g.nodes[last] != nil {
+		return last
 	}
 	return ""
 }
 
-// refRepository strips the tag and digest from an image reference. A colon
-// before the last slash belongs to a registry host's port, not to a tag.
-func refRepository(ref string) string {
-	if i := strings.IndexByte(ref, '@'); i >= 0 {
-		ref = ref[:i]
+// parseImage parses a FROM's image reference. bare reports a reference
+// with neither registry nor path ("ci_base:tag"), which names a stack image
+// before any image of Docker Hub.
+func parseImage(image string) (repo name.Repository, bare, ok bool) {
+	written, err := name.ParseReference(image, name.WithDefaultRegistry(""))
+	if err != nil {
+		return name.Repository{}, false, false
 	}
-	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
-		ref = ref[:i]
+	bare = written.Context().RegistryStr() == "" && !strings.Contains(written.Context().RepositoryStr(), "/")
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return name.Repository{}, false, false
 	}
-	return ref
+	return ref.Context(), bare, true
 }
 
 // linker fills in the nodes of a graph from their Dockerfiles and collects
@@ -251,16 +320,26 @@ func refRepository(ref string) string {
 type linker struct {
 	file, root string
 	g          *Graph
+	stages     map[string][]Stage // by image, as read; nil when unreadable
 	problems   config.Problems
+	warnings   config.Problems
 }
 
 func (l *linker) problem(n *Node, key, format string, a ...any) {
-	l.problems = append(l.problems, config.Problem{
+	l.problems = append(l.problems, l.at(n, key, format, a...))
+}
+
+func (l *linker) warn(n *Node, key, format string, a ...any) {
+	l.warnings = append(l.warnings, l.at(n, key, format, a...))
+}
+
+func (l *linker) at(n *Node, key, format string, a ...any) config.Problem {
+	return config.Problem{
 		File: l.file,
 		Line: n.Image.Line,
 		Key:  fmt.Sprintf("image[%d].%s", l.g.pos[n.Image.Name]+1, key),
 		Msg:  fmt.Sprintf(format, a...),
-	})
+	}
 }
 
 func (l *linker) link(n *Node) {
@@ -279,6 +358,7 @@ func (l *linker) link(n *Node) {
 		firstDep = parents[0]
 	}
 	stages := l.readStages(n, firstDep)
+	l.stages[img.Name] = stages
 	parents = append(parents, l.fromParents(n, stages)...)
 	n.Parents = withoutRepeats(parents)
 	slices.Sort(n.Parents)
@@ -297,10 +377,17 @@ func (l *linker) readStages(n *Node, firstDep string) []Stage {
 		return nil
 	}
 	args := make(map[string]string, len(img.BuildArgs))
+	run := config.NewTemplateData(sampleStart(), sampleCommit)
+	run.Tag, run.Name = sampleTag, img.Name
 	for k, v := range img.BuildArgs {
-		if k != baseImageArg {
-			args[k] = v
+		if k == baseImageArg {
+			continue
 		}
+		// A template that does not render is config.Load's to report.
+		if r, err := config.RenderArg(v, run); err == nil {
+			v = r
+		}
+		args[k] = v
 	}
 	stages, err := ReadStages(bytes.NewReader(data), args)
 	var empty *EmptyImageError
@@ -346,9 +433,14 @@ func (l *linker) fromParents(n *Node, stages []Stage) []string {
 		if refs[i] >= 0 {
 			continue
 		}
-		switch name := l.g.stackName(st.Image); name {
+		switch name := l.g.stackName(n, st.Image); name {
 		case "":
 		case n.Image.Name:
+			if _, bare, _ := parseImage(st.Image); !bare {
+				l.problem(n, "dockerfile", "%s:%d: FROM %s is this image itself, which it cannot build on",
+					n.Image.Dockerfile, st.Line, st.Image)
+				break
+			}
 			l.problem(n, "dockerfile", "%s:%d: FROM %s is this image itself, which it cannot build on; "+
 				"if an outside image of the same name is meant, write its full reference (e.g. docker.io/library/%s)",
 				n.Image.Dockerfile, st.Line, st.Image, st.Image)
@@ -374,10 +466,48 @@ func (l *linker) base(n *Node, stages []Stage) string {
 		l.problem(n, key, "%s: %v", n.Image.Dockerfile, err)
 		return ""
 	}
-	if name := l.g.stackName(ref); name != n.Image.Name {
+	if name := l.g.stackName(n, ref); name != n.Image.Name {
 		return name
 	}
 	return "" // building on itself is reported already
+}
+
+// warnPublished warns of each FROM that names an outside repository whose
+// last part is the name of another image of the stack
+// (quay.io/jupyter/minimal-notebook when minimal-notebook is one and
+// quay.io/jupyter is not published), since the image would then build on an
+// image from elsewhere rather than this run's. A repository that the image
+// of that name itself builds on is its upstream, not its publication: no
+// warning.
+func (l *linker) warnPublished() {
+	for _, name := range l.g.names {
+		n, stages := l.g.nodes[name], l.stages[name]
+		for i, ref := range stageRefs(stages) {
+			st := stages[i]
+			if ref >= 0 || l.g.stackName(n, st.Image) != "" {
+				continue
+			}
+			repo, _, ok := parseImage(st.Image)
+			other := path.Base(repo.RepositoryStr())
+			if !ok || other == name || l.g.nodes[other] == nil || l.upstream(other, repo) {
+				continue
+			}
+			l.warn(n, "dockerfile", "%s:%d: %s FROM %s would build on the published %s, not this run's; add [staging] published or depends_on",
+				n.Image.Dockerfile, st.Line, name, st.Image, other)
+		}
+	}
+	l.warnings.Sort()
+}
+
+// upstream reports whether image builds on repo, an outside repository.
+func (l *linker) upstream(image string, repo name.Repository) bool {
+	stages := l.stages[image]
+	for i, ref := range stageRefs(stages) {
+		if r, _, ok := parseImage(stages[i].Image); ref < 0 && ok && r.Name() == repo.Name() {
+			return true
+		}
+	}
+	return false
 }
 
 // findCycles reports each dependency cycle once, starting from its image

@@ -135,7 +135,6 @@ func writeFiles(t *testing.T, files map[string]string) string {
 
 func TestGraphEdges(t *testing.T) {
 	t.Parallel()
-	base := config.Image{Name: "ci_base", Dockerfile: "base/Dockerfile", Line: 1}
 	tests := []struct {
 		name       string
 		dockerfile string
@@ -146,7 +145,7 @@ func TestGraphEdges(t *testing.T) {
 		{"bare name", "FROM ci_base", config.Image{}, []string{"ci_base"}, "ci_base"},
 		{"bare name with tag", "FROM ci_base:2026-11-23", config.Image{}, []string{"ci_base"}, "ci_base"},
 		{"staging ref", "FROM registry.example.com/ci/ci_base:nightly", config.Image{}, []string{"ci_base"}, "ci_base"},
-		{"staging ref with digest only", "FROM registry.example.com/ci/ci_base@sha256:abcd", config.Image{}, []string{"ci_base"}, "ci_base"},
+		{"staging ref with digest only", "FROM registry.example.com/ci/ci_base@sha256:" + strings.Repeat("ab", 32), config.Image{}, []string{"ci_base"}, "ci_base"},
 		{"ARG default", "ARG BASE_IMAGE=ci_base:latest\nFROM ${BASE_IMAGE}", config.Image{}, []string{"ci_base"}, "ci_base"},
 		{"BASE_IMAGE build arg ignored", "ARG BASE_IMAGE=ci_base\nFROM $BASE_IMAGE",
 			config.Image{BuildArgs: map[string]string{"BASE_IMAGE": "ubuntu"}}, []string{"ci_base"}, "ci_base"},
@@ -164,36 +163,46 @@ func TestGraphEdges(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			root := writeFiles(t, map[string]string{
-				"base/Dockerfile": "FROM ubuntu:24.04\n",
-				"app/Dockerfile":  tt.dockerfile,
-			})
-			img := tt.image
-			img.Name, img.Dockerfile, img.Line = "app", "app/Dockerfile", 5
-			g, problems := NewGraph(testConfig, root, testStaging, []config.Image{base, img})
-			if len(problems) > 0 {
-				t.Fatal(problems)
-			}
-			n, _ := g.Node("app")
-			if !reflect.DeepEqual(n.Parents, tt.parents) || n.Base != tt.base {
-				t.Errorf("parents %q, base %q; want %q, %q", n.Parents, n.Base, tt.parents, tt.base)
-			}
-			if want := []string{"ci_base", "app"}; !reflect.DeepEqual(g.Order(), want) {
-				t.Errorf("Order = %q, want %q", g.Order(), want)
-			}
+			checkEdges(t, tt.dockerfile, tt.image, tt.parents, tt.base)
 		})
 	}
 }
 
+// checkEdges reads a graph of ci_base (FROM ubuntu) and app, built from
+// dockerfile, and checks the parents and base of app.
+func checkEdges(t *testing.T, dockerfile string, app config.Image, parents []string, base string, opts ...GraphOption) {
+	t.Helper()
+	root := writeFiles(t, map[string]string{
+		"base/Dockerfile": "FROM ubuntu:24.04\n",
+		"app/Dockerfile":  dockerfile,
+	})
+	app.Name, app.Dockerfile, app.Line = "app", "app/Dockerfile", 5
+	ciBase := config.Image{Name: "ci_base", Dockerfile: "base/Dockerfile", Line: 1}
+	g, problems := NewGraph(testConfig, root, testStaging, []config.Image{ciBase, app}, opts...)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	n, _ := g.Node("app")
+	if !reflect.DeepEqual(n.Parents, parents) || n.Base != base {
+		t.Errorf("parents %q, base %q; want %q, %q", n.Parents, n.Base, parents, base)
+	}
+	if want := []string{"ci_base", "app"}; !reflect.DeepEqual(g.Order(), want) {
+		t.Errorf("Order = %q, want %q", g.Order(), want)
+	}
+}
+
+// stackImage is the config.Image called name, built from <name>/Dockerfile.
+func stackImage(name string, line int, dependsOn ...string) config.Image {
+	return config.Image{Name: name, Dockerfile: name + "/Dockerfile", Line: line, DependsOn: dependsOn}
+}
+
+// problemAt is a problem (or a warning) of the test config.
+func problemAt(line int, key, msg string) config.Problem {
+	return config.Problem{File: testConfig, Line: line, Key: key, Msg: msg}
+}
+
 func TestGraphProblems(t *testing.T) {
 	t.Parallel()
-	// image builds the config.Image called name from <name>/Dockerfile.
-	image := func(name string, line int, dependsOn ...string) config.Image {
-		return config.Image{Name: name, Dockerfile: name + "/Dockerfile", Line: line, DependsOn: dependsOn}
-	}
-	problem := func(line int, key, msg string) config.Problem {
-		return config.Problem{File: testConfig, Line: line, Key: key, Msg: msg}
-	}
 	tests := []struct {
 		name   string
 		files  map[string]string
@@ -203,8 +212,8 @@ func TestGraphProblems(t *testing.T) {
 		{
 			name:   "two-image cycle",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu", "b/Dockerfile": "FROM a"},
-			images: []config.Image{image("a", 1, "b"), image("b", 4)},
-			want:   config.Problems{problem(1, "image[1].depends_on", "dependency cycle: a -> b -> a")},
+			images: []config.Image{stackImage("a", 1, "b"), stackImage("b", 4)},
+			want:   config.Problems{problemAt(1, "image[1].depends_on", "dependency cycle: a -> b -> a")},
 		},
 		{
 			name: "three-image cycle through depends_on, FROM and ARG",
@@ -214,8 +223,8 @@ func TestGraphProblems(t *testing.T) {
 				"b/Dockerfile": "FROM registry.example.com/ci/c:nightly",
 				"c/Dockerfile": "ARG BASE_IMAGE=a\nFROM ${BASE_IMAGE}",
 			},
-			images: []config.Image{image("x", 1), image("a", 3, "b"), image("b", 6), image("c", 9)},
-			want:   config.Problems{problem(3, "image[2].depends_on", "dependency cycle: a -> b -> c -> a")},
+			images: []config.Image{stackImage("x", 1), stackImage("a", 3, "b"), stackImage("b", 6), stackImage("c", 9)},
+			want:   config.Problems{problemAt(3, "image[2].depends_on", "dependency cycle: a -> b -> c -> a")},
 		},
 		{
 			// Both cycles, as config.Load reports depends_on cycles: fixing
@@ -227,57 +236,57 @@ func TestGraphProblems(t *testing.T) {
 				"c/Dockerfile": "FROM a AS one\nFROM b",
 				"d/Dockerfile": "FROM c",
 			},
-			images: []config.Image{image("a", 1), image("b", 4), image("c", 7), image("d", 10)},
+			images: []config.Image{stackImage("a", 1), stackImage("b", 4), stackImage("c", 7), stackImage("d", 10)},
 			want: config.Problems{
-				problem(1, "image[1].dockerfile", "dependency cycle: a -> b -> c -> a"),
-				problem(4, "image[2].dockerfile", "dependency cycle: b -> c -> b"),
+				problemAt(1, "image[1].dockerfile", "dependency cycle: a -> b -> c -> a"),
+				problemAt(4, "image[2].dockerfile", "dependency cycle: b -> c -> b"),
 			},
 		},
 		{
 			name:   "cycle through FROM lines alone",
 			files:  map[string]string{"a/Dockerfile": "FROM b", "b/Dockerfile": "ARG BASE_IMAGE=a\nFROM ${BASE_IMAGE}"},
-			images: []config.Image{image("a", 1), image("b", 4)},
-			want:   config.Problems{problem(1, "image[1].dockerfile", "dependency cycle: a -> b -> a")},
+			images: []config.Image{stackImage("a", 1), stackImage("b", 4)},
+			want:   config.Problems{problemAt(1, "image[1].dockerfile", "dependency cycle: a -> b -> a")},
 		},
 		{
 			name:   "depends on itself",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu"},
-			images: []config.Image{image("a", 2, "a")},
-			want:   config.Problems{problem(2, "image[1].depends_on", "dependency cycle: a -> a")},
+			images: []config.Image{stackImage("a", 2, "a")},
+			want:   config.Problems{problemAt(2, "image[1].depends_on", "dependency cycle: a -> a")},
 		},
 		{
 			name:   "FROM itself",
 			files:  map[string]string{"python/Dockerfile": "# comment\nFROM python:3.13"},
-			images: []config.Image{image("python", 7)},
-			want: config.Problems{problem(7, "image[1].dockerfile",
+			images: []config.Image{stackImage("python", 7)},
+			want: config.Problems{problemAt(7, "image[1].dockerfile",
 				"python/Dockerfile:2: FROM python:3.13 is this image itself, which it cannot build on; "+
 					"if an outside image of the same name is meant, write its full reference (e.g. docker.io/library/python:3.13)")},
 		},
 		{
 			name:   "empty FROM without depends_on",
 			files:  map[string]string{"a/Dockerfile": "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}"},
-			images: []config.Image{image("a", 1)},
-			want: config.Problems{problem(1, "image[1].dockerfile",
+			images: []config.Image{stackImage("a", 1)},
+			want: config.Problems{problemAt(1, "image[1].dockerfile",
 				"a/Dockerfile:2: FROM ${BASE_IMAGE} is empty: give ARG BASE_IMAGE a default naming the parent image, or set depends_on")},
 		},
 		{
 			name:   "empty FROM with depends_on but no ARG",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu", "b/Dockerfile": "FROM ${BASE_IMAGE}"},
-			images: []config.Image{image("a", 1), image("b", 3, "a")},
-			want: config.Problems{problem(3, "image[2].dockerfile",
+			images: []config.Image{stackImage("a", 1), stackImage("b", 3, "a")},
+			want: config.Problems{problemAt(3, "image[2].dockerfile",
 				"b/Dockerfile:1: FROM ${BASE_IMAGE} is empty: declare ARG BASE_IMAGE before the first FROM so that nightshift can set it to the parent image")},
 		},
 		{
 			name:   "parse error",
 			files:  map[string]string{"a/Dockerfile": "ARG X\nFROM ${X"},
-			images: []config.Image{image("a", 1)},
-			want:   config.Problems{problem(1, "image[1].dockerfile", "a/Dockerfile:2: FROM ${X: unterminated ${")},
+			images: []config.Image{stackImage("a", 1)},
+			want:   config.Problems{problemAt(1, "image[1].dockerfile", "a/Dockerfile:2: FROM ${X: unterminated ${")},
 		},
 		{
 			name:   "unknown target",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu AS dev"},
 			images: []config.Image{{Name: "a", Dockerfile: "a/Dockerfile", Target: "prod", Line: 1}},
-			want:   config.Problems{problem(1, "image[1].target", `a/Dockerfile: the Dockerfile has no stage named "prod"`)},
+			want:   config.Problems{problemAt(1, "image[1].target", `a/Dockerfile: the Dockerfile has no stage named "prod"`)},
 		},
 	}
 	for _, tt := range tests {

@@ -135,14 +135,16 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			}
 			s.Args["BASE_IMAGE"] = s.BaseRef
 		}
+		// The FROM lines as this run's build args make them: a reference
+		// only parses once its templates are rendered.
 		fromArgs := map[string]string{}
-		maps.Copy(fromArgs, img.BuildArgs)
+		maps.Copy(fromArgs, s.Args)
 		if s.Base != "" {
 			fromArgs["BASE_IMAGE"] = s.Base // as NewGraph read it
 		}
 		var pinned map[string]string
 		if s.DockerfileContent, pinned, err = pinFroms(s.Dockerfile, fromArgs, func(image string) string {
-			name := g.stackName(image)
+			name := g.stackName(node, image)
 			switch {
 			case name == "":
 				return ""

@@ -287,6 +287,19 @@ func (c *cli) printError(err error) {
 	fmt.Fprintln(c.stderr, "nightshift: "+err.Error())
 }
 
+// printWarnings prints what in the configuration or the Dockerfiles is
+// likely a mistake but does not stop a run, located as problems are. It
+// changes no exit code.
+func (c *cli) printWarnings(ws config.Problems) {
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Fprintf(c.stderr, "nightshift: %d warning(s) in the configuration:\n", len(ws))
+	for _, w := range ws {
+		fmt.Fprintln(c.stderr, "  "+w.String())
+	}
+}
+
 // list splits a comma-separated flag value.
 func list(s string) []string {
 	var out []string

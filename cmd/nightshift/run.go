@@ -241,6 +241,7 @@ func summary(w io.Writer, rec *store.Run, repo string) {
 func (c *cli) plan(ctx context.Context, args []string) int {
 	fs, cfgPath := c.flags("plan", "[flags]", `Prints what 'nightshift run' would do now, without building: the build order,
 each image's refs for this run, the parent it builds on and its build args.
+Warnings, as 'nightshift config check' gives them, go to stderr.
 `)
 	only := fs.String("only", "", "plan only these `images` (comma-separated)")
 	withDeps := fs.Bool("with-deps", false, "with --only: also plan what those images build on")
@@ -258,6 +259,7 @@ each image's refs for this run, the parent it builds on and its build args.
 	if err != nil {
 		return c.exitCode(err)
 	}
+	c.printWarnings(prep.Graph.Warnings())
 	p := prep.Plan
 	dirty := ""
 	if prep.Source.Dirty {
@@ -310,6 +312,11 @@ func (c *cli) configCheck(ctx context.Context, args []string) int {
 image graph (Dockerfiles parsed, dependencies known, no cycle). Reports every
 problem at once with file:line and key. Builds and pushes nothing. For a git URL
 source the repository is fetched to check the tree.
+
+Warnings go to stderr and leave the exit code alone: a FROM that names an image
+of the stack where it is published (quay.io/jupyter/minimal-notebook) rather
+than in staging would build on the published image, not this run's; list that
+repository in [staging] published, or the image in depends_on.
 `)
 	if ok, code := parse(fs, args); !ok {
 		return code
@@ -322,6 +329,7 @@ source the repository is fetched to check the tree.
 	if err != nil {
 		return c.exitCode(err)
 	}
+	c.printWarnings(prep.Graph.Warnings())
 	fmt.Fprintf(c.stdout, "%s: ok, %d images in build order: %s\n", cfg.File, len(prep.Plan.Steps), strings.Join(prep.Graph.Order(), ", "))
 	return exitOK
 }
