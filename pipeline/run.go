@@ -141,6 +141,11 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		return nil, err
 	}
 
+	if prep.Graph != nil {
+		for _, w := range prep.Graph.Warnings() {
+			p.log.Warn(w.String())
+		}
+	}
 	x := p.newExecution(prep, req)
 	rec := &store.Run{
 		Tag:     prep.Plan.Tag,
