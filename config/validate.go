@@ -71,7 +71,24 @@ type Jenkins struct {
 	Poll       Duration          `toml:"poll"`    // how often the queue and build are read
 	// Pass lists the build results that count as passed.
 	Pass []string `toml:"pass"`
+	// When says when the job runs: JenkinsAllBuilt, only when every image
+	// passed build, push and its own tests; JenkinsAnyBuilt (the default),
+	// when at least one did.
+	When string `toml:"when"`
+	// Missing says what an image that did not get that far passes to the
+	// job: JenkinsOmit (the default) leaves its parameter out, so that the
+	// job's default applies; JenkinsLastValidated passes its last
+	// validated ref from the record.
+	Missing string `toml:"missing"`
 }
+
+// The values of validate.jenkins.when and validate.jenkins.missing.
+const (
+	JenkinsAllBuilt      = "all-built"
+	JenkinsAnyBuilt      = "any-built"
+	JenkinsOmit          = "omit"
+	JenkinsLastValidated = "last-validated"
+)
 
 // Validates reports whether runs validate anything: tests or a Jenkins job.
 func (c *Config) Validates() bool {
@@ -230,6 +247,14 @@ func (l *loader) jenkins(j *Jenkins) {
 		if _, err := render("parameter", j.Parameters[name], data); err != nil {
 			l.problem(key+".parameters."+name, err.Error())
 		}
+	}
+	j.When = cmp.Or(j.When, JenkinsAnyBuilt)
+	if j.When != JenkinsAnyBuilt && j.When != JenkinsAllBuilt {
+		l.problem(key+".when", fmt.Sprintf("%q is not %q (the job runs with what built) or %q (only when every image built)", j.When, JenkinsAnyBuilt, JenkinsAllBuilt))
+	}
+	j.Missing = cmp.Or(j.Missing, JenkinsOmit)
+	if j.Missing != JenkinsOmit && j.Missing != JenkinsLastValidated {
+		l.problem(key+".missing", fmt.Sprintf("%q is not %q (the job's default applies) or %q (the image's last validated ref)", j.Missing, JenkinsOmit, JenkinsLastValidated))
 	}
 	if !l.has(key + ".timeout") {
 		j.Timeout.Duration = defaultJenkinsTimeout

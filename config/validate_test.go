@@ -28,13 +28,15 @@ func TestValidateProblems(t *testing.T) {
 		},
 		{
 			name: "jenkins",
-			toml: "[validate.jenkins]\nurl = \"ci.example.org\"\njob = \"job/ci/job/test\"\nuser = \"bot\"\nparameter = \"{{.Nme}}\"\npass = [\"GREEN\"]\n", // 7-12
+			toml: "[validate.jenkins]\nurl = \"ci.example.org\"\njob = \"job/ci/job/test\"\nuser = \"bot\"\nparameter = \"{{.Nme}}\"\npass = [\"GREEN\"]\nwhen = \"always\"\nmissing = \"latest\"\n", // 7-14
 			want: []string{
 				`bad.toml:8: validate.jenkins.url: "ci.example.org" is not an http(s) URL such as https://ci.example.org`,
 				`bad.toml:9: validate.jenkins.job: "job/ci/job/test": write the folder path ("a/b/job"), not the URL path ("job/a/job/b/job/job")`,
 				"bad.toml:10: validate.jenkins.user: a user is given but no API token: name a file holding it with token_file, or set $NIGHTSHIFT_JENKINS_TOKEN",
 				"bad.toml:11: validate.jenkins.parameter: cannot render: ",
 				`bad.toml:12: validate.jenkins.pass: "GREEN" is not a Jenkins build result: use SUCCESS, UNSTABLE, FAILURE, ABORTED, NOT_BUILT`,
+				`bad.toml:13: validate.jenkins.when: "always" is not "any-built" (the job runs with what built) or "all-built" (only when every image built)`,
+				`bad.toml:14: validate.jenkins.missing: "latest" is not "omit" (the job's default applies) or "last-validated" (the image's last validated ref)`,
 			},
 		},
 		{
@@ -108,7 +110,8 @@ parameters = { TAG = "{{.Tag}}" }
 		t.Errorf("validate defaults = %+v, latest %q", v, c.Staging.Latest)
 	}
 	if !j.Enabled || j.URL != "https://ci.example.org" || j.Job != "ci/nightly" || j.Token.Reveal() != "jenkins-secret" ||
-		j.Timeout.Hours() != 2 || j.Poll.Seconds() != 10 || !slices.Equal(j.Pass, []string{"SUCCESS"}) || !j.Passed("SUCCESS") || j.Passed("UNSTABLE") {
+		j.Timeout.Hours() != 2 || j.Poll.Seconds() != 10 || !slices.Equal(j.Pass, []string{"SUCCESS"}) || !j.Passed("SUCCESS") || j.Passed("UNSTABLE") ||
+		j.When != JenkinsAnyBuilt || j.Missing != JenkinsOmit {
 		t.Errorf("jenkins = %+v", j)
 	}
 	if got := c.TestFiles("ci_cpu", []string{"ci_base"}); !slices.Equal(got, []string{"tests/all.yaml", "tests/base.yaml", "tests/cpu.yaml"}) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"nightshift/config"
 	"nightshift/rebuild"
 	"nightshift/store"
 )
@@ -23,21 +24,20 @@ func (x *execution) jenkins(ctx context.Context) {
 	refs := map[string]string{}
 	var broken []string
 	for _, s := range plan.Steps {
-		im := run.Image(s.Name)
-		if im == nil || im.Status != store.Succeeded {
+		if im := run.Image(s.Name); im != nil && im.Status == store.Succeeded {
+			refs[s.Name] = s.Ref.String()
+		} else {
 			broken = append(broken, s.Name)
-			continue
 		}
-		refs[s.Name] = s.Ref.String()
 	}
 	recordJob := func(b store.JenkinsBuild) {
 		if err := x.p.db.UpdateRun(x.id, func(r *store.Run) error { r.Jenkins = &b; return nil }); err != nil {
 			x.p.log.Error("recording the Jenkins job failed", "run", x.id, "err", err)
 		}
 	}
-	if len(broken) > 0 {
-		// The job tests the stack as a whole: without every image it would
-		// test a mix of tonight's images and older ones.
+	jcfg := x.p.cfg.Validate.Jenkins
+	if len(broken) > 0 && (len(refs) == 0 || jcfg.When == config.JenkinsAllBuilt) {
+		// With when = "all-built" the job tests the stack as a whole only.
 		why := "not triggered: " + strings.Join(broken, ", ") + " did not pass build, push and tests"
 		now := x.p.now()
 		recordJob(store.JenkinsBuild{Status: store.Skipped, Error: why, Started: now, Finished: &now})
@@ -49,11 +49,28 @@ func (x *execution) jenkins(ctx context.Context) {
 		}
 		return
 	}
+	// A partial validation: what did not build is left to the job's
+	// defaults, or given its last validated ref.
+	var partial []store.PartialImage
+	for _, name := range broken {
+		p := store.PartialImage{Name: name}
+		if jcfg.Missing == config.JenkinsLastValidated {
+			p.Ref = lastValidated(x.p.db, name, x.id)
+			if p.Ref != "" {
+				refs[name] = p.Ref
+			}
+		}
+		partial = append(partial, p)
+	}
 
-	build := x.job.Run(ctx, refs, recordJob)
+	withPartial := func(b store.JenkinsBuild) store.JenkinsBuild { b.Partial = partial; return b }
+	build := withPartial(x.job.Run(ctx, refs, func(b store.JenkinsBuild) { recordJob(withPartial(b)) }))
 	recordJob(build)
 	for i, s := range plan.Steps {
 		im := run.Image(s.Name)
+		if slices.Contains(broken, s.Name) {
+			continue // failed before the job: never validated
+		}
 		v := &store.Validation{Tests: im.ValidationTests()}
 		switch {
 		case ctx.Err() != nil:
@@ -79,4 +96,22 @@ func (x *execution) jenkins(ctx context.Context) {
 		x.record(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Succeeded, Validation: v})
 		x.record(rebuild.Event{Image: s.Name, Status: store.Succeeded, Digest: im.Digest, Tags: append(slices.Clone(im.Tags), added...)})
 	}
+}
+
+// lastValidated is the immutable ref under which image was last
+// validated, according to the record of runs before run; "" if never.
+func lastValidated(db *store.DB, image string, before uint64) string {
+	runs, err := db.Runs(0)
+	if err != nil {
+		return ""
+	}
+	for _, r := range runs {
+		if r.ID >= before {
+			continue
+		}
+		if im := r.Image(image); im != nil && im.Status == store.Succeeded && im.Validation != nil && im.Validation.Status == store.Succeeded {
+			return im.Ref
+		}
+	}
+	return ""
 }

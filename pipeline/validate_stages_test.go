@@ -64,6 +64,7 @@ func TestValidationStages(t *testing.T) {
 			if tc.latestValidated {
 				p.cfg.Staging.Latest = config.LatestValidated
 			}
+			p.cfg.Validate.Jenkins.When = config.JenkinsAllBuilt
 			p.tester = func(*Prepared) tester { return fixedTests{fail: []string{"base"}} }
 			jobRan := false
 			if tc.jenkins {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -21,14 +22,30 @@ func TestRunJenkins(t *testing.T) {
 	cases := []struct {
 		name        string
 		testsFail   string // an image whose own tests fail
+		when        string // validate.jenkins.when
+		missing     string // validate.jenkins.missing
+		validated   bool   // a run before this one validated lint
 		result      string // the job's result, "" when it must not run
 		wantStatus  store.Status
-		wantImage   store.Status // the validation of every image
+		wantImage   store.Status // the validation of every image that built
 		wantTrigger bool
+		wantPartial []store.PartialImage
 	}{
 		{name: "job passes", result: "SUCCESS", wantStatus: store.Succeeded, wantImage: store.Succeeded, wantTrigger: true},
 		{name: "job fails", result: "FAILURE", wantStatus: store.Failed, wantImage: store.Failed, wantTrigger: true},
-		{name: "an image's tests fail", testsFail: "lint", wantStatus: store.Failed, wantImage: store.Skipped},
+		{name: "an image's tests fail, the job waits for all", testsFail: "lint", when: config.JenkinsAllBuilt,
+			wantStatus: store.Failed, wantImage: store.Skipped},
+		{name: "an image's tests fail, the job runs with the others", testsFail: "lint", result: "SUCCESS",
+			wantStatus: store.Failed, wantImage: store.Succeeded, wantTrigger: true,
+			wantPartial: []store.PartialImage{{Name: "lint"}}},
+		{name: "an image's tests fail, the job gets its last validated ref", testsFail: "lint", result: "SUCCESS",
+			missing: config.JenkinsLastValidated, validated: true,
+			wantStatus: store.Failed, wantImage: store.Succeeded, wantTrigger: true,
+			wantPartial: []store.PartialImage{{Name: "lint", Ref: "reg.test/ns/lint:older"}}},
+		{name: "last validated, but never validated", testsFail: "lint", result: "SUCCESS",
+			missing:    config.JenkinsLastValidated,
+			wantStatus: store.Failed, wantImage: store.Succeeded, wantTrigger: true,
+			wantPartial: []store.PartialImage{{Name: "lint"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -36,7 +53,15 @@ func TestRunJenkins(t *testing.T) {
 			reg := newStubRegistry()
 			p, db := newTestPipeline(t, &stubEngine{reg: reg}, reg)
 			p.cfg.Staging.Latest = config.LatestValidated
+			p.cfg.Validate.Jenkins.When, p.cfg.Validate.Jenkins.Missing = tc.when, tc.missing
 			p.tester = func(*Prepared) tester { return testsFailing(tc.testsFail) }
+			if tc.validated {
+				older := &store.Run{Tag: "older", Status: store.Succeeded, Images: []store.ImageResult{{Name: "lint", Status: store.Succeeded,
+					Ref: "reg.test/ns/lint:older", Validation: &store.Validation{Status: store.Succeeded}}}}
+				if err := db.CreateRun(older); err != nil {
+					t.Fatal(err)
+				}
+			}
 			prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: testPlan()}
 			var (
 				triggered map[string]string
@@ -47,8 +72,8 @@ func TestRunJenkins(t *testing.T) {
 					triggered = refs
 					b := store.JenkinsBuild{Job: "ci/test", Status: store.Running, Number: 7, URL: "http://jenkins/job/ci/job/test/7/"}
 					update(b)
-					run, _ := db.Run(1)
-					waiting = append(waiting, run.Image("base").Validation.Status)
+					runs, _ := db.Runs(1) // this one, the newest
+					waiting = append(waiting, runs[0].Image("base").Validation.Status)
 					b.Result, b.Status = tc.result, store.Failed
 					if tc.result == "SUCCESS" {
 						b.Status = store.Succeeded
@@ -71,8 +96,17 @@ func TestRunJenkins(t *testing.T) {
 				for _, s := range prep.Plan.Steps {
 					want[s.Name] = s.Ref.String()
 				}
+				delete(want, tc.testsFail)
+				for _, p := range tc.wantPartial {
+					if p.Ref != "" {
+						want[p.Name] = p.Ref
+					}
+				}
 				if !maps.Equal(triggered, want) {
 					t.Errorf("job got refs %v, want %v", triggered, want)
+				}
+				if !reflect.DeepEqual(got.Jenkins.Partial, tc.wantPartial) {
+					t.Errorf("recorded the job's partial %+v, want %+v", got.Jenkins.Partial, tc.wantPartial)
 				}
 				if !slices.Equal(waiting, []store.Status{store.Running}) {
 					t.Errorf("while the job ran, base's validation was %v, want running", waiting)
@@ -88,6 +122,9 @@ func TestRunJenkins(t *testing.T) {
 				if s.Name == tc.testsFail {
 					if im.Status != store.Failed || im.Validation.Status != store.Failed {
 						t.Errorf("%s: %s, validation %+v, want failed by its tests", s.Name, im.Status, im.Validation)
+					}
+					if d := reg.get(s.Validated().String()); d != "" {
+						t.Errorf("%s, failed, was tagged validated", s.Name)
 					}
 					continue
 				}

@@ -117,10 +117,22 @@ type JenkinsBuild struct {
 	URL      string            `json:"url,omitempty"`    // build URL
 	Number   int               `json:"number,omitempty"`
 	Params   map[string]string `json:"params,omitempty"` // what the build was given
+	// Partial lists the images of the run that did not pass build, push
+	// and their own tests, so the job ran without their new refs: omitted
+	// (the job's default applied) or given their last validated ref.
+	Partial []PartialImage `json:"partial,omitempty"`
 	Started  time.Time         `json:"started"`
 	Finished *time.Time        `json:"finished,omitempty"`
 	Error    string            `json:"error,omitempty"`
 	Console  []string          `json:"console,omitempty"` // the last lines of its console
+}
+
+// PartialImage is an image a partial validation ran without.
+type PartialImage struct {
+	Name string `json:"name"`
+	// Ref is the last validated ref the job got instead; "" when the
+	// image's parameter was left out.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Stage is one step of an image: build, push, tag, verify.
@@ -195,10 +207,37 @@ func (b JenkinsBuild) Summary() string {
 	if b.URL != "" {
 		s.WriteString(" (" + b.URL + ")")
 	}
+	if p := b.PartialText(); p != "" {
+		s.WriteString(", " + p)
+	}
 	if b.Error != "" {
 		s.WriteString(": " + b.Error)
 	}
 	return strings.TrimSpace(s.String())
+}
+
+// PartialText says what a partial validation ran without, "" when the job
+// had every image's new ref.
+func (b JenkinsBuild) PartialText() string {
+	if len(b.Partial) == 0 {
+		return ""
+	}
+	var omitted, older []string
+	for _, p := range b.Partial {
+		if p.Ref == "" {
+			omitted = append(omitted, p.Name)
+		} else {
+			older = append(older, p.Name)
+		}
+	}
+	var parts []string
+	if len(omitted) > 0 {
+		parts = append(parts, "without "+strings.Join(omitted, ", ")+" (the job's defaults)")
+	}
+	if len(older) > 0 {
+		parts = append(parts, "with the last validated "+strings.Join(older, ", "))
+	}
+	return "partial validation: " + strings.Join(parts, "; ")
 }
 
 // ShortLen is how many characters of a commit hash nightshift shows: as
