@@ -110,21 +110,21 @@ func (im *ImageResult) ValidationTests() []TestResult {
 
 // JenkinsBuild is one build of the project's Jenkins test job.
 type JenkinsBuild struct {
-	Job      string            `json:"job"`
-	Status   Status            `json:"status"`           // succeeded, failed, skipped, interrupted, running
-	Result   string            `json:"result,omitempty"` // Jenkins' word: SUCCESS, UNSTABLE, FAILURE, ABORTED, ...
-	Queue    string            `json:"queue,omitempty"`  // queue item URL
-	URL      string            `json:"url,omitempty"`    // build URL
-	Number   int               `json:"number,omitempty"`
-	Params   map[string]string `json:"params,omitempty"` // what the build was given
+	Job    string            `json:"job"`
+	Status Status            `json:"status"`           // succeeded, failed, skipped, interrupted, running
+	Result string            `json:"result,omitempty"` // Jenkins' word: SUCCESS, UNSTABLE, FAILURE, ABORTED, ...
+	Queue  string            `json:"queue,omitempty"`  // queue item URL
+	URL    string            `json:"url,omitempty"`    // build URL
+	Number int               `json:"number,omitempty"`
+	Params map[string]string `json:"params,omitempty"` // what the build was given
 	// Partial lists the images of the run that did not pass build, push
 	// and their own tests, so the job ran without their new refs: omitted
 	// (the job's default applied) or given their last validated ref.
-	Partial []PartialImage `json:"partial,omitempty"`
-	Started  time.Time         `json:"started"`
-	Finished *time.Time        `json:"finished,omitempty"`
-	Error    string            `json:"error,omitempty"`
-	Console  []string          `json:"console,omitempty"` // the last lines of its console
+	Partial  []PartialImage `json:"partial,omitempty"`
+	Started  time.Time      `json:"started"`
+	Finished *time.Time     `json:"finished,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Console  []string       `json:"console,omitempty"` // the last lines of its console
 }
 
 // PartialImage is an image a partial validation ran without.
