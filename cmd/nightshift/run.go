@@ -236,6 +236,9 @@ func summary(w io.Writer, rec *store.Run, repo string) {
 			fmt.Fprintf(w, "  log of %s: %s\n", im.Name, im.Log)
 		}
 	}
+	if rec.Jenkins != nil {
+		fmt.Fprintf(w, "  Jenkins job: %s\n", rec.Jenkins.Summary())
+	}
 }
 
 func (c *cli) plan(ctx context.Context, args []string) int {

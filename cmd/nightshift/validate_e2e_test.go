@@ -256,6 +256,39 @@ func TestValidation(t *testing.T) {
 	if val.Jenkins == nil || !slices.Contains(val.Jenkins.Console, "FAIL: test_compile") {
 		t.Errorf("the record lacks the job's console: %+v", val.Jenkins)
 	}
+
+	// bad fails its own tests: the job still runs with the others, and
+	// bad's parameter keeps the job's default (a partial validation).
+	const badDefault = "registry.example/ci/bad:stable"
+	srv.SetJob(jenkinstest.Job{Path: "ci/test-images", Params: map[string]string{"base_param": "", "good_param": "", "bad_param": badDefault, "NIGHTLY_TAG": ""},
+		Result: "SUCCESS", Duration: 50 * time.Millisecond, Console: "Finished: SUCCESS\n"})
+	res = nightshift(t, token, "validate", "-c", withJenkins, "--run", "1", "--only", "base,good,bad", "--json", filepath.Join(dir, "partial.json"))
+	if res.code != exitFailed {
+		t.Fatalf("validate with bad failing its tests: exit %d, want 1\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+	}
+	readJSON(t, filepath.Join(dir, "partial.json"), &val)
+	builds = srv.Builds("ci/test-images")
+	wantParams["bad_param"] = badDefault
+	if last := builds[len(builds)-1]; !maps.Equal(last.Params, wantParams) {
+		t.Errorf("the partial job got %v, want %v (bad's default kept)", last.Params, wantParams)
+	}
+	if val.Jenkins == nil || val.Jenkins.Status != store.Succeeded || !slices.Equal(val.Jenkins.Partial, []store.PartialImage{{Name: "bad"}}) {
+		t.Errorf("recorded job %+v, want a passing partial validation without bad", val.Jenkins)
+	}
+	for _, name := range []string{"base", "good"} {
+		if im := val.Image(name); im == nil || im.Status != store.Succeeded || im.Validation.Status != store.Succeeded {
+			t.Errorf("%s in the partial validation: %+v, want validated", name, im)
+		}
+	}
+	if im := val.Image("bad"); im == nil || im.Status != store.Failed {
+		t.Errorf("bad in the partial validation: %+v, want failed", im)
+	}
+	if _, err := remote.Head(mustRef(t, repo+"bad:"+rec.Tag+"-validated")); err == nil {
+		t.Error("bad, failing its tests, was tagged validated by a partial validation")
+	}
+	if !strings.Contains(res.stdout, "partial validation: without bad (the job's defaults)") {
+		t.Errorf("the summary does not say the validation was partial:\n%s", res.stdout)
+	}
 }
 
 // A test file that breaks the schema is a configuration problem, located
