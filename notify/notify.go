@@ -66,7 +66,7 @@ func (s Summary) Headline() string {
 		status = "fixed"
 	}
 	switch {
-	case s.Run.Kind == "validate":
+	case s.Run.Kind == store.KindValidate:
 		return fmt.Sprintf("%s: %d of %d images validated (%s)", status, validated, total, s.Run.Tag)
 	case validates:
 		return fmt.Sprintf("%s: %d of %d images built, %d validated (%s)", status, ok, total, validated, s.Run.Tag)

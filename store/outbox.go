@@ -214,8 +214,7 @@ func takeUndelivered(tx *bolt.Tx, notifier string) (int, error) {
 // previousRun is the latest finished run recorded before id.
 func previousRun(tx *bolt.Tx, id uint64) (*Run, error) {
 	c := tx.Bucket(bucketRuns).Cursor()
-	c.Seek(itob(id))
-	for k, v := c.Prev(); k != nil; k, v = c.Prev() {
+	for k, v := seekBefore(c, id); k != nil; k, v = c.Prev() {
 		var r Run
 		if err := json.Unmarshal(v, &r); err != nil {
 			return nil, fmt.Errorf("run %d: %w", btoi(k), err)
