@@ -63,7 +63,7 @@ func (s schema) migrate(tx *bolt.Tx) error {
 // createBuckets makes every bucket the code expects, so that a step and
 // the code after it may take them as given.
 func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketRuns, bucketActive, bucketOutbox, bucketPending, bucketSchedule} {
+	for _, name := range [][]byte{bucketRuns, bucketActive, bucketSummaries, bucketOutbox, bucketPending, bucketSchedule} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -72,8 +72,9 @@ func createBuckets(tx *bolt.Tx) error {
 }
 
 // kindsAndNights (schema 1 to 2) records the kind of every run, which was
-// "" for a rebuild, and links each validation run to the night it
-// validated: the newest rebuild with its tag recorded before it.
+// "" for a rebuild, links each validation run to the night it validated
+// (the newest rebuild with its tag recorded before it), and writes every
+// run's summary, as putRun does from now on.
 func kindsAndNights(tx *bolt.Tx) error {
 	var runs []*Run
 	if err := tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {

@@ -221,7 +221,10 @@ func putRun(tx *bolt.Tx, r *Run) error {
 	if r.Kind == "" {
 		r.Kind = KindNightly
 	}
-	return put(tx, bucketRuns, r.ID, r, bucketActive, !r.Status.Done())
+	if err := put(tx, bucketRuns, r.ID, r, bucketActive, !r.Status.Done()); err != nil {
+		return err
+	}
+	return putSummary(tx, r)
 }
 
 // nightTagged is the newest nightly run recorded before id with tag, 0 if

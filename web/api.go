@@ -44,8 +44,8 @@ type imageEntry struct {
 	Digest          string       `json:"digest,omitempty"`
 	Error           string       `json:"error,omitempty"`
 
-	run *runSummary
-	res *imageSummary
+	run   *store.Summary
+	badge badge
 }
 
 // imageHistory is GET /api/v1/images/{name}.
@@ -56,6 +56,8 @@ type imageHistory struct {
 	// run after it that it failed in: the commits between them broke it.
 	LastGood *imageEntry `json:"last_good,omitempty"`
 	FirstBad *imageEntry `json:"first_bad,omitempty"`
+
+	clocked bool // some entry is still running: durations depend on the clock
 }
 
 // runID is the {id} of the path, false if it is not a run id.
@@ -106,17 +108,17 @@ func (s *server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	snap, err := s.cache.get()
+	key := "runs " + strconv.Itoa(limit)
+	if s.unchanged(w, r, key) {
+		return
+	}
+	b, version, err := s.db.RunsJSON(limit)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	head, err := snap.runsJSON(s.db, limit, s.cache.now())
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	writeJSONBytes(w, http.StatusOK, head, []byte("]"))
+	w.Header().Set("ETag", s.etag(version, key))
+	writeJSONBytes(w, http.StatusOK, b)
 }
 
 func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +139,7 @@ func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, runDetail{Run: *run, Notifications: notes})
 }
 
-// run reads run id in full from the store: the cache keeps only summaries.
+// run reads run id in full from the store.
 func (s *server) run(id uint64) (*store.Run, error) {
 	run, err := s.db.Run(id)
 	if err != nil {
@@ -243,34 +245,44 @@ func (s *server) apiImage(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
-	snap, err := s.cache.get()
+	key := "image " + name
+	if s.unchanged(w, r, key) {
+		return
+	}
+	runs, version, err := s.db.Summaries(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	h := historyOf(snap.runs, name, s.now())
+	h := historyOf(runs, name, s.now())
 	if len(h.History) == 0 {
 		s.notFound(w, r)
 		return
+	}
+	if !h.clocked {
+		w.Header().Set("ETag", s.etag(version, key))
 	}
 	writeJSON(w, http.StatusOK, h)
 }
 
 // historyOf is image name in every run of runs (newest first) that has it.
-func historyOf(runs []*runSummary, name string, now time.Time) imageHistory {
+func historyOf(runs []store.Summary, name string, now time.Time) imageHistory {
 	h := imageHistory{Name: name, History: []imageEntry{}}
-	for _, run := range runs {
-		im := run.image(name)
+	for i := range runs {
+		run := &runs[i]
+		im := run.Image(name)
 		if im == nil {
 			continue
 		}
+		duration := store.ImageResult{Started: timePtr(im.Started), Finished: timePtr(im.Finished)}.Duration(now)
 		h.History = append(h.History, imageEntry{
 			RunID: run.ID, Tag: run.Tag, Commit: run.Commit, Status: im.Status,
-			Started: im.Started, Finished: im.Finished,
-			DurationSeconds: im.duration(now).Seconds(),
+			Started: timePtr(im.Started), Finished: timePtr(im.Finished),
+			DurationSeconds: duration.Seconds(),
 			Digest:          im.Digest, Error: im.Error,
-			run: run, res: im,
+			run: run, badge: statusBadge(im.Status, im.Validated),
 		})
+		h.clocked = h.clocked || im.Status == store.Running
 	}
 	// Newest first: the first success met is the last good night, and the
 	// oldest failure newer than it is the first bad one.
@@ -285,6 +297,14 @@ func historyOf(runs []*runSummary, name string, now time.Time) imageHistory {
 		}
 	}
 	return h
+}
+
+// timePtr is t, nil when zero.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {

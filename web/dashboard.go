@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,7 +21,7 @@ type homeData struct {
 	frame
 	Cols    []homeCol
 	Rows    []homeRow
-	Latest  *runSummary
+	Latest  *store.Summary
 	Badge   badge // of Latest
 	Next    time.Time
 	Running bool
@@ -28,7 +29,11 @@ type homeData struct {
 	Total   int
 	Choices []link
 	Legend  []badge
+
+	size int // of the cells, for the page's buffer
 }
+
+func (d homeData) pageSize() int { return d.size + 16<<10 }
 
 type homeCol struct {
 	ID    uint64
@@ -41,13 +46,7 @@ type homeCol struct {
 type homeRow struct {
 	Name  string
 	Href  string
-	Cells []homeCell
-}
-
-type homeCell struct {
-	Href  string // "" when the image was not in the run
-	Title string
-	Badge badge
+	Cells template.HTML // see matrixCell
 }
 
 func (s *server) home(w http.ResponseWriter, r *http.Request) {
@@ -56,29 +55,31 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	snap, err := s.cache.get()
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
 	var next time.Time
 	if s.control != nil {
 		next = s.control.Next()
 	}
-	// The page depends on nothing else, so it is made once per snapshot:
-	// rendering 900 cells costs milliseconds, serving them again does not.
-	n = min(n, len(snap.runs))
-	b, err := snap.memo(fmt.Sprintf("home %d %d", n, next.UnixNano()), func() ([]byte, error) {
-		return s.pages.execute("home", s.homeData(snap.newest(n), len(snap.runs), next))
-	})
+	// The page depends on the store, n and the next fire time alone.
+	key := fmt.Sprintf("home %d %d", n, next.UnixNano())
+	if s.unchanged(w, r, key) {
+		return
+	}
+	runs, version, err := s.db.Summaries(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
+	d := s.homeData(runs[:min(n, len(runs))], len(runs), next)
+	b, err := s.pages.execute("home", d)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", s.etag(version, key))
 	writePage(w, http.StatusOK, b)
 }
 
-func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeData {
+func (s *server) homeData(runs []store.Summary, total int, next time.Time) homeData {
 	d := homeData{frame: s.frame("Nightly builds"), Shown: len(runs), Total: total, Next: next}
 	d.Crumbs = d.Crumbs[:0] // the dashboard is home: no trail
 	for _, c := range []int{7, 30, 90, 365} {
@@ -88,12 +89,13 @@ func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeDat
 		d.Legend = append(d.Legend, newBadge(st))
 	}
 	if len(runs) > 0 {
-		d.Latest, d.Badge = runs[0], newBadge(string(runs[0].Status))
+		d.Latest, d.Badge = &runs[0], newBadge(string(runs[0].Status))
 	}
 
 	var names []string
 	seen := map[string]bool{}
-	for _, run := range runs {
+	for i := range runs {
+		run := &runs[i]
 		d.Running = d.Running || run.Status == store.Running
 		d.Cols = append(d.Cols, homeCol{
 			ID: run.ID, Href: s.runHref(run.ID), Date: run.Started.UTC().Format("01-02"),
@@ -108,23 +110,32 @@ func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeDat
 		}
 	}
 	slices.Sort(names)
+	// Every row's cells are written into one string, each row's a part of
+	// it: a year's matrix is megabytes, better not grown and copied a row
+	// at a time.
+	var cells strings.Builder
+	cells.Grow(len(names) * len(runs) * 320)
+	ends := make([]int, 0, len(names))
 	for _, name := range names {
-		row := homeRow{Name: name, Href: s.imageHref(name), Cells: make([]homeCell, len(runs))}
-		for i, run := range runs {
-			im := run.image(name)
+		for i := range runs {
+			run := &runs[i]
+			im := run.Image(name)
 			if im == nil {
-				row.Cells[i] = homeCell{Title: fmt.Sprintf("%s was not in run %d", name, run.ID), Badge: badge{Status: "none", Symbol: "·"}}
+				matrixCell(&cells, "", fmt.Sprintf("%s was not in run %d", name, run.ID), badge{Status: "none", Symbol: "·"})
 				continue
 			}
-			b := im.badge()
-			row.Cells[i] = homeCell{
-				Href:  s.imageRunHref(run.ID, name),
-				Title: fmt.Sprintf("%s, run %d (%s): %s", name, run.ID, run.Started.UTC().Format("2006-01-02"), b.Status),
-				Badge: b,
-			}
+			b := statusBadge(im.Status, im.Validated)
+			matrixCell(&cells, s.imageRunHref(run.ID, name),
+				fmt.Sprintf("%s, run %d (%s): %s", name, run.ID, run.Started.UTC().Format("2006-01-02"), b.Status), b)
 		}
-		d.Rows = append(d.Rows, row)
+		ends = append(ends, cells.Len())
 	}
+	all, start := cells.String(), 0
+	for i, name := range names {
+		d.Rows = append(d.Rows, homeRow{Name: name, Href: s.imageHref(name), Cells: template.HTML(all[start:ends[i]])})
+		start = ends[i]
+	}
+	d.size = len(all)
 	if d.Running {
 		d.Refresh = homeRefreshEvery
 	}
@@ -361,12 +372,16 @@ func (s *server) logsPage(w http.ResponseWriter, r *http.Request) {
 type imageData struct {
 	frame
 	Name     string
-	Entries  []entryView
+	Rows     template.HTML // of the history table, one per entry: see historyRows
 	LastGood *entryView
 	FirstBad *entryView
 	Range    string // last good commit..first bad commit
 	Chart    chart
+
+	size int // of the rows and bars, for the page's buffer
 }
+
+func (d imageData) pageSize() int { return d.size + 16<<10 }
 
 type entryView struct {
 	RunID    uint64
@@ -386,7 +401,7 @@ type entryView struct {
 // chart is an inline SVG bar chart of durations, oldest on the left.
 type chart struct {
 	Width, Height int
-	Bars          []bar
+	Bars          template.HTML // see chartBars
 	Max           time.Duration
 	Label         string
 }
@@ -403,12 +418,15 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
-	snap, err := s.cache.get()
+	if s.unchanged(w, r, "image page "+name) {
+		return
+	}
+	runs, version, err := s.db.Summaries(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	h := historyOf(snap.runs, name, s.now())
+	h := historyOf(runs, name, s.now())
 	if len(h.History) == 0 {
 		s.notFound(w, r)
 		return
@@ -418,13 +436,15 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		return entryView{
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
 			When: e.run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.run.Subject,
-			Badge: e.res.badge(), Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
+			Badge: e.badge, Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
 			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
 		}
 	}
+	entries := make([]entryView, len(h.History))
 	for i := range h.History {
-		d.Entries = append(d.Entries, view(&h.History[i]))
+		entries[i] = view(&h.History[i])
 	}
+	d.Rows = historyRows(entries)
 	if h.LastGood != nil {
 		v := view(h.LastGood)
 		d.LastGood = &v
@@ -436,7 +456,11 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	if h.LastGood != nil && h.FirstBad != nil {
 		d.Range = store.ShortCommit(h.LastGood.Commit) + ".." + store.ShortCommit(h.FirstBad.Commit)
 	}
-	d.Chart = durationChart(d.Entries, name)
+	d.Chart = durationChart(entries, name)
+	d.size = len(d.Rows) + len(d.Chart.Bars)
+	if !h.clocked {
+		w.Header().Set("ETag", s.etag(version, "image page "+name))
+	}
 	s.render(w, r, http.StatusOK, "image", d)
 }
 
@@ -449,17 +473,19 @@ func durationChart(entries []entryView, name string) chart {
 	}
 	n := len(entries)
 	c.Width = int(float64(n) * (barW + gap))
+	bars := make([]bar, 0, n)
 	for i := range entries {
 		e := entries[n-1-i]
 		h := 2.0 // a sliver, so that a night without a build still shows
 		if c.Max > 0 && e.Duration > 0 {
 			h = max(h, height*float64(e.Duration)/float64(c.Max))
 		}
-		c.Bars = append(c.Bars, bar{
+		bars = append(bars, bar{
 			X: float64(i) * (barW + gap), Y: height - h, W: barW, H: h, Status: e.Badge.Status,
 			Title: fmt.Sprintf("run %d, %s: %s in %s", e.RunID, e.When.UTC().Format("2006-01-02"), e.Badge.Status, fmtDuration(e.Duration)),
 		})
 	}
+	c.Bars = chartBars(bars)
 	c.Label = fmt.Sprintf("Durations of %s over the last %d runs, oldest on the left; the longest took %s.", name, n, fmtDuration(c.Max))
 	return c
 }

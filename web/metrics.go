@@ -46,12 +46,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	snap, err := c.s.cache.get()
+	runs, _, err := c.s.db.Summaries(0)
 	if err != nil {
 		c.s.log.Error("metrics: read runs", "err", err)
 		ch <- prometheus.NewInvalidMetric(descRuns, err)
 	} else {
-		c.collectRuns(ch, snap.runs)
+		c.collectRuns(ch, runs)
 	}
 	if n, err := c.s.db.PendingCount(); err != nil {
 		c.s.log.Error("metrics: read the outbox", "err", err)
@@ -66,7 +66,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []*runSummary) {
+func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []store.Summary) {
 	count := map[store.Status]int{}
 	for _, st := range runStatuses {
 		count[st] = 0
@@ -78,11 +78,11 @@ func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []*runSummary)
 		count[run.Status]++
 		for i := range run.Images {
 			im := &run.Images[i]
-			if _, ok := lastSuccess[im.Name]; !ok && im.Status == store.Succeeded && im.Finished != nil {
+			if _, ok := lastSuccess[im.Name]; !ok && im.Status == store.Succeeded && !im.Finished.IsZero() {
 				lastSuccess[im.Name] = float64(im.Finished.UnixMilli()) / 1e3
 			}
-			if _, ok := lastDuration[im.Name]; !ok && (im.Status == store.Succeeded || im.Status == store.Failed) && im.Started != nil {
-				lastDuration[im.Name] = im.duration(now).Seconds()
+			if _, ok := lastDuration[im.Name]; !ok && (im.Status == store.Succeeded || im.Status == store.Failed) && !im.Started.IsZero() {
+				lastDuration[im.Name] = store.ImageResult{Started: timePtr(im.Started), Finished: timePtr(im.Finished)}.Duration(now).Seconds()
 			}
 		}
 	}
