@@ -16,7 +16,7 @@ import (
 // The events a summary can be about. A notifier's `on` policy names them.
 const (
 	EventFailure     = "failure"     // the run finished and some image failed or was skipped
-	EventFixed       = "fixed"       // the run succeeded after a run that did not
+	EventFixed       = "fixed"       // the run succeeded after a run (a night, for a validation) that did not
 	EventSuccess     = "success"     // the run succeeded
 	EventInterrupted = "interrupted" // the run was cut short (crash, signal)
 	EventNotStarted  = "not-started" // a run could not start (engine or registry down)
@@ -26,7 +26,9 @@ const (
 type Summary struct {
 	Event string    `json:"event"`
 	Run   store.Run `json:"run"`
-	// Previous is the status of the run before this one, "" if none.
+	// Previous is the status of what the run is compared with, "" if
+	// nothing: for a validation, the night before; for a rebuild, the
+	// rebuild before it (see store.Finish.Previous).
 	Previous store.Status `json:"previous,omitempty"`
 	Repo     string       `json:"repo,omitempty"` // <registry>/<namespace>
 	// PublicURL is the dashboard's base URL ("" when unset): links are

@@ -21,8 +21,8 @@ type homeData struct {
 	frame
 	Cols    []homeCol
 	Rows    []homeRow
-	Latest  *store.Summary
-	Badge   badge // of Latest
+	Latest  *store.Summary // the newest night's run
+	Badge   badge          // of the newest night
 	Next    time.Time
 	Running bool
 	Shown   int
@@ -35,6 +35,7 @@ type homeData struct {
 
 func (d homeData) pageSize() int { return d.size + 16<<10 }
 
+// homeCol is one night: its run, and the runs that validated its images.
 type homeCol struct {
 	ID    uint64
 	Href  string
@@ -64,23 +65,24 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 	if s.unchanged(w, r, key) {
 		return
 	}
-	runs, version, err := s.db.Summaries(0)
+	h, err := s.db.History(n)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	d := s.homeData(runs[:min(n, len(runs))], len(runs), next)
+	d := s.homeData(h, next)
 	b, err := s.pages.execute("home", d)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	w.Header().Set("ETag", s.etag(version, key))
+	w.Header().Set("ETag", s.etag(h.Version, key))
 	writePage(w, http.StatusOK, b)
 }
 
-func (s *server) homeData(runs []store.Summary, total int, next time.Time) homeData {
-	d := homeData{frame: s.frame("Nightly builds"), Shown: len(runs), Total: total, Next: next}
+func (s *server) homeData(h store.History, next time.Time) homeData {
+	nights := h.Nights
+	d := homeData{frame: s.frame("Nightly builds"), Shown: len(nights), Total: h.Total, Next: next}
 	d.Crumbs = d.Crumbs[:0] // the dashboard is home: no trail
 	for _, c := range []int{7, 30, 90, 365} {
 		d.Choices = append(d.Choices, link{fmt.Sprintf("%s/?runs=%d", s.base, c), strconv.Itoa(c)})
@@ -88,24 +90,28 @@ func (s *server) homeData(runs []store.Summary, total int, next time.Time) homeD
 	for _, st := range []string{"validated", "built", "failed", "skipped", "interrupted", "running"} {
 		d.Legend = append(d.Legend, newBadge(st))
 	}
-	if len(runs) > 0 {
-		d.Latest, d.Badge = &runs[0], newBadge(string(runs[0].Status))
+	if len(nights) > 0 {
+		d.Latest, d.Badge = &nights[0].Run, newBadge(string(nights[0].Status()))
 	}
 
 	var names []string
 	seen := map[string]bool{}
-	for i := range runs {
-		run := &runs[i]
-		d.Running = d.Running || run.Status == store.Running
+	for i := range nights {
+		night := &nights[i]
+		status := night.Status()
+		d.Running = d.Running || status == store.Running
+		title := fmt.Sprintf("run %d, %s: %s", night.ID(), fmtTime(night.Run.Started), status)
+		for _, v := range night.Validations {
+			title += fmt.Sprintf("; validation run %d: %s", v.ID, v.Status)
+		}
 		d.Cols = append(d.Cols, homeCol{
-			ID: run.ID, Href: s.runHref(run.ID), Date: run.Started.UTC().Format("01-02"),
-			Title: fmt.Sprintf("run %d, %s: %s", run.ID, fmtTime(run.Started), run.Status),
-			Badge: newBadge(string(run.Status)),
+			ID: night.ID(), Href: s.runHref(night.ID()), Date: night.Run.Started.UTC().Format("01-02"),
+			Title: title, Badge: newBadge(string(status)),
 		})
-		for _, im := range run.Images {
-			if !seen[im.Name] {
-				seen[im.Name] = true
-				names = append(names, im.Name)
+		for _, name := range night.Names() {
+			if !seen[name] {
+				seen[name] = true
+				names = append(names, name)
 			}
 		}
 	}
@@ -114,19 +120,20 @@ func (s *server) homeData(runs []store.Summary, total int, next time.Time) homeD
 	// it: a year's matrix is megabytes, better not grown and copied a row
 	// at a time.
 	var cells strings.Builder
-	cells.Grow(len(names) * len(runs) * 320)
+	cells.Grow(len(names) * len(nights) * 320)
 	ends := make([]int, 0, len(names))
 	for _, name := range names {
-		for i := range runs {
-			run := &runs[i]
-			im := run.Image(name)
-			if im == nil {
-				matrixCell(&cells, "", fmt.Sprintf("%s was not in run %d", name, run.ID), badge{Status: "none", Symbol: "·"})
+		for i := range nights {
+			night := &nights[i]
+			im, ok := night.Image(name)
+			if !ok {
+				matrixCell(&cells, "", fmt.Sprintf("%s was not in run %d", name, night.ID()), badge{Status: "none", Symbol: "·"})
 				continue
 			}
-			b := statusBadge(im.Status, im.Validated)
+			_, run := im.Decisive(night)
 			matrixCell(&cells, s.imageRunHref(run.ID, name),
-				fmt.Sprintf("%s, run %d (%s): %s", name, run.ID, run.Started.UTC().Format("2006-01-02"), b.Status), b)
+				fmt.Sprintf("%s, run %d (%s): %s", name, night.ID(), night.Run.Started.UTC().Format("2006-01-02"), describe(&im)),
+				nightBadge(&im))
 		}
 		ends = append(ends, cells.Len())
 	}
@@ -140,6 +147,21 @@ func (s *server) homeData(runs []store.Summary, total int, next time.Time) homeD
 		d.Refresh = homeRefreshEvery
 	}
 	return d
+}
+
+// nightBadge is an image's outcome in a night: validated, only built,
+// failed (to build, or in its validation), ...
+func nightBadge(im *store.NightImage) badge { return statusBadge(im.Status(), im.Validated()) }
+
+// describe says how an image's night went, its build and its validation:
+// "built", "validated", "built; validation run 4: failed".
+func describe(im *store.NightImage) string {
+	if im.Check == nil || im.Build == nil {
+		return nightBadge(im).Status
+	}
+	build := statusBadge(im.Build.Status, im.Build.Validated).Status
+	check := statusBadge(im.Check.Status, im.Validated()).Status
+	return fmt.Sprintf("%s; validation run %d: %s", build, im.CheckRun.ID, check)
 }
 
 // A run, and an image in a run.
@@ -197,6 +219,30 @@ type runData struct {
 	Notes    []noteView
 	Counts   string
 	Jenkins  *jenkinsView // the project's test job of the run, if it had one
+	Night    []nightPart  // the runs of the run's night, when it took more than this one
+}
+
+// nightPart is one run of a night, as a run's page lists them.
+type nightPart struct {
+	link
+	What  string // "rebuilt", "validated"
+	Badge badge
+	This  bool // the page's own run
+}
+
+// nightParts lists the runs of night, when there are more than one.
+func (s *server) nightParts(night store.Night, id uint64) []nightPart {
+	if len(night.Validations) == 0 {
+		return nil
+	}
+	part := func(r *store.Summary, what string) nightPart {
+		return nightPart{link: link{s.runHref(r.ID), fmt.Sprintf("run %d", r.ID)}, What: what, Badge: newBadge(string(r.Status)), This: r.ID == id}
+	}
+	parts := []nightPart{part(&night.Run, "built")}
+	for i := range night.Validations {
+		parts = append(parts, part(&night.Validations[i], "validated"))
+	}
+	return parts
 }
 
 // jenkinsView is a build of the project's Jenkins job. Href is its build
@@ -268,6 +314,12 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Counts = strings.Join(parts, ", ")
 	d.Jenkins = newJenkinsView(run.Jenkins)
+	night, err := s.db.Night(id)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	d.Night = s.nightParts(night, id)
 	for _, n := range notes {
 		d.Notes = append(d.Notes, noteView{notification: n, Badge: newBadge(string(n.Status))})
 	}
@@ -392,10 +444,26 @@ type entryView struct {
 	Commit   string
 	Subject  string
 	Badge    badge
-	Duration time.Duration
+	Duration time.Duration // of its build, without tests
 	Digest   string
 	Short    string
 	Error    string
+	// Validation is the run that validated the image in the night, when
+	// another than the night's own; ValidationText its verdict, "" when
+	// the night did not validate the image.
+	Validation     *link
+	ValidationText string
+}
+
+// validationWord is a validation's verdict in a word or three.
+func validationWord(v store.Status) string {
+	switch v {
+	case store.Succeeded:
+		return "validated"
+	case store.Skipped:
+		return "nothing to test"
+	}
+	return string(v)
 }
 
 // chart is an inline SVG bar chart of durations, oldest on the left.
@@ -421,30 +489,38 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	if s.unchanged(w, r, "image page "+name) {
 		return
 	}
-	runs, version, err := s.db.Summaries(0)
+	all, err := s.db.History(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	h := historyOf(runs, name, s.now())
+	h := s.historyOf(all.Nights, name)
 	if len(h.History) == 0 {
 		s.notFound(w, r)
 		return
 	}
 	d := imageData{frame: s.frame(name, link{"", name}), Name: name}
 	view := func(e *imageEntry) entryView {
-		return entryView{
+		v := entryView{
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
-			When: e.run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.run.Subject,
+			When: e.night.Run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.night.Run.Subject,
 			Badge: e.badge, Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
 			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
 		}
+		if e.Validation != nil {
+			v.ValidationText = validationWord(e.Validation.Status)
+			if e.Validation.RunID != e.RunID {
+				v.Validation = &link{s.imageRunHref(e.Validation.RunID, name), fmt.Sprintf("run %d", e.Validation.RunID)}
+			}
+		}
+		return v
 	}
 	entries := make([]entryView, len(h.History))
 	for i := range h.History {
 		entries[i] = view(&h.History[i])
 	}
 	d.Rows = historyRows(entries)
+	d.size = len(d.Rows) + len(d.Chart.Bars)
 	if h.LastGood != nil {
 		v := view(h.LastGood)
 		d.LastGood = &v
@@ -457,14 +533,14 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		d.Range = store.ShortCommit(h.LastGood.Commit) + ".." + store.ShortCommit(h.FirstBad.Commit)
 	}
 	d.Chart = durationChart(entries, name)
-	d.size = len(d.Rows) + len(d.Chart.Bars)
 	if !h.clocked {
-		w.Header().Set("ETag", s.etag(version, "image page "+name))
+		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))
 	}
 	s.render(w, r, http.StatusOK, "image", d)
 }
 
-// durationChart draws entries (newest first) as bars, oldest on the left.
+// durationChart draws entries (newest first) as bars, oldest on the left:
+// the time each night's build took, without its tests.
 func durationChart(entries []entryView, name string) chart {
 	const barW, gap, height = 6.0, 2.0, 120.0
 	c := chart{Height: int(height)}
@@ -482,10 +558,10 @@ func durationChart(entries []entryView, name string) chart {
 		}
 		bars = append(bars, bar{
 			X: float64(i) * (barW + gap), Y: height - h, W: barW, H: h, Status: e.Badge.Status,
-			Title: fmt.Sprintf("run %d, %s: %s in %s", e.RunID, e.When.UTC().Format("2006-01-02"), e.Badge.Status, fmtDuration(e.Duration)),
+			Title: fmt.Sprintf("run %d, %s: %s, build time %s", e.RunID, e.When.UTC().Format("2006-01-02"), e.Badge.Status, fmtDuration(e.Duration)),
 		})
 	}
 	c.Bars = chartBars(bars)
-	c.Label = fmt.Sprintf("Durations of %s over the last %d runs, oldest on the left; the longest took %s.", name, n, fmtDuration(c.Max))
+	c.Label = fmt.Sprintf("Build times of %s (build, push, verify, tag; without tests) over the last %d nights, oldest on the left; the longest took %s.", name, n, fmtDuration(c.Max))
 	return c
 }

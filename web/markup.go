@@ -50,6 +50,15 @@ func historyRows(entries []entryView) template.HTML {
       <td><time datetime="%s">%s</time></td>
       <td>`, esc(e.Href), e.RunID, e.When.UTC().Format(time.RFC3339), esc(fmtTime(e.When)))
 		badgeHTML(&b, e.Badge)
+		b.WriteString("</td>\n      <td>")
+		switch {
+		case e.Validation != nil:
+			fmt.Fprintf(&b, `<a href="%s">%s</a>: %s`, esc(e.Validation.Href), esc(e.Validation.Text), esc(e.ValidationText))
+		case e.ValidationText != "":
+			b.WriteString(esc(e.ValidationText))
+		default:
+			b.WriteString("–")
+		}
 		fmt.Fprintf(&b, `</td>
       <td class="num">%s</td>
       <td><code title="%s">%s</code></td>

@@ -55,6 +55,11 @@ type Config struct {
 	PublicURL string
 	Log       *slog.Logger         // nil: discard
 	Registry  *prometheus.Registry // where the metrics are registered; nil: a private one
+	// Validates says that the configuration validates images: a night's
+	// image counts as good (an image's last good night, its last success
+	// in the metrics) only once validated. Without it, only a night that
+	// validated an image requires it.
+	Validates bool
 }
 
 // outcomeRejected is the outcome of Control.Trigger that answers 409.
@@ -73,15 +78,16 @@ const (
 // server holds what the handlers share. Nothing in it changes after New:
 // every answer is read from the store.
 type server struct {
-	db      *store.DB
-	control Control
-	logs    string
-	token   [sha256.Size]byte // hashed, so comparing leaks neither content nor length
-	canW    bool              // a token is configured
-	base    string            // path prefix of links, from PublicURL
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	pages   *pages
+	db        *store.DB
+	control   Control
+	logs      string
+	token     [sha256.Size]byte // hashed, so comparing leaks neither content nor length
+	canW      bool              // a token is configured
+	base      string            // path prefix of links, from PublicURL
+	validates bool
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	pages     *pages
 	// salt makes this server's ETags its own: another process, maybe of
 	// another nightshift, renders the same store's version otherwise.
 	salt string
@@ -117,7 +123,7 @@ func newServer(c Config) (*server, error) {
 		base = strings.TrimRight(u.EscapedPath(), "/")
 	}
 	s := &server{
-		db: c.DB, control: c.Control, logs: c.Logs, base: base,
+		db: c.DB, control: c.Control, logs: c.Logs, base: base, validates: c.Validates,
 		log:  cmp.Or(c.Log, slog.New(slog.DiscardHandler)),
 		reg:  c.Registry,
 		salt: rand.Text()[:8],

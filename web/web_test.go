@@ -241,6 +241,10 @@ func TestAPI(t *testing.T) {
 			if n.Notifier != "email" || n.Status != store.Pending || n.Attempts != 2 || n.LastError == "" {
 				t.Errorf("email notification = %+v", n)
 			}
+			// Sent at the first try: one attempt, not the zero failed ones.
+			if n := got.Notifications[0]; n.Notifier != "discord" || n.Status != store.Sent || n.Attempts != 1 {
+				t.Errorf("discord notification = %+v, want sent after 1 attempt", n)
+			}
 			if strings.Contains(rec.Body.String(), "PAYLOAD-SECRET") || strings.Contains(rec.Body.String(), `"payload"`) {
 				t.Errorf("a payload leaked: %s", rec.Body)
 			}
@@ -319,7 +323,7 @@ func TestAPI(t *testing.T) {
 		{name: "home few runs", method: "GET", path: "/?runs=2", code: 200, check: html("2 of 9 runs")},
 		{name: "home bad runs", method: "GET", path: "/?runs=-1", code: 400},
 		{name: "run page", method: "GET", path: "/runs/3", code: 200, check: html("Run 3", "discord", "smtp: 451 try again later",
-			"Change number 3 &lt;script&gt;alert(1)&lt;/script&gt;")},
+			"Change number 3 &lt;script&gt;alert(1)&lt;/script&gt;", `<th scope="row">discord</th><td><span class="badge st-sent"><span aria-hidden="true">✓</span> sent</span></td><td class="num">1</td>`)},
 		{name: "run page escapes tails", method: "GET", path: "/runs/1", code: 200, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
 			if strings.Contains(rec.Body.String(), "<script>") || strings.Contains(rec.Body.String(), "<module_") {
 				t.Errorf("unescaped text in the run page")
