@@ -20,8 +20,8 @@ type Night struct {
 // ID is the night's: its run's.
 func (n *Night) ID() uint64 { return n.Run.ID }
 
-// Last is the night's latest word: its newest validation run, or its run.
-func (n *Night) Last() *Summary {
+// last is the night's latest word: its newest validation run, or its run.
+func (n *Night) last() *Summary {
 	if len(n.Validations) > 0 {
 		return &n.Validations[len(n.Validations)-1]
 	}
@@ -77,7 +77,7 @@ func (n *Night) Status() Status {
 	if n.Running() {
 		return Running
 	}
-	status := n.Last().Status
+	status := n.last().Status
 	if status != Succeeded {
 		return status
 	}
