@@ -25,7 +25,7 @@ func TestHeadline(t *testing.T) {
 				{Name: "c", Status: store.Failed},
 			}}},
 			"failed: 2 of 3 images built, 1 validated (t)"},
-		{"validation run fixed", Summary{Event: EventFixed, Run: store.Run{Tag: "t", Kind: "validate", Status: store.Succeeded, Planned: []string{"a"},
+		{"validation run fixed", Summary{Event: EventFixed, Run: store.Run{Tag: "t", Kind: store.KindValidate, Status: store.Succeeded, Planned: []string{"a"},
 			Images: []store.ImageResult{{Name: "a", Status: store.Succeeded, Digest: "sha256:a", Validation: validated}}}},
 			"fixed: 1 of 1 images validated (t)"},
 	} {

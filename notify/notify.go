@@ -28,7 +28,9 @@ const (
 type Summary struct {
 	Event string    `json:"event"`
 	Run   store.Run `json:"run"`
-	// Previous is the status of the run before this one, "" if none.
+	// Previous is the status of what the run is compared with, "" if
+	// nothing: for a validation, the night before; for a rebuild, the
+	// rebuild before it (see store.Finish.Previous).
 	Previous store.Status `json:"previous,omitempty"`
 	Repo     string       `json:"repo,omitempty"` // <registry>/<namespace>
 	// PublicURL is the dashboard's base URL ("" when unset): links are
@@ -68,7 +70,7 @@ func (s Summary) Headline() string {
 		status = "fixed"
 	}
 	switch {
-	case s.Run.Kind == "validate":
+	case s.Run.Kind == store.KindValidate:
 		return fmt.Sprintf("%s: %d of %d images validated (%s)", status, validated, total, s.Run.Tag)
 	case validates:
 		return fmt.Sprintf("%s: %d of %d images built, %d validated (%s)", status, ok, total, validated, s.Run.Tag)

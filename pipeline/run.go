@@ -18,9 +18,6 @@ import (
 	"nightshift/validate"
 )
 
-// KindValidate is the kind of a run that validated images already pushed.
-const KindValidate = "validate"
-
 // Request says what one run does.
 type Request struct {
 	Selection
@@ -86,39 +83,45 @@ func (p *Pipeline) Nightly(ctx context.Context, req Request) (*Run, error) {
 // the images were built from, when the record knows it. Errors are as for
 // Nightly.
 func (p *Pipeline) Validate(ctx context.Context, req Request) (*Run, error) {
-	tag, commit, err := p.night(req)
+	night, err := p.night(req)
 	var prep *Prepared
 	if err == nil {
-		prep, err = PrepareValidation(ctx, p.cfg, req.Selection, tag, commit, p.now().UTC())
+		req.Tag, req.Night = night.Tag, night.ID
+		prep, err = PrepareValidation(ctx, p.cfg, req.Selection, night.Tag, night.Commit, p.now().UTC())
 	}
 	return p.start(ctx, req, prep, err)
 }
 
-// night resolves what a validation request names: the tag, and the commit
-// the images were built from ("" when no recorded rebuild pushed the tag).
-func (p *Pipeline) night(req Request) (tag, commit string, err error) {
+// night resolves what a validation request names: the nightly run that
+// pushed the images, or for a tag no recorded run pushed, a night of that
+// tag alone (no id, no commit: the tests come from the source as it is).
+func (p *Pipeline) night(req Request) (store.Run, error) {
 	switch {
 	case (req.Tag == "") == (req.Night == 0):
-		return "", "", &UsageError{errors.New("give either a tag or a run to validate")}
+		return store.Run{}, &UsageError{errors.New("give either a tag or a run to validate")}
 	case req.Night != 0:
 		r, err := p.db.Run(req.Night)
 		if err != nil {
-			return "", "", &UsageError{fmt.Errorf("run %d: %w (see nightshift history)", req.Night, err)}
+			return store.Run{}, &UsageError{fmt.Errorf("run %d: %w (see nightshift history)", req.Night, err)}
 		}
-		return r.Tag, r.Commit, nil
+		if r.Kind == store.KindValidate && r.Night != 0 {
+			// The night that validation was of: a night is one night.
+			return p.night(Request{Night: r.Night})
+		}
+		return *r, nil
 	}
 	runs, err := p.db.Runs(0)
 	if err != nil {
-		return "", "", &Unavailable{err}
+		return store.Run{}, &Unavailable{err}
 	}
 	// The newest rebuild that pushed the tag says which commit the tests
 	// come from.
 	for _, r := range runs {
-		if r.Tag == req.Tag && r.Kind == "" {
-			return req.Tag, r.Commit, nil
+		if r.Tag == req.Tag && r.Kind == store.KindNightly {
+			return r, nil
 		}
 	}
-	return req.Tag, "", nil
+	return store.Run{Tag: req.Tag}, nil
 }
 
 // start reaches the engine and the registry for prep (or takes prepErr,
@@ -158,7 +161,9 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		Images:  []store.ImageResult{},
 	}
 	if prep.Pull {
-		rec.Kind = KindValidate
+		rec.Kind, rec.Night = store.KindValidate, req.Night
+	} else {
+		rec.Kind = store.KindNightly
 	}
 	for _, s := range prep.Plan.Steps {
 		rec.Planned = append(rec.Planned, s.Name)
@@ -455,15 +460,16 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 	}
 }
 
-// lastDurations estimates each image's time from its latest success, so
+// lastDurations estimates each image's time until the images built on it
+// may start (its build, without its tests) from its latest success, so
 // the runner can start the longest chains first.
 func lastDurations(db *store.DB, plan *rebuild.Plan) map[string]time.Duration {
 	est := make(map[string]time.Duration, len(plan.Steps))
-	runs, _ := db.Runs(20) // a guess only: without history every image counts alike
+	runs, _, _ := db.Summaries(20) // a guess only: without history every image counts alike
 	for _, run := range runs {
 		for _, im := range run.Images {
 			if _, seen := est[im.Name]; !seen && im.Status == store.Succeeded {
-				est[im.Name] = im.Duration(time.Time{})
+				est[im.Name] = im.BuildTime(time.Time{})
 			}
 		}
 	}

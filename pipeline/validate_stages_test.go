@@ -136,7 +136,7 @@ func TestValidationRunPulls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != store.Succeeded || got.Kind != KindValidate {
+	if got.Status != store.Succeeded || got.Kind != store.KindValidate {
 		t.Fatalf("run %s of kind %q, want a succeeded validation", got.Status, got.Kind)
 	}
 	want := []string{"pull:succeeded", "test:succeeded", "validated:succeeded", "succeeded"}
@@ -165,7 +165,7 @@ func TestValidationResolvesTheNight(t *testing.T) {
 	for _, r := range []*store.Run{
 		{Tag: "2026-11-22-02-00-00-aaaaaaaa", Commit: "aaaaaaaa11", Status: store.Succeeded},
 		{Tag: "2026-11-23-02-00-00-bbbbbbbb", Commit: "bbbbbbbb22", Status: store.Succeeded},
-		{Tag: "2026-11-23-02-00-00-bbbbbbbb", Commit: "bbbbbbbb22", Status: store.Failed, Kind: KindValidate},
+		{Tag: "2026-11-23-02-00-00-bbbbbbbb", Commit: "bbbbbbbb22", Status: store.Failed, Kind: store.KindValidate},
 	} {
 		if err := db.CreateRun(r); err != nil {
 			t.Fatal(err)
@@ -174,20 +174,22 @@ func TestValidationResolvesTheNight(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		req         Request
+		id          uint64
 		tag, commit string
 		usage       bool
 	}{
-		{name: "by run", req: Request{Night: 1}, tag: "2026-11-22-02-00-00-aaaaaaaa", commit: "aaaaaaaa11"},
-		{name: "by tag", req: Request{Tag: "2026-11-23-02-00-00-bbbbbbbb"}, tag: "2026-11-23-02-00-00-bbbbbbbb", commit: "bbbbbbbb22"},
+		{name: "by run", req: Request{Night: 1}, id: 1, tag: "2026-11-22-02-00-00-aaaaaaaa", commit: "aaaaaaaa11"},
+		{name: "by tag", req: Request{Tag: "2026-11-23-02-00-00-bbbbbbbb"}, id: 2, tag: "2026-11-23-02-00-00-bbbbbbbb", commit: "bbbbbbbb22"},
+		{name: "by a validation of the night", req: Request{Night: 3}, id: 2, tag: "2026-11-23-02-00-00-bbbbbbbb", commit: "bbbbbbbb22"},
 		{name: "a tag no run pushed", req: Request{Tag: "elsewhere"}, tag: "elsewhere"},
 		{name: "an unknown run", req: Request{Night: 9}, usage: true},
 		{name: "neither", req: Request{}, usage: true},
 		{name: "both", req: Request{Night: 1, Tag: "x"}, usage: true},
 	} {
-		tag, commit, err := p.night(tc.req)
+		night, err := p.night(tc.req)
 		var usage *UsageError
-		if tc.usage != errors.As(err, &usage) || tag != tc.tag || commit != tc.commit {
-			t.Errorf("%s: %q %q %v; want %q %q, usage error %v", tc.name, tag, commit, err, tc.tag, tc.commit, tc.usage)
+		if tc.usage != errors.As(err, &usage) || night.ID != tc.id || night.Tag != tc.tag || night.Commit != tc.commit {
+			t.Errorf("%s: run %d %q %q %v; want %d %q %q, usage error %v", tc.name, night.ID, night.Tag, night.Commit, err, tc.id, tc.tag, tc.commit, tc.usage)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,15 @@ type Message struct {
 	Reported bool `json:"reported,omitempty"`
 }
 
+// Tries counts the sends of m: those that failed, and the one its server
+// accepted.
+func (m *Message) Tries() int {
+	if m.Status == Sent {
+		return m.Attempts + 1
+	}
+	return m.Attempts
+}
+
 var (
 	bucketOutbox  = []byte("outbox")
 	bucketPending = []byte("outbox-pending") // ids of pending messages, so delivery need not scan history
@@ -46,8 +56,20 @@ var (
 
 // Finish is what an outbox function sees when a run ends.
 type Finish struct {
-	Run      *Run
-	Previous *Run // the finished run before this one, nil if none
+	Run *Run
+	// Previous is what Run is compared with (the fixed policy): nights
+	// with nights, for each of Run's images the last word on it before
+	// Run. For a validation run, that is the image's outcome in the
+	// nights before its own (built and validated); for any other run, the
+	// image's status in the last earlier run of the same kind that had
+	// it, so that a run of some images (--only) is compared with the last
+	// run that built those. Previous holds the newest run (or night's
+	// run) compared with: its id, tag, commit and times; Images just the
+	// names and statuses compared, and Status their combined outcome, or
+	// that run's (night's) own status when its images are exactly Run's.
+	// A run without images is compared with the run (night) before it as
+	// a whole. nil when no earlier run had any of Run's images.
+	Previous *Run
 	// Undelivered counts the messages for notifier that were given up and
 	// not yet reported, and marks them reported when the transaction commits.
 	Undelivered func(notifier string) int
@@ -83,7 +105,7 @@ func (db *DB) FinishRun(id uint64, fn func(*Run) error, outbox func(Finish) ([]M
 
 // queueFor asks outbox for the messages about r and queues them.
 func queueFor(tx *bolt.Tx, r *Run, outbox func(Finish) ([]Message, error)) error {
-	prev, err := previousRun(tx, r.ID)
+	prev, err := baseline(tx, r)
 	if err != nil {
 		return err
 	}
@@ -211,26 +233,156 @@ func takeUndelivered(tx *bolt.Tx, notifier string) (int, error) {
 	return len(given), nil
 }
 
-// previousRun is the latest finished run recorded before id.
-func previousRun(tx *bolt.Tx, id uint64) (*Run, error) {
-	c := tx.Bucket(bucketRuns).Cursor()
-	c.Seek(itob(id))
-	for k, v := c.Prev(); k != nil; k, v = c.Prev() {
-		var r Run
-		if err := json.Unmarshal(v, &r); err != nil {
-			return nil, fmt.Errorf("run %d: %w", btoi(k), err)
-		}
-		if r.Status.Done() {
-			return &r, nil
-		}
-	}
-	return nil, nil
-}
-
 func getMessage(tx *bolt.Tx, id uint64) (*Message, error) {
 	return get[Message](tx, bucketOutbox, "message", id)
 }
 
 func putMessage(tx *bolt.Tx, m *Message) error {
 	return put(tx, bucketOutbox, m.ID, m, bucketPending, m.Status == Pending)
+}
+
+// baseline is Finish.Previous for r.
+func baseline(tx *bolt.Tx, r *Run) (*Run, error) {
+	var names []string
+	for _, name := range r.Planned {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	for i := range r.Images {
+		if !slices.Contains(names, r.Images[i].Name) {
+			names = append(names, r.Images[i].Name)
+		}
+	}
+	var (
+		first *Run          // the newest earlier run, or night, compared with
+		found []ImageResult // the last word on each of names
+		whole bool          // first has exactly names
+		last  = map[string]bool{}
+	)
+	// take considers an earlier run (or night) s, with status and the
+	// outcome of each image; it reports whether every name has been met.
+	take := func(s *Summary, status Status, images []ImageResult) bool {
+		useful := len(names) == 0
+		for _, im := range images {
+			useful = useful || slices.Contains(names, im.Name) && !last[im.Name]
+		}
+		if first == nil && useful {
+			first = &Run{ID: s.ID, Kind: s.Kind, Night: s.Night, Tag: s.Tag, Commit: s.Commit, Subject: s.Subject,
+				Status: status, Started: s.Started}
+			if !s.Finished.IsZero() {
+				fin := s.Finished
+				first.Finished = &fin
+			}
+			whole = len(images) == len(names)
+			for _, im := range images {
+				whole = whole && slices.Contains(names, im.Name)
+			}
+		}
+		for _, im := range images {
+			if slices.Contains(names, im.Name) && !last[im.Name] {
+				last[im.Name] = true
+				found = append(found, im)
+			}
+		}
+		return len(names) == 0 || len(found) == len(names)
+	}
+	if err := earlier(tx, r, take); err != nil || first == nil {
+		return nil, err
+	}
+	first.Images = found
+	switch {
+	case len(names) == 0 || whole && len(found) == len(names):
+		// The same images: the run's own status, as before it had images.
+	case len(found) == 0:
+		return nil, nil // nothing to compare with
+	default:
+		first.Status = Succeeded
+		for _, im := range found {
+			switch im.Status {
+			case Failed, Skipped:
+				first.Status = Failed
+			case Interrupted:
+				if first.Status == Succeeded {
+					first.Status = Interrupted
+				}
+			}
+		}
+	}
+	return first, nil
+}
+
+// earlier calls take with the finished runs before r that r is compared
+// with, newest first, until take returns true: for a validation run the
+// nights before its own, for any other run the runs of its kind.
+func earlier(tx *bolt.Tx, r *Run, take func(s *Summary, status Status, images []ImageResult) bool) error {
+	b := tx.Bucket(bucketSummaries)
+	d := newDecoder()
+	own, err := nightOf(b, itob(r.ID), b.Get(itob(r.ID))) // r's summary is written before its messages
+	if err != nil {
+		return err
+	}
+	pending := map[uint64][]Summary{} // validation runs newest first, by night
+	c := b.Cursor()
+	for k, v := seekBefore(c, r.ID); k != nil; k, v = c.Prev() {
+		id := btoi(k)
+		kind, _, err := peekNight(v)
+		if err != nil {
+			return fmt.Errorf("summary of run %d: %w", id, err)
+		}
+		if r.Kind != KindValidate {
+			if kind != r.Kind {
+				continue
+			}
+			s, err := d.summary(v)
+			if err != nil {
+				return fmt.Errorf("summary of run %d: %w", id, err)
+			}
+			if !s.Status.Done() {
+				continue
+			}
+			images := make([]ImageResult, len(s.Images))
+			for i := range s.Images {
+				images[i] = ImageResult{Name: s.Images[i].Name, Status: s.Images[i].Status}
+			}
+			if take(&s, s.Status, images) {
+				return nil
+			}
+			continue
+		}
+		night, err := nightOf(b, k, v)
+		if err != nil {
+			return err
+		}
+		if night >= own {
+			continue // r's own night, or a later one
+		}
+		s, err := d.summary(v)
+		if err != nil {
+			return fmt.Errorf("summary of run %d: %w", id, err)
+		}
+		if night != id {
+			if s.Status.Done() {
+				pending[night] = append(pending[night], s)
+			}
+			continue
+		}
+		vals := pending[id]
+		slices.Reverse(vals)
+		delete(pending, id)
+		n := Night{Run: s, Validations: vals}
+		if n.Running() {
+			continue
+		}
+		names := n.Names()
+		images := make([]ImageResult, 0, len(names))
+		for _, name := range names {
+			im, _ := n.Image(name)
+			images = append(images, ImageResult{Name: name, Status: im.Status()})
+		}
+		if take(&n.Run, n.Status(), images) {
+			return nil
+		}
+	}
+	return nil
 }

@@ -21,7 +21,16 @@ const (
 // Done reports whether s is final.
 func (s Status) Done() bool { return s != Running && s != "" }
 
-// Run is the record of one nightly run.
+// The kinds of run. Comparisons between runs (the fixed policy, an
+// image's history) compare runs of one kind, and a validation run with the
+// night it validated.
+const (
+	KindNightly  = "nightly"  // rebuilt images (nightshift run, the schedule, the API)
+	KindValidate = "validate" // validated images already pushed (nightshift validate)
+	KindEnsure   = "ensure"   // made sure an image exists for a commit (nightshift ensure)
+)
+
+// Run is the record of one run.
 type Run struct {
 	ID       uint64     `json:"id"`
 	Tag      string     `json:"tag"`
@@ -33,9 +42,14 @@ type Run struct {
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished"`
 	Error    string     `json:"error,omitempty"` // why the run as a whole failed, if it did
-	// Kind is "validate" for a run that validated images already pushed
-	// (nightshift validate); "" for a rebuild.
+	// Kind is what the run did: KindNightly, KindValidate or KindEnsure.
+	// The store records a run given no kind as KindNightly.
 	Kind string `json:"kind,omitempty"`
+	// Night is, for a validation run, the id of the nightly run whose
+	// images it validated; 0 when unknown. The store fills it in when a
+	// validation run is created without it and a nightly run with the same
+	// Tag was recorded before it.
+	Night uint64 `json:"night,omitempty"`
 	// Planned lists the images the run set out to build, in build order.
 	Planned []string      `json:"planned,omitempty"`
 	Images  []ImageResult `json:"images"`

@@ -16,13 +16,16 @@ import (
 )
 
 // SchemaVersion is the version of the database layout this code writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var (
 	// ErrLocked means another process has the database open.
 	ErrLocked = errors.New("the database is in use by another nightshift process")
 	// ErrNotFound means no record has the requested id.
 	ErrNotFound = errors.New("not found")
+	// ErrSchema means the database's layout is one this nightshift cannot
+	// use: newer than it, or older with no way to bring it up to date.
+	ErrSchema = errors.New("the database's schema is not one this nightshift can use")
 )
 
 var (
@@ -32,18 +35,21 @@ var (
 	keySchema    = []byte("schema")
 )
 
-// migrations bring a database from the version that is its key to the next.
-var migrations = map[int]func(tx *bolt.Tx) error{}
-
 // DB is the record store.
 type DB struct {
 	bolt *bolt.DB
 	path string
 }
 
-// Open opens or creates the database at path. When another process holds
-// it, Open gives up after timeout and returns an error wrapping ErrLocked.
+// Open opens or creates the database at path, bringing an older layout up
+// to SchemaVersion. When another process holds it, Open gives up after
+// timeout and returns an error wrapping ErrLocked; a layout it cannot use
+// is an error wrapping ErrSchema, and the file is left as it was.
 func Open(path string, timeout time.Duration) (*DB, error) {
+	return open(path, timeout, layout())
+}
+
+func open(path string, timeout time.Duration, s schema) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -55,7 +61,7 @@ func Open(path string, timeout time.Duration) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db := &DB{bolt: b, path: path}
-	if err := b.Update(db.migrate); err != nil {
+	if err := b.Update(s.migrate); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -68,34 +74,9 @@ func (db *DB) Close() error { return db.bolt.Close() }
 // Path is the file the database lives in.
 func (db *DB) Path() string { return db.path }
 
-func (db *DB) migrate(tx *bolt.Tx) error {
-	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-	if err != nil {
-		return err
-	}
-	version := 0
-	if v := meta.Get(keySchema); v != nil {
-		version = int(binary.BigEndian.Uint64(v))
-	} else {
-		version = SchemaVersion // a new database starts at the current layout
-	}
-	if version > SchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this nightshift understands (%d): upgrade nightshift", version, SchemaVersion)
-	}
-	for ; version < SchemaVersion; version++ {
-		if err := migrations[version](tx); err != nil {
-			return fmt.Errorf("migrate schema %d: %w", version, err)
-		}
-	}
-	for _, name := range [][]byte{bucketRuns, bucketActive, bucketOutbox, bucketPending, bucketSchedule} {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
-		}
-	}
-	return meta.Put(keySchema, itob(SchemaVersion))
-}
-
-// CreateRun stores a new run and sets its ID.
+// CreateRun stores a new run and sets its ID. A run without a Kind is
+// recorded as KindNightly; a validation run without a Night is linked to
+// the newest nightly run recorded with its Tag, if any.
 func (db *DB) CreateRun(r *Run) error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		runs := tx.Bucket(bucketRuns)
@@ -104,6 +85,14 @@ func (db *DB) CreateRun(r *Run) error {
 			return err
 		}
 		r.ID = id
+		if r.Kind == "" {
+			r.Kind = KindNightly
+		}
+		if r.Kind == KindValidate && r.Night == 0 {
+			if r.Night, err = nightTagged(tx, r.Tag, id); err != nil {
+				return err
+			}
+		}
 		return putRun(tx, r)
 	})
 }
@@ -229,7 +218,32 @@ func (r *Run) MarkInterrupted(now time.Time, reason string) {
 func getRun(tx *bolt.Tx, id uint64) (*Run, error) { return get[Run](tx, bucketRuns, "run", id) }
 
 func putRun(tx *bolt.Tx, r *Run) error {
-	return put(tx, bucketRuns, r.ID, r, bucketActive, !r.Status.Done())
+	if r.Kind == "" {
+		r.Kind = KindNightly
+	}
+	if err := put(tx, bucketRuns, r.ID, r, bucketActive, !r.Status.Done()); err != nil {
+		return err
+	}
+	return putSummary(tx, r)
+}
+
+// nightTagged is the newest nightly run recorded before id with tag, 0 if
+// none.
+func nightTagged(tx *bolt.Tx, tag string, before uint64) (uint64, error) {
+	if tag == "" {
+		return 0, nil
+	}
+	c := tx.Bucket(bucketRuns).Cursor()
+	for k, v := seekBefore(c, before); k != nil; k, v = c.Prev() {
+		var r struct{ Kind, Tag string }
+		if err := json.Unmarshal(v, &r); err != nil {
+			return 0, fmt.Errorf("run %d: %w", btoi(k), err)
+		}
+		if r.Tag == tag && (r.Kind == KindNightly || r.Kind == "") {
+			return btoi(k), nil
+		}
+	}
+	return 0, nil
 }
 
 // get reads record id of a bucket; what names the kind in errors.
@@ -260,6 +274,14 @@ func put(tx *bolt.Tx, bucket []byte, id uint64, rec any, index []byte, indexed b
 		return tx.Bucket(index).Put(k, nil)
 	}
 	return tx.Bucket(index).Delete(k)
+}
+
+// seekBefore moves c to the last key before id, whether or not id is a key.
+func seekBefore(c *bolt.Cursor, id uint64) (key, value []byte) {
+	if k, _ := c.Seek(itob(id)); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
 }
 
 func itob(v uint64) []byte {

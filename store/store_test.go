@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 func openTemp(t *testing.T) (*DB, string) {
@@ -113,20 +111,6 @@ func TestSecondOpenIsLocked(t *testing.T) {
 	_, err := Open(path, 50*time.Millisecond)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open error = %v, want ErrLocked", err)
-	}
-}
-
-func TestNewerSchemaRefused(t *testing.T) {
-	t.Parallel()
-	db, path := openTemp(t)
-	if err := db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchema, itob(SchemaVersion+1))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if _, err := Open(path, time.Second); err == nil {
-		t.Fatal("Open of a newer schema succeeded")
 	}
 }
 

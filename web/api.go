@@ -32,30 +32,48 @@ type runDetail struct {
 	Notifications []notification `json:"notifications"`
 }
 
-// imageEntry is one image in one run, as the image's history shows it.
+// imageEntry is one image in one night, as the image's history shows it:
+// its build in the night's run, and the night's verdict on it.
 type imageEntry struct {
-	RunID           uint64       `json:"run_id"`
-	Tag             string       `json:"tag"`
-	Commit          string       `json:"commit"`
-	Status          store.Status `json:"status"`
-	Started         *time.Time   `json:"started,omitempty"`
-	Finished        *time.Time   `json:"finished,omitempty"`
-	DurationSeconds float64      `json:"duration_seconds"`
-	Digest          string       `json:"digest,omitempty"`
-	Error           string       `json:"error,omitempty"`
+	RunID  uint64 `json:"run_id"` // the night's run
+	Tag    string `json:"tag"`
+	Commit string `json:"commit"`
+	// Status is the image's outcome in the night: a failed validation, in
+	// the night's run or in a validation run of its images, fails it.
+	Status   store.Status `json:"status"`
+	Started  *time.Time   `json:"started,omitempty"`
+	Finished *time.Time   `json:"finished,omitempty"`
+	// DurationSeconds is how long its build took (build, push, verify,
+	// tag), without its tests.
+	DurationSeconds float64 `json:"duration_seconds"`
+	Digest          string  `json:"digest,omitempty"`
+	Error           string  `json:"error,omitempty"`
+	// Validation is the night's verdict on the image's validation, nil
+	// when the night did not validate it.
+	Validation *entryValidation `json:"validation,omitempty"`
 
-	run *runSummary
-	res *imageSummary
+	night *store.Night
+	badge badge
+}
+
+// entryValidation is how a night's validation of an image went.
+type entryValidation struct {
+	RunID  uint64       `json:"run_id"` // the run that validated it: a validation run, or the night's own
+	Status store.Status `json:"status"` // succeeded, failed, skipped (nothing to test), ...
 }
 
 // imageHistory is GET /api/v1/images/{name}.
 type imageHistory struct {
 	Name    string       `json:"name"`
-	History []imageEntry `json:"history"` // newest first
-	// LastGood is the newest run the image succeeded in, FirstBad the first
-	// run after it that it failed in: the commits between them broke it.
+	History []imageEntry `json:"history"` // newest first, one entry per night
+	// LastGood is the newest night the image was good in (built, and
+	// validated when validation is configured or the night validated it),
+	// FirstBad the first night after it that it failed in: the commits
+	// between them broke it.
 	LastGood *imageEntry `json:"last_good,omitempty"`
 	FirstBad *imageEntry `json:"first_bad,omitempty"`
+
+	clocked bool // some entry is still running: durations depend on the clock
 }
 
 // runID is the {id} of the path, false if it is not a run id.
@@ -106,17 +124,17 @@ func (s *server) apiRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	snap, err := s.cache.get()
+	key := "runs " + strconv.Itoa(limit)
+	if s.unchanged(w, r, key) {
+		return
+	}
+	b, version, err := s.db.RunsJSON(limit)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	head, err := snap.runsJSON(s.db, limit, s.cache.now())
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	writeJSONBytes(w, http.StatusOK, head, []byte("]"))
+	w.Header().Set("ETag", s.etag(version, key))
+	writeJSONBytes(w, http.StatusOK, b)
 }
 
 func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {
@@ -137,7 +155,7 @@ func (s *server) apiRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, runDetail{Run: *run, Notifications: notes})
 }
 
-// run reads run id in full from the store: the cache keeps only summaries.
+// run reads run id in full from the store.
 func (s *server) run(id uint64) (*store.Run, error) {
 	run, err := s.db.Run(id)
 	if err != nil {
@@ -160,7 +178,7 @@ func (s *server) runWithNotes(id uint64) (*store.Run, []notification, error) {
 	notes := make([]notification, 0, len(msgs))
 	for _, m := range msgs {
 		notes = append(notes, notification{
-			ID: m.ID, Notifier: m.Notifier, Status: m.Status, Attempts: m.Attempts,
+			ID: m.ID, Notifier: m.Notifier, Status: m.Status, Attempts: m.Tries(),
 			LastError: m.LastError, Created: m.Created, Done: m.Done,
 		})
 	}
@@ -243,48 +261,94 @@ func (s *server) apiImage(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
-	snap, err := s.cache.get()
+	key := "image " + name
+	if s.unchanged(w, r, key) {
+		return
+	}
+	all, err := s.db.History(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	h := historyOf(snap.runs, name, s.now())
+	h := s.historyOf(all.Nights, name)
 	if len(h.History) == 0 {
 		s.notFound(w, r)
 		return
 	}
+	if !h.clocked {
+		w.Header().Set("ETag", s.etag(all.Version, key))
+	}
 	writeJSON(w, http.StatusOK, h)
 }
 
-// historyOf is image name in every run of runs (newest first) that has it.
-func historyOf(runs []*runSummary, name string, now time.Time) imageHistory {
+// historyOf is image name in every night of nights (newest first) that has
+// it.
+func (s *server) historyOf(nights []store.Night, name string) imageHistory {
 	h := imageHistory{Name: name, History: []imageEntry{}}
-	for _, run := range runs {
-		im := run.image(name)
-		if im == nil {
+	now := s.now()
+	for i := range nights {
+		night := &nights[i]
+		im, ok := night.Image(name)
+		if !ok {
 			continue
 		}
-		h.History = append(h.History, imageEntry{
-			RunID: run.ID, Tag: run.Tag, Commit: run.Commit, Status: im.Status,
-			Started: im.Started, Finished: im.Finished,
-			DurationSeconds: im.duration(now).Seconds(),
-			Digest:          im.Digest, Error: im.Error,
-			run: run, res: im,
-		})
+		e := imageEntry{RunID: night.ID(), Tag: night.Run.Tag, Commit: night.Run.Commit, Status: im.Status(),
+			night: night, badge: nightBadge(&im)}
+		if b := im.Build; b != nil {
+			e.Started, e.Finished = timePtr(b.Started), timePtr(b.Finished)
+			e.DurationSeconds = b.BuildTime(now).Seconds()
+			e.Digest = b.Digest
+			h.clocked = h.clocked || b.Status == store.Running
+		}
+		rec, run := im.Decisive(night)
+		e.Error = rec.Error
+		if e.Digest == "" {
+			e.Digest = rec.Digest
+		}
+		if v := im.Validation(); v != "" {
+			e.Validation = &entryValidation{RunID: run.ID, Status: v}
+		}
+		h.History = append(h.History, e)
 	}
-	// Newest first: the first success met is the last good night, and the
+	good, bad := judge(h.History, s.validates)
+	// Newest first: the first good night met is the last good one, and the
 	// oldest failure newer than it is the first bad one.
 	for i := range h.History {
-		e := &h.History[i]
-		if e.Status == store.Succeeded {
-			h.LastGood = e
+		if good[i] {
+			h.LastGood = &h.History[i]
 			break
 		}
-		if e.Status == store.Failed {
-			h.FirstBad = e
+		if bad[i] {
+			h.FirstBad = &h.History[i]
 		}
 	}
 	return h
+}
+
+// judge tells the good nights of an image's history (newest first) and the
+// bad ones. Good is built, and validated when validates is set or the
+// night validated it (a validation that had nothing to test counts); bad
+// is failed, to build or in validation. The rest (skipped, interrupted,
+// running, built but not yet validated) is neither.
+func judge(history []imageEntry, validates bool) (good, bad []bool) {
+	good, bad = make([]bool, len(history)), make([]bool, len(history))
+	for i, e := range history {
+		var v store.Status
+		if e.Validation != nil {
+			v = e.Validation.Status
+		}
+		good[i] = e.Status == store.Succeeded && (v == store.Succeeded || v == store.Skipped || v == "" && !validates)
+		bad[i] = e.Status == store.Failed
+	}
+	return good, bad
+}
+
+// timePtr is t, nil when zero.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,16 +21,21 @@ type homeData struct {
 	frame
 	Cols    []homeCol
 	Rows    []homeRow
-	Latest  *runSummary
-	Badge   badge // of Latest
+	Latest  *store.Summary // the newest night's run
+	Badge   badge          // of the newest night
 	Next    time.Time
 	Running bool
 	Shown   int
 	Total   int
 	Choices []link
 	Legend  []badge
+
+	size int // of the cells, for the page's buffer
 }
 
+func (d homeData) pageSize() int { return d.size + 16<<10 }
+
+// homeCol is one night: its run, and the runs that validated its images.
 type homeCol struct {
 	ID    uint64
 	Href  string
@@ -41,13 +47,7 @@ type homeCol struct {
 type homeRow struct {
 	Name  string
 	Href  string
-	Cells []homeCell
-}
-
-type homeCell struct {
-	Href  string // "" when the image was not in the run
-	Title string
-	Badge badge
+	Cells template.HTML // see matrixCell
 }
 
 func (s *server) home(w http.ResponseWriter, r *http.Request) {
@@ -56,30 +56,33 @@ func (s *server) home(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	snap, err := s.cache.get()
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
 	var next time.Time
 	if s.control != nil {
 		next = s.control.Next()
 	}
-	// The page depends on nothing else, so it is made once per snapshot:
-	// rendering 900 cells costs milliseconds, serving them again does not.
-	n = min(n, len(snap.runs))
-	b, err := snap.memo(fmt.Sprintf("home %d %d", n, next.UnixNano()), func() ([]byte, error) {
-		return s.pages.execute("home", s.homeData(snap.newest(n), len(snap.runs), next))
-	})
+	// The page depends on the store, n and the next fire time alone.
+	key := fmt.Sprintf("home %d %d", n, next.UnixNano())
+	if s.unchanged(w, r, key) {
+		return
+	}
+	h, err := s.db.History(n)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
+	d := s.homeData(h, next)
+	b, err := s.pages.execute("home", d)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", s.etag(h.Version, key))
 	writePage(w, http.StatusOK, b)
 }
 
-func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeData {
-	d := homeData{frame: s.frame("Nightly builds"), Shown: len(runs), Total: total, Next: next}
+func (s *server) homeData(h store.History, next time.Time) homeData {
+	nights := h.Nights
+	d := homeData{frame: s.frame("Nightly builds"), Shown: len(nights), Total: h.Total, Next: next}
 	d.Crumbs = d.Crumbs[:0] // the dashboard is home: no trail
 	for _, c := range []int{7, 30, 90, 365} {
 		d.Choices = append(d.Choices, link{fmt.Sprintf("%s/?runs=%d", s.base, c), strconv.Itoa(c)})
@@ -87,48 +90,78 @@ func (s *server) homeData(runs []*runSummary, total int, next time.Time) homeDat
 	for _, st := range []string{"validated", "built", "failed", "skipped", "interrupted", "running"} {
 		d.Legend = append(d.Legend, newBadge(st))
 	}
-	if len(runs) > 0 {
-		d.Latest, d.Badge = runs[0], newBadge(string(runs[0].Status))
+	if len(nights) > 0 {
+		d.Latest, d.Badge = &nights[0].Run, newBadge(string(nights[0].Status()))
 	}
 
 	var names []string
 	seen := map[string]bool{}
-	for _, run := range runs {
-		d.Running = d.Running || run.Status == store.Running
+	for i := range nights {
+		night := &nights[i]
+		status := night.Status()
+		d.Running = d.Running || status == store.Running
+		title := fmt.Sprintf("run %d, %s: %s", night.ID(), fmtTime(night.Run.Started), status)
+		for _, v := range night.Validations {
+			title += fmt.Sprintf("; validation run %d: %s", v.ID, v.Status)
+		}
 		d.Cols = append(d.Cols, homeCol{
-			ID: run.ID, Href: s.runHref(run.ID), Date: run.Started.UTC().Format("01-02"),
-			Title: fmt.Sprintf("run %d, %s: %s", run.ID, fmtTime(run.Started), run.Status),
-			Badge: newBadge(string(run.Status)),
+			ID: night.ID(), Href: s.runHref(night.ID()), Date: night.Run.Started.UTC().Format("01-02"),
+			Title: title, Badge: newBadge(string(status)),
 		})
-		for _, im := range run.Images {
-			if !seen[im.Name] {
-				seen[im.Name] = true
-				names = append(names, im.Name)
+		for _, name := range night.Names() {
+			if !seen[name] {
+				seen[name] = true
+				names = append(names, name)
 			}
 		}
 	}
 	slices.Sort(names)
+	// Every row's cells are written into one string, each row's a part of
+	// it: a year's matrix is megabytes, better not grown and copied a row
+	// at a time.
+	var cells strings.Builder
+	cells.Grow(len(names) * len(nights) * 320)
+	ends := make([]int, 0, len(names))
 	for _, name := range names {
-		row := homeRow{Name: name, Href: s.imageHref(name), Cells: make([]homeCell, len(runs))}
-		for i, run := range runs {
-			im := run.image(name)
-			if im == nil {
-				row.Cells[i] = homeCell{Title: fmt.Sprintf("%s was not in run %d", name, run.ID), Badge: badge{Status: "none", Symbol: "·"}}
+		for i := range nights {
+			night := &nights[i]
+			im, ok := night.Image(name)
+			if !ok {
+				matrixCell(&cells, "", fmt.Sprintf("%s was not in run %d", name, night.ID()), badge{Status: "none", Symbol: "·"})
 				continue
 			}
-			b := im.badge()
-			row.Cells[i] = homeCell{
-				Href:  s.imageRunHref(run.ID, name),
-				Title: fmt.Sprintf("%s, run %d (%s): %s", name, run.ID, run.Started.UTC().Format("2006-01-02"), b.Status),
-				Badge: b,
-			}
+			_, run := im.Decisive(night)
+			matrixCell(&cells, s.imageRunHref(run.ID, name),
+				fmt.Sprintf("%s, run %d (%s): %s", name, night.ID(), night.Run.Started.UTC().Format("2006-01-02"), describe(&im)),
+				nightBadge(&im))
 		}
-		d.Rows = append(d.Rows, row)
+		ends = append(ends, cells.Len())
 	}
+	all, start := cells.String(), 0
+	for i, name := range names {
+		d.Rows = append(d.Rows, homeRow{Name: name, Href: s.imageHref(name), Cells: template.HTML(all[start:ends[i]])})
+		start = ends[i]
+	}
+	d.size = len(all)
 	if d.Running {
 		d.Refresh = homeRefreshEvery
 	}
 	return d
+}
+
+// nightBadge is an image's outcome in a night: validated, only built,
+// failed (to build, or in its validation), ...
+func nightBadge(im *store.NightImage) badge { return statusBadge(im.Status(), im.Validated()) }
+
+// describe says how an image's night went, its build and its validation:
+// "built", "validated", "built; validation run 4: failed".
+func describe(im *store.NightImage) string {
+	if im.Check == nil || im.Build == nil {
+		return nightBadge(im).Status
+	}
+	build := statusBadge(im.Build.Status, im.Build.Validated).Status
+	check := statusBadge(im.Check.Status, im.Validated()).Status
+	return fmt.Sprintf("%s; validation run %d: %s", build, im.CheckRun.ID, check)
 }
 
 // A run, and an image in a run.
@@ -186,6 +219,30 @@ type runData struct {
 	Notes    []noteView
 	Counts   string
 	Jenkins  *jenkinsView // the project's test job of the run, if it had one
+	Night    []nightPart  // the runs of the run's night, when it took more than this one
+}
+
+// nightPart is one run of a night, as a run's page lists them.
+type nightPart struct {
+	link
+	What  string // "rebuilt", "validated"
+	Badge badge
+	This  bool // the page's own run
+}
+
+// nightParts lists the runs of night, when there are more than one.
+func (s *server) nightParts(night store.Night, id uint64) []nightPart {
+	if len(night.Validations) == 0 {
+		return nil
+	}
+	part := func(r *store.Summary, what string) nightPart {
+		return nightPart{link: link{s.runHref(r.ID), fmt.Sprintf("run %d", r.ID)}, What: what, Badge: newBadge(string(r.Status)), This: r.ID == id}
+	}
+	parts := []nightPart{part(&night.Run, "built")}
+	for i := range night.Validations {
+		parts = append(parts, part(&night.Validations[i], "validated"))
+	}
+	return parts
 }
 
 // jenkinsView is a build of the project's Jenkins job. Href is its build
@@ -257,6 +314,12 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Counts = strings.Join(parts, ", ")
 	d.Jenkins = newJenkinsView(run.Jenkins)
+	night, err := s.db.Night(id)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	d.Night = s.nightParts(night, id)
 	for _, n := range notes {
 		d.Notes = append(d.Notes, noteView{notification: n, Badge: newBadge(string(n.Status))})
 	}
@@ -361,12 +424,16 @@ func (s *server) logsPage(w http.ResponseWriter, r *http.Request) {
 type imageData struct {
 	frame
 	Name     string
-	Entries  []entryView
+	Rows     template.HTML // of the history table, one per entry: see historyRows
 	LastGood *entryView
 	FirstBad *entryView
 	Range    string // last good commit..first bad commit
 	Chart    chart
+
+	size int // of the rows and bars, for the page's buffer
 }
+
+func (d imageData) pageSize() int { return d.size + 16<<10 }
 
 type entryView struct {
 	RunID    uint64
@@ -377,16 +444,32 @@ type entryView struct {
 	Commit   string
 	Subject  string
 	Badge    badge
-	Duration time.Duration
+	Duration time.Duration // of its build, without tests
 	Digest   string
 	Short    string
 	Error    string
+	// Validation is the run that validated the image in the night, when
+	// another than the night's own; ValidationText its verdict, "" when
+	// the night did not validate the image.
+	Validation     *link
+	ValidationText string
+}
+
+// validationWord is a validation's verdict in a word or three.
+func validationWord(v store.Status) string {
+	switch v {
+	case store.Succeeded:
+		return "validated"
+	case store.Skipped:
+		return "nothing to test"
+	}
+	return string(v)
 }
 
 // chart is an inline SVG bar chart of durations, oldest on the left.
 type chart struct {
 	Width, Height int
-	Bars          []bar
+	Bars          template.HTML // see chartBars
 	Max           time.Duration
 	Label         string
 }
@@ -403,28 +486,41 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
-	snap, err := s.cache.get()
+	if s.unchanged(w, r, "image page "+name) {
+		return
+	}
+	all, err := s.db.History(0)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	h := historyOf(snap.runs, name, s.now())
+	h := s.historyOf(all.Nights, name)
 	if len(h.History) == 0 {
 		s.notFound(w, r)
 		return
 	}
 	d := imageData{frame: s.frame(name, link{"", name}), Name: name}
 	view := func(e *imageEntry) entryView {
-		return entryView{
+		v := entryView{
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
-			When: e.run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.run.Subject,
-			Badge: e.res.badge(), Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
+			When: e.night.Run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.night.Run.Subject,
+			Badge: e.badge, Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
 			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
 		}
+		if e.Validation != nil {
+			v.ValidationText = validationWord(e.Validation.Status)
+			if e.Validation.RunID != e.RunID {
+				v.Validation = &link{s.imageRunHref(e.Validation.RunID, name), fmt.Sprintf("run %d", e.Validation.RunID)}
+			}
+		}
+		return v
 	}
+	entries := make([]entryView, len(h.History))
 	for i := range h.History {
-		d.Entries = append(d.Entries, view(&h.History[i]))
+		entries[i] = view(&h.History[i])
 	}
+	d.Rows = historyRows(entries)
+	d.size = len(d.Rows) + len(d.Chart.Bars)
 	if h.LastGood != nil {
 		v := view(h.LastGood)
 		d.LastGood = &v
@@ -436,11 +532,15 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	if h.LastGood != nil && h.FirstBad != nil {
 		d.Range = store.ShortCommit(h.LastGood.Commit) + ".." + store.ShortCommit(h.FirstBad.Commit)
 	}
-	d.Chart = durationChart(d.Entries, name)
+	d.Chart = durationChart(entries, name)
+	if !h.clocked {
+		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))
+	}
 	s.render(w, r, http.StatusOK, "image", d)
 }
 
-// durationChart draws entries (newest first) as bars, oldest on the left.
+// durationChart draws entries (newest first) as bars, oldest on the left:
+// the time each night's build took, without its tests.
 func durationChart(entries []entryView, name string) chart {
 	const barW, gap, height = 6.0, 2.0, 120.0
 	c := chart{Height: int(height)}
@@ -449,17 +549,19 @@ func durationChart(entries []entryView, name string) chart {
 	}
 	n := len(entries)
 	c.Width = int(float64(n) * (barW + gap))
+	bars := make([]bar, 0, n)
 	for i := range entries {
 		e := entries[n-1-i]
 		h := 2.0 // a sliver, so that a night without a build still shows
 		if c.Max > 0 && e.Duration > 0 {
 			h = max(h, height*float64(e.Duration)/float64(c.Max))
 		}
-		c.Bars = append(c.Bars, bar{
+		bars = append(bars, bar{
 			X: float64(i) * (barW + gap), Y: height - h, W: barW, H: h, Status: e.Badge.Status,
-			Title: fmt.Sprintf("run %d, %s: %s in %s", e.RunID, e.When.UTC().Format("2006-01-02"), e.Badge.Status, fmtDuration(e.Duration)),
+			Title: fmt.Sprintf("run %d, %s: %s, build time %s", e.RunID, e.When.UTC().Format("2006-01-02"), e.Badge.Status, fmtDuration(e.Duration)),
 		})
 	}
-	c.Label = fmt.Sprintf("Durations of %s over the last %d runs, oldest on the left; the longest took %s.", name, n, fmtDuration(c.Max))
+	c.Bars = chartBars(bars)
+	c.Label = fmt.Sprintf("Build times of %s (build, push, verify, tag; without tests) over the last %d nights, oldest on the left; the longest took %s.", name, n, fmtDuration(c.Max))
 	return c
 }

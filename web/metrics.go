@@ -14,13 +14,13 @@ import (
 var (
 	// A gauge, not a counter: pruning old runs lowers it.
 	descRuns = prometheus.NewDesc("nightshift_runs",
-		"Runs recorded in the store now, by status (running, succeeded, failed, interrupted); pruning old runs lowers it.",
+		"Nights recorded in the store now, by outcome (running, succeeded, failed, interrupted): a nightly run and the runs that validated its images count once; pruning old runs lowers it.",
 		[]string{"status"}, nil)
 	descLastSuccess = prometheus.NewDesc("nightshift_image_last_success_timestamp_seconds",
-		"When the image last finished successfully (Unix time).",
+		"When the image last finished successfully (Unix time): built, and validated when validation is configured or its night validated it.",
 		[]string{"image"}, nil)
 	descLastDuration = prometheus.NewDesc("nightshift_image_last_build_duration_seconds",
-		"How long the image took (build, push, verify, tag) the last time it finished, succeeded or failed.",
+		"How long the image took to build (build, push, verify, tag; without tests) the last time it finished, succeeded or failed.",
 		[]string{"image"}, nil)
 	descPending = prometheus.NewDesc("nightshift_outbox_pending",
 		"Notifications waiting to be delivered.",
@@ -46,12 +46,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	snap, err := c.s.cache.get()
+	h, err := c.s.db.History(0)
 	if err != nil {
 		c.s.log.Error("metrics: read runs", "err", err)
 		ch <- prometheus.NewInvalidMetric(descRuns, err)
 	} else {
-		c.collectRuns(ch, snap.runs)
+		c.collectNights(ch, h.Nights)
 	}
 	if n, err := c.s.db.PendingCount(); err != nil {
 		c.s.log.Error("metrics: read the outbox", "err", err)
@@ -66,31 +66,36 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *collector) collectRuns(ch chan<- prometheus.Metric, runs []*runSummary) {
+func (c *collector) collectNights(ch chan<- prometheus.Metric, nights []store.Night) {
 	count := map[store.Status]int{}
 	for _, st := range runStatuses {
 		count[st] = 0
 	}
-	lastSuccess := map[string]float64{}
+	names := map[string]bool{}
 	lastDuration := map[string]float64{}
 	now := c.s.now()
-	for _, run := range runs { // newest first: the first value met per image is the last
-		count[run.Status]++
-		for i := range run.Images {
-			im := &run.Images[i]
-			if _, ok := lastSuccess[im.Name]; !ok && im.Status == store.Succeeded && im.Finished != nil {
-				lastSuccess[im.Name] = float64(im.Finished.UnixMilli()) / 1e3
-			}
-			if _, ok := lastDuration[im.Name]; !ok && (im.Status == store.Succeeded || im.Status == store.Failed) && im.Started != nil {
-				lastDuration[im.Name] = im.duration(now).Seconds()
+	for i := range nights { // newest first: the first value met per image is the last
+		night := &nights[i]
+		count[night.Status()]++
+		for _, name := range night.Names() {
+			names[name] = true
+			im, _ := night.Image(name)
+			if _, ok := lastDuration[name]; !ok && im.Build != nil && (im.Build.Status == store.Succeeded || im.Build.Status == store.Failed) && !im.Build.Started.IsZero() {
+				lastDuration[name] = im.Build.BuildTime(now).Seconds()
 			}
 		}
 	}
 	for st, n := range count {
 		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.GaugeValue, float64(n), string(st))
 	}
-	for name, v := range lastSuccess {
-		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, v, name)
+	for name := range names {
+		h := c.s.historyOf(nights, name)
+		if e := h.LastGood; e != nil {
+			im, _ := e.night.Image(name)
+			if rec, _ := im.Decisive(e.night); !rec.Finished.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, float64(rec.Finished.UnixMilli())/1e3, name)
+			}
+		}
 	}
 	for name, v := range lastDuration {
 		ch <- prometheus.MustNewConstMetric(descLastDuration, prometheus.GaugeValue, v, name)

@@ -76,10 +76,16 @@ func (s *server) frame(title string, crumbs ...link) frame {
 		Crumbs: append([]link{{s.base + "/", "Dashboard"}}, crumbs...)}
 }
 
+// sized is the data of a page that knows about how long the page is.
+type sized interface{ pageSize() int }
+
 // execute renders page name into memory, so that a template error is a
 // clean 500 rather than half a page.
 func (p *pages) execute(name string, data any) ([]byte, error) {
 	var buf bytes.Buffer
+	if d, ok := data.(sized); ok {
+		buf.Grow(d.pageSize())
+	}
 	if err := p.t[name].ExecuteTemplate(&buf, "layout", data); err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
@@ -151,7 +157,7 @@ func newBadge(status string) badge {
 }
 
 // imageBadge tells a validated image from one that was only built.
-func imageBadge(im *store.ImageResult) badge { return statusBadge(im.Status, validated(im)) }
+func imageBadge(im *store.ImageResult) badge { return statusBadge(im.Status, im.Validated()) }
 
 func statusBadge(st store.Status, validated bool) badge {
 	switch {
@@ -161,22 +167,6 @@ func statusBadge(st store.Status, validated bool) badge {
 		return newBadge("validated")
 	}
 	return newBadge("built")
-}
-
-// validated reports whether im carries a validated tag or passed a
-// validation stage.
-func validated(im *store.ImageResult) bool {
-	for _, t := range im.Tags {
-		if strings.HasSuffix(t, "-validated") {
-			return true
-		}
-	}
-	for _, st := range im.Stages {
-		if (st.Name == "validate" || st.Name == "validation") && st.Status == store.Succeeded {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *server) runHref(id uint64) string { return fmt.Sprintf("%s/runs/%d", s.base, id) }

@@ -6,17 +6,20 @@ package web
 
 import (
 	"cmp"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
-	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +55,11 @@ type Config struct {
 	PublicURL string
 	Log       *slog.Logger         // nil: discard
 	Registry  *prometheus.Registry // where the metrics are registered; nil: a private one
+	// Validates says that the configuration validates images: a night's
+	// image counts as good (an image's last good night, its last success
+	// in the metrics) only once validated. Without it, only a night that
+	// validated an image requires it.
+	Validates bool
 }
 
 // outcomeRejected is the outcome of Control.Trigger that answers 409.
@@ -67,19 +75,22 @@ const (
 	homeRefreshEvery = 10 // seconds, while a run is going on
 )
 
-// server holds what the handlers share. Nothing in it changes after New
-// except through the run cache's own lock.
+// server holds what the handlers share. Nothing in it changes after New:
+// every answer is read from the store.
 type server struct {
-	db      *store.DB
-	control Control
-	logs    string
-	token   [sha256.Size]byte // hashed, so comparing leaks neither content nor length
-	canW    bool              // a token is configured
-	base    string            // path prefix of links, from PublicURL
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	cache   *runCache
-	pages   *pages
+	db        *store.DB
+	control   Control
+	logs      string
+	token     [sha256.Size]byte // hashed, so comparing leaks neither content nor length
+	canW      bool              // a token is configured
+	base      string            // path prefix of links, from PublicURL
+	validates bool
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	pages     *pages
+	// salt makes this server's ETags its own: another process, maybe of
+	// another nightshift, renders the same store's version otherwise.
+	salt string
 
 	// poll is how often a followed log is checked for new lines and its
 	// image for a final status; tests shorten it.
@@ -112,12 +123,12 @@ func newServer(c Config) (*server, error) {
 		base = strings.TrimRight(u.EscapedPath(), "/")
 	}
 	s := &server{
-		db: c.DB, control: c.Control, logs: c.Logs, base: base,
-		log:   cmp.Or(c.Log, slog.New(slog.DiscardHandler)),
-		reg:   c.Registry,
-		cache: newRunCache(c.DB),
-		poll:  defaultLogPoll,
-		now:   time.Now,
+		db: c.DB, control: c.Control, logs: c.Logs, base: base, validates: c.Validates,
+		log:  cmp.Or(c.Log, slog.New(slog.DiscardHandler)),
+		reg:  c.Registry,
+		salt: rand.Text()[:8],
+		poll: defaultLogPoll,
+		now:  time.Now,
 	}
 	if c.Token != "" {
 		s.token, s.canW = sha256.Sum256([]byte(c.Token)), true
@@ -133,14 +144,6 @@ func newServer(c Config) (*server, error) {
 	if err := s.reg.Register(&collector{s: s}); err != nil {
 		return nil, fmt.Errorf("web: register metrics: %w", err)
 	}
-	// Decode the runs now, not in the first request: a year of them takes
-	// about 100 ms. A failure here is retried by that request.
-	if _, err := s.cache.get(); err != nil {
-		s.log.Warn("web: reading the runs failed", "err", err)
-	}
-	// Decoding left megabytes of records that only their summaries outlive:
-	// give that memory back now rather than keep it through an idle day.
-	debug.FreeOSMemory()
 	return s, nil
 }
 
@@ -322,9 +325,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // writeJSONBytes answers the JSON that parts make one after the other.
+// An answer with an ETag may be kept, and asked about again.
 func writeJSONBytes(w http.ResponseWriter, code int, parts ...[]byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	if w.Header().Get("ETag") != "" {
+		w.Header().Set("Cache-Control", "no-cache")
+	} else {
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(code)
 	for _, b := range parts {
 		w.Write(b)
@@ -346,4 +354,48 @@ func (s *server) internal(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong reading the records; the daemon's log says more.")
+}
+
+// etag is the entity tag of an answer read from the store at version,
+// that depends on nothing else than key (the page and its parameters).
+func (s *server) etag(version uint64, key string) string {
+	h := fnv.New64a()
+	io.WriteString(h, s.salt)
+	io.WriteString(h, key)
+	return `"` + strconv.FormatUint(version, 10) + "-" + strconv.FormatUint(h.Sum64(), 36) + `"`
+}
+
+// unchanged reports whether the client already holds the answer of key as
+// the store now stands (If-None-Match), and if so has answered 304. The
+// store's version is read once, without the records: a page that has not
+// changed costs no more.
+func (s *server) unchanged(w http.ResponseWriter, r *http.Request, key string) bool {
+	inm := r.Header.Get("If-None-Match")
+	if inm == "" {
+		return false
+	}
+	v, err := s.db.Version()
+	if err != nil {
+		return false // the read that follows fails, and says so
+	}
+	tag := s.etag(v, key)
+	if !etagMatches(inm, tag) {
+		return false
+	}
+	w.Header().Set("ETag", tag)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusNotModified)
+	return true
+}
+
+// etagMatches reports whether an If-None-Match header names tag, weakly
+// compared as RFC 9110 asks.
+func etagMatches(header, tag string) bool {
+	for t := range strings.SplitSeq(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == tag || t == "*" {
+			return true
+		}
+	}
+	return false
 }

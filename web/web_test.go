@@ -241,6 +241,10 @@ func TestAPI(t *testing.T) {
 			if n.Notifier != "email" || n.Status != store.Pending || n.Attempts != 2 || n.LastError == "" {
 				t.Errorf("email notification = %+v", n)
 			}
+			// Sent at the first try: one attempt, not the zero failed ones.
+			if n := got.Notifications[0]; n.Notifier != "discord" || n.Status != store.Sent || n.Attempts != 1 {
+				t.Errorf("discord notification = %+v, want sent after 1 attempt", n)
+			}
 			if strings.Contains(rec.Body.String(), "PAYLOAD-SECRET") || strings.Contains(rec.Body.String(), `"payload"`) {
 				t.Errorf("a payload leaked: %s", rec.Body)
 			}
@@ -319,7 +323,7 @@ func TestAPI(t *testing.T) {
 		{name: "home few runs", method: "GET", path: "/?runs=2", code: 200, check: html("2 of 9 runs")},
 		{name: "home bad runs", method: "GET", path: "/?runs=-1", code: 400},
 		{name: "run page", method: "GET", path: "/runs/3", code: 200, check: html("Run 3", "discord", "smtp: 451 try again later",
-			"Change number 3 &lt;script&gt;alert(1)&lt;/script&gt;")},
+			"Change number 3 &lt;script&gt;alert(1)&lt;/script&gt;", `<th scope="row">discord</th><td><span class="badge st-sent"><span aria-hidden="true">✓</span> sent</span></td><td class="num">1</td>`)},
 		{name: "run page escapes tails", method: "GET", path: "/runs/1", code: 200, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
 			if strings.Contains(rec.Body.String(), "<script>") || strings.Contains(rec.Body.String(), "<module_") {
 				t.Errorf("unescaped text in the run page")
@@ -792,118 +796,18 @@ func metricValues(t *testing.T, text string) map[string]float64 {
 	return out
 }
 
-// The cache answers what the store now says, and decodes again only the
-// runs whose records changed.
-func TestCacheFollowsTheStore(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	first, err := f.s.cache.get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again, _ := f.s.cache.get(); again != first {
-		t.Errorf("an unchanged store gave a new snapshot")
-	}
-	var runs []store.Run
-	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
-	if err := f.db.UpdateRun(f.running, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	second, err := f.s.cache.get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second == first || second.runs[0].ID != f.running || second.runs[0].Tag != "renamed" {
-		t.Fatalf("the cache missed a change")
-	}
-	if n := len(second.runs); second.runs[n-2] != first.runs[n-2] {
-		t.Errorf("an unchanged run was decoded again")
-	}
-	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
-	if runs[0].Tag != "renamed" || runs[1].ID != fixtureRuns {
-		t.Errorf("the API answers an old record")
-	}
-	if second.encodes != 1 {
-		t.Errorf("%d runs encoded after one changed, want 1", second.encodes)
-	}
-	// A new run appears at the top; the JSON of the others is kept.
-	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
-		t.Fatal(err)
-	}
-	decode(t, f.do("GET", "/api/v1/runs?limit=1", "", ""), &runs)
-	if len(runs) != 1 || runs[0].Tag != "newer" {
-		t.Errorf("the API misses a new run")
-	}
-	third, err := f.s.cache.get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if third.encodes != 1 {
-		t.Errorf("%d runs encoded after one was added, want 1", third.encodes)
-	}
-}
-
-// While a snapshot builds its JSON answer, the store moves on: the next
-// snapshot is made without waiting for that build (the pages must not),
-// and its JSON requests take the answer once it is done rather than make
-// it again.
-func TestCacheDoesNotWaitForABuild(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	var runs []store.Run
-	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
-	first, err := f.s.cache.get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.jsonMu.Lock() // a build under way
-	if err := f.db.UpdateRun(f.running, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan *snapshot)
-	go func() {
-		s, err := f.s.cache.get()
-		if err != nil {
-			t.Error(err)
-		}
-		got <- s
-	}()
-	var second *snapshot
-	select {
-	case second = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the cache waited for a JSON build to make a new snapshot")
-	}
-	first.jsonMu.Unlock() // the build is done
-	decode(t, f.do("GET", "/api/v1/runs?limit=2", "", ""), &runs)
-	if runs[0].Tag != "renamed" {
-		t.Errorf("the API answers an old record")
-	}
-	second.jsonMu.Lock()
-	encodes := second.encodes
-	second.jsonMu.Unlock()
-	if encodes != 1 {
-		t.Errorf("%d runs encoded after one changed, want 1: the answer being built was not taken over", encodes)
-	}
-}
-
-// GET /api/v1/runs answers every limit as the store holds the runs, however
-// the answer is put together: made whole, served from the start of a
-// larger one, or made again after a change from the JSON of the runs that
-// did not change. Beyond the newest keepJSON runs, the JSON is kept while
-// someone asks for it, and given back keepAllJSON later.
+// GET /api/v1/runs answers every limit as the store holds the runs, each
+// exactly as Runs returns it encoded, and follows every change.
 func TestRunsJSONLimits(t *testing.T) {
 	t.Parallel()
 	db := openStore(t)
-	total := keepJSON + 12
+	total := defaultAPIRuns + 12
 	fillStore(t, db, total, 3)
 	s, err := newServer(Config{DB: db})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := s.handler()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s.cache.now = func() time.Time { return now }
 	check := func(limit int) {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -920,85 +824,83 @@ func TestRunsJSONLimits(t *testing.T) {
 			t.Fatalf("limit=%d: %d, %d bytes, want the %d bytes of %d runs as stored", limit, rec.Code, len(got), len(b), len(want))
 		}
 	}
-	encodes := func() int {
-		t.Helper()
-		snap, err := s.cache.get()
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap.jsonMu.Lock()
-		defer snap.jsonMu.Unlock()
-		return snap.encodes
+	for _, limit := range []int{1, defaultAPIRuns - 1, defaultAPIRuns, total, total + 100} {
+		check(limit)
 	}
-
-	check(total + 100) // every run, made whole
-	if n := encodes(); n != total {
-		t.Fatalf("%d runs encoded for all %d", n, total)
-	}
-	for _, limit := range []int{1, keepJSON - 1, keepJSON, keepJSON + 1, total, total + 100} {
-		check(limit) // the start of the answer
-	}
-	if n := encodes(); n != total {
-		t.Errorf("%d runs encoded again for smaller limits", n-total)
-	}
-
-	// A poller of every run keeps them across a change: only the run that
-	// changed is encoded again, even if a default request comes first.
-	now = now.Add(keepAllJSON - time.Minute)
 	if err := db.UpdateRun(uint64(total), func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	check(keepJSON)
-	check(total)
-	if n := encodes(); n != 1 {
-		t.Errorf("%d runs encoded after one changed, want 1", n)
+	if err := db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
+		t.Fatal(err)
 	}
-
-	// Nobody asks for more than the default for keepAllJSON: the rest is
-	// given back, the default stays.
-	now = now.Add(keepAllJSON)
-	if snap, _ := s.cache.get(); snap.answer == nil || len(snap.answer.runs) != keepJSON || len(snap.answer.body) != len(snap.answer.head(keepJSON))+1 {
-		t.Fatalf("the answer was not cut to the newest %d runs", keepJSON)
-	}
-	check(keepJSON)
-	if n := encodes(); n != 1 {
-		t.Errorf("%d runs encoded for the default after the rest was given back", n-1)
-	}
-	check(total)
-	if n := encodes(); n != 1+total-keepJSON {
-		t.Errorf("%d runs encoded for all after the rest was given back, want %d", n-1, total-keepJSON)
-	}
+	check(2)
+	check(total + 100)
 }
 
-// A snapshot that the store has moved past answers the runs as now
-// recorded, and keeps no JSON of records it does not describe.
-func TestRunsJSONAfterTheStoreMoved(t *testing.T) {
+// The pages that read many runs carry the store's version as their ETag:
+// asked again with it, they answer 304 until the store changes.
+func TestETags(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	snap, err := f.s.cache.get()
-	if err != nil {
+	get := func(path, etag string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequest("GET", path, nil)
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, path := range []string{"/", "/?runs=2", "/api/v1/runs", "/api/v1/runs?limit=2", "/images/ci_lint", "/api/v1/images/ci_lint"} {
+		first := get(path, "")
+		etag := first.Header().Get("ETag")
+		if first.Code != 200 || etag == "" || !strings.HasPrefix(etag, `"`) {
+			t.Fatalf("GET %s = %d with ETag %q", path, first.Code, etag)
+		}
+		if cc := first.Header().Get("Cache-Control"); cc != "no-cache" {
+			t.Errorf("GET %s: Cache-Control %q, want no-cache", path, cc)
+		}
+		for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
+			if rec := get(path, inm); rec.Code != http.StatusNotModified || rec.Body.Len() != 0 || rec.Header().Get("ETag") != etag {
+				t.Errorf("GET %s with If-None-Match %s = %d, %d bytes, ETag %q; want 304", path, inm, rec.Code, rec.Body.Len(), rec.Header().Get("ETag"))
+			}
+		}
+		if rec := get(path, `"other"`); rec.Code != 200 {
+			t.Errorf("GET %s with another ETag = %d, want 200", path, rec.Code)
+		}
+	}
+	// Other pages, other ETags; a change in the store, new ones.
+	home, api := get("/", "").Header().Get("ETag"), get("/api/v1/runs", "").Header().Get("ETag")
+	if home == api || home == get("/?runs=2", "").Header().Get("ETag") {
+		t.Errorf("two answers share an ETag")
+	}
+	if err := f.db.UpdateRun(2, func(r *store.Run) error { r.Subject = "edited"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.UpdateRun(2, func(r *store.Run) error { r.Tag = "renamed"; return nil }); err != nil {
-		t.Fatal(err)
+	for path, etag := range map[string]string{"/": home, "/api/v1/runs": api} {
+		if rec := get(path, etag); rec.Code != 200 || rec.Header().Get("ETag") == etag {
+			t.Errorf("GET %s after a change = %d with ETag %q, want 200 and a new one", path, rec.Code, rec.Header().Get("ETag"))
+		}
 	}
-	if err := f.db.CreateRun(&store.Run{Tag: "newer", Status: store.Running}); err != nil {
-		t.Fatal(err)
+	// The history of an image building now depends on the clock: no ETag.
+	if rec := get("/api/v1/images/ci_cpu", ""); rec.Code != 200 || rec.Header().Get("ETag") != "" {
+		t.Errorf("the history of an image building now has ETag %q", rec.Header().Get("ETag"))
 	}
-	head, err := snap.runsJSON(f.db, 100, time.Now())
-	if err != nil {
-		t.Fatal(err)
+	// Nor does a page that depends on the schedule keep its ETag when that
+	// moves.
+	f.ctl.mu.Lock()
+	f.ctl.next = f.ctl.next.Add(time.Hour)
+	f.ctl.mu.Unlock()
+	if rec := get("/", get("/", "").Header().Get("ETag")); rec.Code != http.StatusNotModified {
+		t.Fatalf("home = %d, want 304", rec.Code)
 	}
-	var runs []store.Run
-	if err := json.Unmarshal(append(head, ']'), &runs); err != nil {
-		t.Fatal(err)
-	}
-	// The snapshot's count of runs, the newest as now recorded.
-	if len(runs) != len(snap.runs) || runs[0].Tag != "newer" || runs[len(runs)-1].Tag != "renamed" {
-		t.Errorf("got %d runs, the first %q, the last %q", len(runs), runs[0].Tag, runs[len(runs)-1].Tag)
-	}
-	if snap.answer != nil {
-		t.Errorf("the snapshot kept the JSON of records it does not describe")
+	etag := get("/", "").Header().Get("ETag")
+	f.ctl.mu.Lock()
+	f.ctl.next = f.ctl.next.Add(time.Hour)
+	f.ctl.mu.Unlock()
+	if rec := get("/", etag); rec.Code != 200 {
+		t.Errorf("home after the schedule moved = %d, want 200", rec.Code)
 	}
 }
 

@@ -50,7 +50,7 @@ letting the current run finish within [schedule] shutdown_grace.
 	metrics := prometheus.NewRegistry()
 	handler, err := web.New(web.Config{
 		DB: db, Control: d, Logs: cfg.Store.Logs, Token: cfg.HTTP.Token.Reveal(),
-		PublicURL: cfg.HTTP.PublicURL, Log: c.log, Registry: metrics,
+		PublicURL: cfg.HTTP.PublicURL, Log: c.log, Registry: metrics, Validates: cfg.Validates(),
 	})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)

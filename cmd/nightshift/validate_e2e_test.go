@@ -230,7 +230,7 @@ func TestValidation(t *testing.T) {
 	readJSON(t, filepath.Join(dir, "validate.json"), &val)
 	wantParams := map[string]string{"base_param": repo + "base:" + rec.Tag, "good_param": repo + "good:" + rec.Tag, "NIGHTLY_TAG": rec.Tag}
 	builds := srv.Builds("ci/test-images")
-	if val.Kind != "validate" || val.Tag != rec.Tag || val.Commit != rec.Commit || val.Jenkins == nil || val.Jenkins.Status != store.Succeeded ||
+	if val.Kind != store.KindValidate || val.Night != rec.ID || val.Tag != rec.Tag || val.Commit != rec.Commit || val.Jenkins == nil || val.Jenkins.Status != store.Succeeded ||
 		len(builds) != 1 || !maps.Equal(builds[0].Params, wantParams) {
 		t.Errorf("validation run %+v, Jenkins builds %+v; want a validation of %s with the job given %v", val, builds, rec.Tag, wantParams)
 	}

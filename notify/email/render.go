@@ -92,7 +92,11 @@ func newView(s notify.Summary) view {
 		v.Facts = append(v.Facts, fact{Label: "Took", Value: notify.Duration(r.Finished.Sub(r.Started))})
 	}
 	if s.Previous != "" {
-		v.Facts = append(v.Facts, fact{Label: "Previous run", Value: string(s.Previous)})
+		label := "Previous run"
+		if r.Kind == store.KindValidate {
+			label = "Previous night" // a validation is compared with the night before its own
+		}
+		v.Facts = append(v.Facts, fact{Label: label, Value: string(s.Previous)})
 	}
 	if r.Error != "" && r.Error != s.Reason {
 		v.Facts = append(v.Facts, fact{Label: "Error", Value: r.Error})

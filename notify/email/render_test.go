@@ -156,3 +156,19 @@ func TestRenderNamesFailingTestsWithinLimit(t *testing.T) {
 		t.Errorf("table lacks rust's validation:\n%s", text)
 	}
 }
+
+// A validation run is compared with the night before its own, and says so.
+func TestRenderPreviousNight(t *testing.T) {
+	t.Parallel()
+	for kind, want := range map[string]string{store.KindNightly: "Previous run", store.KindValidate: "Previous night"} {
+		s := notifytest.Sample()
+		s.Run.Kind = kind
+		_, text, _, err := Render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, want+":") || strings.Contains(text, map[bool]string{true: "Previous run", false: "Previous night"}[kind == store.KindValidate]) {
+			t.Errorf("a %s run's text lacks %q:\n%s", kind, want, text)
+		}
+	}
+}
