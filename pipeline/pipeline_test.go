@@ -296,3 +296,40 @@ func TestRunCancelledRecordsUnstartedImagesAsInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// A triggered run takes over the queued record made when it was triggered;
+// one that cannot start ends that record, saying why.
+func TestQueuedRecord(t *testing.T) {
+	t.Parallel()
+	reg := newStubRegistry()
+	p, db := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+	queue := func() uint64 {
+		r := &store.Run{Status: store.Queued, Trigger: "api", TriggeredBy: "alice", Started: t0}
+		if err := db.CreateRun(r); err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+
+	id := queue()
+	prep := &Prepared{Source: source.Checkout{Commit: "abc123"}, Plan: testPlan()}
+	got, err := runPrepared(t.Context(), p, prep, Request{Record: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != id || got.Status != store.Succeeded || got.TriggeredBy != "alice" || got.Trigger != "api" || got.Commit != "abc123" {
+		t.Errorf("the queued run ended as %+v, want run %d succeeded, triggered by alice through the api", got, id)
+	}
+	if runs, _ := db.Runs(0); len(runs) != 1 {
+		t.Errorf("%d records, want the queued one only", len(runs))
+	}
+
+	id = queue()
+	if _, err := p.start(t.Context(), Request{Record: id}, nil, &UsageError{errors.New("no image \"gpu\"")}); err == nil {
+		t.Fatal("start with an error started")
+	}
+	r, err := db.Run(id)
+	if err != nil || r.Status != store.Failed || r.Finished == nil || !strings.Contains(r.Error, `could not start: no image "gpu"`) {
+		t.Errorf("the queued run that could not start: %+v (%v), want failed, saying why", r, err)
+	}
+}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,12 @@ type Request struct {
 	// with the record as it then stands; it is closed when the run ends or
 	// could not start. The run waits for it to be read.
 	Progress chan<- Update
+
+	// TriggeredBy names who asked for the run (an API token's name).
+	TriggeredBy string
+	// Record, when set, is the queued record of this run (made when it was
+	// triggered), which the run takes over instead of making its own.
+	Record uint64
 
 	// For a validation: the images pushed under Tag, or by the recorded
 	// run Night.
@@ -138,6 +145,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		if errors.As(err, &unavailable) || (req.Unattended && !errors.As(err, &usage)) {
 			p.notStarted(ctx, err)
 		}
+		p.dropQueued(req.Record, err)
 		if req.Progress != nil {
 			close(req.Progress)
 		}
@@ -159,6 +167,8 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		Trigger: req.Trigger,
 		Started: prep.Plan.Start,
 		Images:  []store.ImageResult{},
+
+		TriggeredBy: req.TriggeredBy,
 	}
 	if prep.Pull {
 		rec.Kind, rec.Night = store.KindValidate, req.Night
@@ -168,7 +178,8 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 	for _, s := range prep.Plan.Steps {
 		rec.Planned = append(rec.Planned, s.Name)
 	}
-	if err := p.db.CreateRun(rec); err != nil {
+	if err := p.record(rec, req.Record); err != nil {
+		p.dropQueued(req.Record, err)
 		if req.Progress != nil {
 			close(req.Progress)
 		}
@@ -185,6 +196,42 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		r.rec, r.err = x.run(ctx)
 	}()
 	return r, nil
+}
+
+// record makes rec the run's record: the queued one, when there is one.
+func (p *Pipeline) record(rec *store.Run, queued uint64) error {
+	if queued == 0 {
+		return p.db.CreateRun(rec)
+	}
+	rec.ID = queued
+	return p.db.UpdateRun(queued, func(r *store.Run) error {
+		if r.Status != store.Queued {
+			return fmt.Errorf("run %d is %s, not queued", queued, r.Status)
+		}
+		rec.TriggeredBy = cmp.Or(rec.TriggeredBy, r.TriggeredBy)
+		rec.Trigger = cmp.Or(rec.Trigger, r.Trigger)
+		*r = *rec
+		return nil
+	})
+}
+
+// dropQueued ends the queued record of a run that could not start: failed,
+// saying why. Its news, when it is news, goes through notStarted.
+func (p *Pipeline) dropQueued(queued uint64, why error) {
+	if queued == 0 {
+		return
+	}
+	now := p.now()
+	_, err := p.db.FinishRun(queued, func(r *store.Run) error {
+		if r.Status != store.Queued {
+			return nil
+		}
+		r.Status, r.Finished, r.Error = store.Failed, &now, "the run could not start: "+why.Error()
+		return nil
+	}, nil)
+	if err != nil {
+		p.log.Error("recording that a queued run could not start", "run", queued, "err", err)
+	}
 }
 
 // tester runs an image's own tests; *validate.Tester is one.

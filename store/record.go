@@ -11,6 +11,7 @@ type Status string
 
 // The statuses a run, image or stage can have.
 const (
+	Queued      Status = "queued" // a triggered run waiting its turn
 	Running     Status = "running"
 	Succeeded   Status = "succeeded"
 	Failed      Status = "failed"
@@ -19,7 +20,7 @@ const (
 )
 
 // Done reports whether s is final.
-func (s Status) Done() bool { return s != Running && s != "" }
+func (s Status) Done() bool { return s != Queued && s != Running && s != "" }
 
 // The kinds of run. Comparisons between runs (the fixed policy, an
 // image's history) compare runs of one kind, and a validation run with the
@@ -39,6 +40,9 @@ type Run struct {
 	Dirty    bool       `json:"dirty,omitempty"`   // a local tree had uncommitted changes
 	Status   Status     `json:"status"`
 	Trigger  string     `json:"trigger,omitempty"` // "cli", "cron", "api", ...
+	// TriggeredBy names who asked for the run: the name of the API token
+	// that triggered it, "" when unknown. Never the token itself.
+	TriggeredBy string `json:"triggered_by,omitempty"`
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished"`
 	Error    string     `json:"error,omitempty"` // why the run as a whole failed, if it did
