@@ -33,19 +33,19 @@ const (
 
 // Run is the record of one run.
 type Run struct {
-	ID       uint64     `json:"id"`
-	Tag      string     `json:"tag"`
-	Commit   string     `json:"commit"`
-	Subject  string     `json:"subject,omitempty"` // first line of the commit message
-	Dirty    bool       `json:"dirty,omitempty"`   // a local tree had uncommitted changes
-	Status   Status     `json:"status"`
-	Trigger  string     `json:"trigger,omitempty"` // "cli", "cron", "api", ...
+	ID      uint64 `json:"id"`
+	Tag     string `json:"tag"`
+	Commit  string `json:"commit"`
+	Subject string `json:"subject,omitempty"` // first line of the commit message
+	Dirty   bool   `json:"dirty,omitempty"`   // a local tree had uncommitted changes
+	Status  Status `json:"status"`
+	Trigger string `json:"trigger,omitempty"` // "cli", "cron", "api", ...
 	// TriggeredBy names who asked for the run: the name of the API token
 	// that triggered it, "" when unknown. Never the token itself.
-	TriggeredBy string `json:"triggered_by,omitempty"`
-	Started  time.Time  `json:"started"`
-	Finished *time.Time `json:"finished"`
-	Error    string     `json:"error,omitempty"` // why the run as a whole failed, if it did
+	TriggeredBy string     `json:"triggered_by,omitempty"`
+	Started     time.Time  `json:"started"`
+	Finished    *time.Time `json:"finished"`
+	Error       string     `json:"error,omitempty"` // why the run as a whole failed, if it did
 	// Kind is what the run did: KindNightly, KindValidate or KindEnsure.
 	// The store records a run given no kind as KindNightly.
 	Kind string `json:"kind,omitempty"`
