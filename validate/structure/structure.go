@@ -11,8 +11,13 @@ package structure
 
 import "time"
 
-// SchemaVersion is the only schemaVersion a test file may declare.
+// SchemaVersion is container-structure-test's schema. A file may also
+// declare the older "1.0.0", which the tool still reads with its own rules
+// (see the README).
 const SchemaVersion = "2.0.0"
+
+// schemaV1 is the older schema.
+const schemaV1 = "1.0.0"
 
 // Unset is the value of FileExistenceTest.UID and GID when the file does
 // not say: ownership is then not checked.
