@@ -100,10 +100,13 @@ func look(patterns []string, where string, want bool, search func(*regexp.Regexp
 	return errs
 }
 
-// bytesize is n bytes in MiB, if a whole number of them.
+// bytesize is n bytes in MiB or KiB, if a whole number of them.
 func bytesize(n int) string {
-	if n > 0 && n%(1<<20) == 0 {
+	switch {
+	case n > 0 && n%(1<<20) == 0:
 		return fmt.Sprintf("%d MiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

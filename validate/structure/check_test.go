@@ -82,8 +82,10 @@ func TestCheckCutOutput(t *testing.T) {
 			}
 		})
 	}
-	if got := bytesize(16 << 20); got != "16 MiB" {
-		t.Errorf("bytesize(16 MiB) = %q", got)
+	for n, want := range map[int]string{16 << 20: "16 MiB", 256 << 10: "256 KiB", 32: "32 bytes"} {
+		if got := bytesize(n); got != want {
+			t.Errorf("bytesize(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 
