@@ -84,7 +84,8 @@ type decoder struct {
 	problems problem.List
 	// json applies encoding/json's rules: unknown keys are skipped, known
 	// ones match in any case, a key given twice takes its later value, a
-	// scalar must be of its field's JSON type, and nothing has a default.
+	// scalar must be of its field's JSON type, and nothing has a default
+	// (but what existenceTest says of a file existence test).
 	json bool
 	// v1 is the file's schema "1.0.0".
 	v1 bool

@@ -50,7 +50,7 @@ type Options struct {
 	// For tests, to reach the bounds with little data. outputLimit bounds
 	// the stdout (and the stderr) of a command kept; zero means
 	// engine.DefaultOutputLimit. inMemory bounds the file a content test
-	// reads into memory; zero means DefaultInMemory.
+	// reads into memory; zero means defaultInMemory.
 	outputLimit int
 	inMemory    int64
 }
@@ -90,10 +90,10 @@ type Result struct {
 // ExcerptSize bounds each of stdout and stderr in Result.Output.
 const ExcerptSize = 1024
 
-// DefaultInMemory is the largest file a content test reads into memory.
+// defaultInMemory is the largest file a content test reads into memory.
 // A larger one is searched as a stream, each pattern on its own, which is
 // slower but takes no more memory.
-const DefaultInMemory = 64 << 20
+const defaultInMemory = 64 << 20
 
 // neverRuns is the command of the container file tests read from: it is
 // never started, but the engine wants a command to create it.
@@ -522,7 +522,7 @@ func (r *runner) fileTests(ctx context.Context, jobs []fileJob, results []Result
 			}
 			res.Errors = checkExistence(j.existence, h, missing)
 		default:
-			found, readErr := r.search(ctx, id, j.content)
+			found, readErr := r.matchFile(ctx, id, j.content)
 			if r.fatal(ctx, readErr) {
 				return
 			}
@@ -546,9 +546,9 @@ func (r *runner) stat(ctx context.Context, id, p string) (*tar.Header, error) {
 	return h, nil
 }
 
-// search reads the file of a content test (following symlinks) and
+// matchFile reads the file of a content test (following symlinks) and
 // reports which of its valid patterns match it.
-func (r *runner) search(ctx context.Context, id string, t *FileContentTest) (map[string]bool, error) {
+func (r *runner) matchFile(ctx context.Context, id string, t *FileContentTest) (map[string]bool, error) {
 	var res []*regexp.Regexp
 	for _, p := range append(slices.Clone(t.ExpectedContents), t.ExcludedContents...) {
 		if re, err := regexp.Compile(p); err == nil { // an invalid one fails in look
@@ -577,7 +577,7 @@ func (r *runner) search(ctx context.Context, id string, t *FileContentTest) (map
 			defer rc.Close()
 			inMemory := r.opt.inMemory
 			if inMemory <= 0 {
-				inMemory = DefaultInMemory
+				inMemory = defaultInMemory
 			}
 			if h.Size > inMemory {
 				return matchStream(rc, res)
