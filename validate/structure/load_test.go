@@ -209,22 +209,29 @@ func TestParseProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := parse("tests/ci_base.yaml", []byte(tc.yaml))
-			var ps problem.List
-			if !errors.As(err, &ps) {
-				t.Fatalf("parse = %+v, %v; want problems", f, err)
-			}
-			var got []string
-			for _, p := range ps {
-				got = append(got, p.String())
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
-			if err.Error() != strings.Join(tc.want, "\n") {
-				t.Errorf("Error() = %q", err.Error())
-			}
+			wantProblems(t, "tests/ci_base.yaml", tc.yaml, tc.want)
 		})
+	}
+}
+
+// wantProblems parses text as the file name and wants exactly the
+// problems want, in order.
+func wantProblems(t *testing.T, name, text string, want []string) {
+	t.Helper()
+	f, err := parse(name, []byte(text))
+	var ps problem.List
+	if !errors.As(err, &ps) {
+		t.Fatalf("parse = %+v, %v; want problems", f, err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.String())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err.Error() != strings.Join(want, "\n") {
+		t.Errorf("Error() = %q", err.Error())
 	}
 }
 
@@ -554,18 +561,7 @@ func TestParseJSONProblems(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f, err := parse("ci.json", []byte(tc.json))
-			var ps problem.List
-			if !errors.As(err, &ps) {
-				t.Fatalf("parse = %+v, %v; want problems", f, err)
-			}
-			var got []string
-			for _, p := range ps {
-				got = append(got, p.String())
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
-			}
+			wantProblems(t, "ci.json", tc.json, tc.want)
 		})
 	}
 }
