@@ -3,7 +3,11 @@ package structure
 import (
 	"archive/tar"
 	"errors"
+	"fmt"
 	"reflect"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 
 	"nightshift/engine"
@@ -43,10 +47,45 @@ func TestCheckCommand(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := checkCommand(&tc.test, stdout, stderr, tc.exit); !reflect.DeepEqual(got, tc.want) {
+			if got := checkCommand(&tc.test, output{text: stdout}, output{text: stderr}, tc.exit); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("checkCommand = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckCutOutput judges output longer than nightshift keeps: a match
+// that ends before the cut stands, anything else cannot be told.
+func TestCheckCutOutput(t *testing.T) {
+	t.Parallel()
+	const limit = 32
+	// 26 x, a line "END", and the first byte of a 2-byte "é": cut in two.
+	kept := output{text: strings.Repeat("x", 26) + "\nEND\n\xc3", cutAt: limit}
+	cannot := func(p string) string {
+		return fmt.Sprintf("cannot tell whether '%s' is in output: nightshift keeps its first 32 bytes, and there was more (container-structure-test would search all of it)", p)
+	}
+	for _, tc := range []struct {
+		name string
+		test CommandTest
+		want []string
+	}{
+		{"found before the cut", CommandTest{ExpectedOutput: []string{`^x+\n`}, ExcludedOutput: []string{`x\nE`}}, []string{`Excluded string 'x\nE' found in output`}},
+		{"not in what was kept", CommandTest{ExpectedOutput: []string{"START"}, ExcludedOutput: []string{"Traceback"}}, []string{cannot("START"), cannot("Traceback")}},
+		{"the end of what was kept is not the end", CommandTest{ExpectedOutput: []string{`END\n$`}}, []string{cannot(`END\n$`)}},
+		{"a match reaching the cut may go on past it", CommandTest{ExpectedOutput: []string{`END\n.*`}}, []string{cannot(`END\n.*`)}},
+		{"a character cut in two is not one", CommandTest{ExpectedOutput: []string{`END\n\x{FFFD}`}}, []string{cannot(`END\n\x{FFFD}`)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := checkCommand(&tc.test, kept, output{}, 0); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("checkCommand =\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+	for n, want := range map[int]string{16 << 20: "16 MiB", 256 << 10: "256 KiB", 32: "32 bytes"} {
+		if got := bytesize(n); got != want {
+			t.Errorf("bytesize(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
 
@@ -129,7 +168,7 @@ func TestExists(t *testing.T) {
 
 func TestCheckContent(t *testing.T) {
 	t.Parallel()
-	content := []byte("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n")
+	content := "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n"
 	for _, tc := range []struct {
 		name    string
 		test    FileContentTest
@@ -142,12 +181,22 @@ func TestCheckContent(t *testing.T) {
 		{"excluded", FileContentTest{ExcludedContents: []string{"ubuntu"}}, nil, nil},
 		{"excluded present", FileContentTest{ExcludedContents: []string{"bookworm"}}, nil,
 			[]string{"Excluded string 'bookworm' found in file content"}},
+		{"invalid pattern", FileContentTest{ExpectedContents: []string{"("}}, nil,
+			[]string{"invalid regular expression '(': error parsing regexp: missing closing ): `(`"}},
 		{"unreadable", FileContentTest{Path: "/etc", ExpectedContents: []string{"x"}}, errors.New("cannot read /etc: it is a directory, not a file"),
 			[]string{"Failed to open /etc. Error: cannot read /etc: it is a directory, not a file"}},
+		{"a variable in the path is not expanded", FileContentTest{Path: "$CI_HOME/ci.conf"}, errors.New("$CI_HOME/ci.conf: not found"),
+			[]string{"Failed to open $CI_HOME/ci.conf. Error: $CI_HOME/ci.conf: not found (the path is read as written: container-structure-test expands no variables in a fileContentTests path, nor does nightshift)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := checkContent(&tc.test, content, tc.readErr); !reflect.DeepEqual(got, tc.want) {
+			found := map[string]bool{}
+			for _, p := range append(slices.Clone(tc.test.ExpectedContents), tc.test.ExcludedContents...) {
+				if re, err := regexp.Compile(p); err == nil {
+					found[p] = re.MatchString(content)
+				}
+			}
+			if got := checkContent(&tc.test, found, tc.readErr); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("checkContent = %q, want %q", got, tc.want)
 			}
 		})
@@ -205,6 +254,10 @@ func TestCheckMetadata(t *testing.T) {
 			[]string{"Port 8080 should not be exposed"}},
 		{"volumes", MetadataTest{Volumes: []string{"/cache", "/data"}, UnmountedVolumes: []string{"/tmp", "/cache"}},
 			[]string{"Volume /data not found in config", "Volume /cache should not be mounted"}},
+		{"empty keys, ports and volumes fail it unrun, as in the tool",
+			MetadataTest{EnvVars: []KeyValue{{Value: "x"}}, Labels: []KeyValue{{Value: "y"}}, ExposedPorts: []string{"8080", ""}, Volumes: []string{""}, Workdir: "/nowhere"},
+			[]string{"Environment variable key cannot be empty", "Label key cannot be empty", "Port cannot be empty", "Volume cannot be empty"}},
+		{"but not on the other side", MetadataTest{UnboundEnvVars: []KeyValue{{Value: "z"}}, UnexposedPorts: []string{""}, UnmountedVolumes: []string{""}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

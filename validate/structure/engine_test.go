@@ -17,6 +17,7 @@ import (
 
 	"nightshift/engine"
 	"nightshift/internal/testenv"
+	"nightshift/problem"
 )
 
 // The engine-backed tests share one private dockerd, started by the first
@@ -50,11 +51,12 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 RUN mkdir -p /etc/ci /work /cache \
  && echo ID=nightshift > /etc/ci/release && ln -s ci/release /etc/os-release \
  && touch /bin/suid && chmod 4755 /bin/suid \
- && touch /etc/ci/owned && chown 1000:50 /etc/ci/owned && chmod 640 /etc/ci/owned
+ && touch /etc/ci/owned && chown 1000:50 /etc/ci/owned && chmod 640 /etc/ci/owned \
+ && head -c 100000 /dev/zero | tr '\0' x > /big && echo END >> /big
 ENV CI_HOME=/opt/ci LANG=C.UTF-8
 LABEL org.nightshift.test=yes
 WORKDIR /work
-EXPOSE 8080
+EXPOSE 8080 53/udp
 VOLUME /cache
 ENTRYPOINT ["/bin/false"]
 CMD ["sh"]
@@ -378,5 +380,104 @@ func TestEngineNetwork(t *testing.T) {
 	}
 	for _, r := range o.results {
 		t.Logf("%s: passed %v %q", r.Name, r.Passed, r.Errors)
+	}
+}
+
+// TestEngineAgreesWithContainerStructureTest loads and runs each file of
+// testdata/cst, and holds the outcome to what container-structure-test
+// v1.22 made of the same file on the same image (testdata/cst/verdicts.txt):
+// the same files loaded, the same tests passed, but for the differences
+// the README lists, each pinned here.
+func TestEngineAgreesWithContainerStructureTest(t *testing.T) {
+	eng, image := privateEngine(t)
+	theTool := map[string][]string{} // file -> "PASS name", "FAIL name" or "refused"
+	text, err := os.ReadFile("testdata/cst/verdicts.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		file, verdict, _ := strings.Cut(line, "\t")
+		theTool[file] = append(theTool[file], strings.TrimSuffix(strings.Replace(verdict, "\t", " ", 1), " "))
+	}
+	// What nightshift makes of a file where it differs on purpose, and the
+	// README's reason.
+	differences := map[string][]string{
+		// Stricter: refused where the tool fails one test, or reads a value
+		// otherwise than written.
+		"empty-teardown.yaml":      {"refused"},
+		"exit-code-fraction.yaml":  {"refused"},
+		"json-no-shouldexist.json": {"refused"},
+		// The old names of metadataTest's env lists are read.
+		"metadata-env.yaml": {"PASS Metadata Test"},
+		"metadata-env.json": {"FAIL Metadata Test"},
+		// A port's protocol counts.
+		"exposed-port-protocol.yaml":   {"PASS Metadata Test"},
+		"unexposed-port-protocol.yaml": {"FAIL Metadata Test"},
+		// A JSON test without uid or gid checks no owner.
+		"json-no-owner.json": {"PASS File Existence Test: no uid or gid, not root's", "PASS File Existence Test: no uid or gid, root's"},
+		// A relative link is resolved from its directory.
+		"relative-link.yaml": {"PASS File Content Test: through a relative symlink"},
+		// What the kept output cannot tell fails.
+		"large-output.yaml": {
+			"FAIL Command Test: expected at the end of a large output",
+			"FAIL Command Test: excluded at the end of a large output",
+			"PASS Command Test: expected at the start of a large output",
+			"FAIL Command Test: excluded, found at the start of a large output",
+		},
+	}
+	names, err := filepath.Glob("testdata/cst/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := map[string]string{KindCommand: "Command Test: ", KindFileExistence: "File Existence Test: ", KindFileContent: "File Content Test: "}
+	for _, name := range names {
+		file := filepath.Base(name)
+		if file == "verdicts.txt" {
+			continue
+		}
+		t.Run(file, func(t *testing.T) {
+			t.Parallel()
+			want, ok := differences[file]
+			if !ok {
+				want, ok = theTool[file]
+			}
+			if !ok {
+				t.Fatalf("no verdicts of container-structure-test for %s in verdicts.txt", file)
+			}
+			var got []string
+			f, err := Load(name)
+			var ps problem.List
+			switch {
+			case errors.As(err, &ps):
+				got = []string{"refused"}
+				t.Logf("refused: %v", err)
+			case err != nil:
+				t.Fatal(err)
+			default:
+				// Bounds small enough for its large output and file to pass them.
+				results, err := Run(context.Background(), eng, image, []*File{f}, Options{outputLimit: 256 << 10, inMemory: 64 << 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range results {
+					verdict := "FAIL"
+					if r.Passed {
+						verdict = "PASS"
+					}
+					got = append(got, verdict+" "+prefix[r.Kind]+r.Name)
+					if !r.Passed {
+						t.Logf("%s: %q", r.Name, r.Errors)
+					}
+				}
+			}
+			slices.Sort(got)
+			want = slices.Sorted(slices.Values(want))
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("nightshift:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
 	}
 }

@@ -2,11 +2,13 @@ package structure
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -44,6 +46,13 @@ type Options struct {
 	// Parallel is how many command tests run at once, each in containers
 	// of its own; zero means DefaultParallel.
 	Parallel int
+
+	// For tests, to reach the bounds with little data. outputLimit bounds
+	// the stdout (and the stderr) of a command kept; zero means
+	// engine.DefaultOutputLimit. inMemory bounds the file a content test
+	// reads into memory; zero means defaultInMemory.
+	outputLimit int
+	inMemory    int64
 }
 
 // Defaults of Options.
@@ -81,8 +90,10 @@ type Result struct {
 // ExcerptSize bounds each of stdout and stderr in Result.Output.
 const ExcerptSize = 1024
 
-// maxContent bounds the file a content test reads.
-const maxContent = 64 << 20
+// defaultInMemory is the largest file a content test reads into memory.
+// A larger one is searched as a stream, each pattern on its own, which is
+// slower but takes no more memory.
+const defaultInMemory = 64 << 20
 
 // neverRuns is the command of the container file tests read from: it is
 // never started, but the engine wants a command to create it.
@@ -122,8 +133,14 @@ func Run(ctx context.Context, d Driver, image string, files []*File, opt Options
 	imageEnv := envMap(cfg.Env)
 	for _, f := range files {
 		// The environment container-structure-test commits into the image
-		// before each test: the image's, with globalEnvVars set.
+		// before each test: the image's, with globalEnvVars set. Schema
+		// 1.0.0 commits none: its globalEnvVars reach a command test only
+		// through its setup, with the test's envVars, and no file test.
 		env := withVars(imageEnv, f.GlobalEnvVars)
+		global, pathEnv := f.GlobalEnvVars, env
+		if f.SchemaVersion == schemaV1 {
+			env, global, pathEnv = imageEnv, nil, nil
+		}
 		unsupported := f.RunOptions.set()
 		for i := range f.CommandTests {
 			t := &f.CommandTests[i]
@@ -133,15 +150,20 @@ func Run(ctx context.Context, d Driver, image string, files []*File, opt Options
 				results[slot].Errors = []string{fmt.Sprintf("containerRunOptions (%s) are not applied by nightshift, so this test would not run as container-structure-test runs it: remove them, or run this file with container-structure-test", strings.Join(unsupported, ", "))}
 				continue
 			}
-			commands = append(commands, commandJob{slot: slot, test: t, env: env, global: f.GlobalEnvVars})
+			j := commandJob{slot: slot, test: t, env: env, global: global, setupVars: t.EnvVars}
+			if f.SchemaVersion == schemaV1 {
+				j.setupVars = append(slices.Clone(f.GlobalEnvVars), t.EnvVars...)
+			}
+			commands = append(commands, j)
 		}
 		for i := range f.FileExistenceTests {
 			t := &f.FileExistenceTests[i]
-			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileExistence), existence: t, env: env})
+			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileExistence), existence: t, env: pathEnv})
 		}
 		for i := range f.FileContentTests {
+			// Its path is read as written: the tool expands none.
 			t := &f.FileContentTests[i]
-			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileContent), content: t, env: env})
+			fileJobs = append(fileJobs, fileJob{slot: add(f, t.Name, KindFileContent), content: t})
 		}
 		for i := range f.LicenseTests {
 			slot := add(f, fmt.Sprintf("License Test %d", i+1), KindLicense)
@@ -192,17 +214,22 @@ feed:
 }
 
 type commandJob struct {
-	slot   int
-	test   *CommandTest
-	env    map[string]string // the image's, with the file's globalEnvVars
+	slot int
+	test *CommandTest
+	env  map[string]string // of the image the test starts from
+	// global is set in each of the test's containers, from env.
 	global []KeyValue
+	// setupVars are set in the setup containers, expanded against env,
+	// and so committed: the test's envVars (and in schema 1.0.0 the
+	// globalEnvVars before them).
+	setupVars []KeyValue
 }
 
 type fileJob struct {
 	slot      int
 	existence *FileExistenceTest
 	content   *FileContentTest
-	env       map[string]string
+	env       map[string]string // expands the existence test's path; nil: not expanded
 }
 
 type runner struct {
@@ -303,12 +330,12 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 	// committed into it), and each commit keeps them; the command gets them
 	// as written, and its arguments are expanded against the environment
 	// of the image it runs in, so they see the envVars only after a setup.
-	expanded := withVars(j.env, t.EnvVars)
+	expanded := withVars(j.env, j.setupVars)
 	argEnv := j.env
 	if len(t.Setup) > 0 {
 		argEnv = expanded
 	}
-	spec := engine.ContainerSpec{Image: r.image, Env: containerEnv(expanded, j.global, t.EnvVars), Network: t.Network}
+	spec := engine.ContainerSpec{Image: r.image, Env: containerEnv(expanded, j.global, j.setupVars), Network: t.Network, OutputLimit: r.outputLimit()}
 
 	var notes []string
 	var committed []string
@@ -337,7 +364,7 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 		case err != nil:
 			return strings.Join(notes, "\n"), []string{fmt.Sprintf("error in setup: %v", err)}, nil
 		case run.TimedOut:
-			return excerpt(run, notes), []string{fmt.Sprintf("setup %q timed out after %s", cmd, timeout)}, nil
+			return r.excerpt(run, notes), []string{fmt.Sprintf("setup %q timed out after %s", cmd, timeout)}, nil
 		case run.ExitCode != 0:
 			// Not a failure: container-structure-test does not look.
 			notes = append(notes, fmt.Sprintf("setup %q exited %d", cmd, run.ExitCode))
@@ -363,9 +390,28 @@ func (r *runner) attempt(ctx context.Context, j commandJob, timeout time.Duratio
 	case err != nil:
 		return strings.Join(notes, "\n"), []string{err.Error()}, nil
 	case run.TimedOut:
-		return excerpt(run, notes), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
+		return r.excerpt(run, notes), []string{fmt.Sprintf("timed out after %s", timeout)}, nil
 	}
-	return excerpt(run, notes), checkCommand(t, string(run.Stdout), string(run.Stderr), run.ExitCode), nil
+	return r.excerpt(run, notes), checkCommand(t, r.kept(run, run.Stdout), r.kept(run, run.Stderr), run.ExitCode), nil
+}
+
+// outputLimit is the stdout (and the stderr) of a command kept.
+func (r *runner) outputLimit() int {
+	if r.opt.outputLimit > 0 {
+		return r.opt.outputLimit
+	}
+	return engine.DefaultOutputLimit
+}
+
+// kept is out, stdout or stderr of run, as an output: cut if the run's
+// output was cut and out is as long as the limit (the engine says only
+// that one of the two was).
+func (r *runner) kept(run engine.Run, out []byte) output {
+	o := output{text: string(out)}
+	if run.Truncated && len(out) >= r.outputLimit() {
+		o.cutAt = r.outputLimit()
+	}
+	return o
 }
 
 // containerEnv is what a test's containers get on top of the image's
@@ -411,13 +457,13 @@ func asWritten(vars []KeyValue) []string {
 }
 
 // excerpt is the end of a run's stdout and stderr, after notes.
-func excerpt(run engine.Run, notes []string) string {
+func (r *runner) excerpt(run engine.Run, notes []string) string {
 	var b strings.Builder
 	for _, n := range notes {
 		b.WriteString(n + "\n")
 	}
 	if run.Truncated {
-		fmt.Fprintf(&b, "output past %d MiB was dropped\n", engine.DefaultOutputLimit>>20)
+		fmt.Fprintf(&b, "output past %s was dropped\n", bytesize(r.outputLimit()))
 	}
 	b.WriteString(tail(run.Stdout))
 	if len(run.Stderr) > 0 {
@@ -466,17 +512,21 @@ func (r *runner) fileTests(ctx context.Context, jobs []fileJob, results []Result
 		case err != nil:
 			res.Errors = []string{err.Error()}
 		case j.existence != nil:
-			h, missing := r.stat(ctx, id, expand(j.existence.Path, j.env))
+			p := j.existence.Path
+			if j.env != nil {
+				p = expand(p, j.env)
+			}
+			h, missing := r.stat(ctx, id, p)
 			if r.fatal(ctx, missing) {
 				return
 			}
 			res.Errors = checkExistence(j.existence, h, missing)
 		default:
-			content, readErr := r.read(ctx, id, expand(j.content.Path, j.env))
+			found, readErr := r.matchFile(ctx, id, j.content)
 			if r.fatal(ctx, readErr) {
 				return
 			}
-			res.Errors = checkContent(j.content, content, readErr)
+			res.Errors = checkContent(j.content, found, readErr)
 		}
 		res.Passed, res.Attempts = len(res.Errors) == 0, 1
 		res.Duration = time.Since(start)
@@ -496,8 +546,16 @@ func (r *runner) stat(ctx context.Context, id, p string) (*tar.Header, error) {
 	return h, nil
 }
 
-// read returns the content of the file at p, following symlinks.
-func (r *runner) read(ctx context.Context, id, p string) ([]byte, error) {
+// matchFile reads the file of a content test (following symlinks) and
+// reports which of its valid patterns match it.
+func (r *runner) matchFile(ctx context.Context, id string, t *FileContentTest) (map[string]bool, error) {
+	var res []*regexp.Regexp
+	for _, p := range append(slices.Clone(t.ExpectedContents), t.ExcludedContents...) {
+		if re, err := regexp.Compile(p); err == nil { // an invalid one fails in look
+			res = append(res, re)
+		}
+	}
+	p := t.Path
 	for range 40 {
 		h, rc, err := r.entry(ctx, id, p)
 		if err != nil {
@@ -517,17 +575,52 @@ func (r *runner) read(ctx context.Context, id, p string) ([]byte, error) {
 			return nil, fmt.Errorf("cannot read %s: it is a directory, not a file", p)
 		case tar.TypeReg:
 			defer rc.Close()
-			data, err := io.ReadAll(io.LimitReader(rc, maxContent+1))
-			if err == nil && len(data) > maxContent {
-				err = fmt.Errorf("%s is larger than %d MiB", p, maxContent>>20)
+			inMemory := r.opt.inMemory
+			if inMemory <= 0 {
+				inMemory = defaultInMemory
 			}
-			return data, err
+			if h.Size > inMemory {
+				return matchStream(rc, res)
+			}
+			data, err := io.ReadAll(rc)
+			found := map[string]bool{}
+			for _, re := range res {
+				found[re.String()] = re.Match(data)
+			}
+			return found, err
 		default:
 			rc.Close()
 			return nil, fmt.Errorf("file %s not found in image", p)
 		}
 	}
 	return nil, fmt.Errorf("%s: too many levels of symbolic links", p)
+}
+
+// matchStream reports which of res match what r yields, reading it once
+// and holding none of it: each pattern reads a copy as a stream.
+func matchStream(r io.Reader, res []*regexp.Regexp) (map[string]bool, error) {
+	found := make([]bool, len(res))
+	pipes := make([]*io.PipeWriter, len(res))
+	writers := make([]io.Writer, len(res))
+	var wg sync.WaitGroup
+	for i, re := range res {
+		pr, pw := io.Pipe()
+		pipes[i], writers[i] = pw, pw
+		wg.Go(func() {
+			found[i] = re.MatchReader(bufio.NewReader(pr))
+			io.Copy(io.Discard, pr) // a match ends the search, not the copy
+		})
+	}
+	_, err := io.Copy(io.MultiWriter(writers...), r)
+	for _, pw := range pipes {
+		pw.CloseWithError(err)
+	}
+	wg.Wait()
+	out := make(map[string]bool, len(res))
+	for i, re := range res {
+		out[re.String()] = found[i]
+	}
+	return out, err
 }
 
 // entry opens the engine's archive of p and reads its first entry, p

@@ -9,10 +9,12 @@ import (
 	"io"
 	"path"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"nightshift/engine"
@@ -662,5 +664,152 @@ func TestRunUnsupportedSections(t *testing.T) {
 	}
 	if len(d.specs) != 1 || d.specs[0].Cmd[0] != "true" {
 		t.Errorf("containers run: %+v; want only the plain file's command", d.specs)
+	}
+}
+
+// TestRunSchema1 runs a file of schema 1.0.0 as container-structure-test
+// does: no globalEnvVars committed first, so they reach a command test
+// only through its setup (with its envVars, both expanded against the
+// image's env), and no path of a file test is expanded.
+func TestRunSchema1(t *testing.T) {
+	t.Parallel()
+	d := &fake{cfg: engine.ImageConfig{Env: []string{"HOME=/root"}}, run: answer("", 0)}
+	f := &File{
+		Path: "v1.yaml", SchemaVersion: "1.0.0",
+		GlobalEnvVars: []KeyValue{{Key: "G", Value: "$HOME/g"}},
+		CommandTests: []CommandTest{
+			{Name: "no setup", EnvVars: []KeyValue{{Key: "T", Value: "$HOME/t"}}, Command: "echo", Args: []string{"$G", "$T", "$HOME"}},
+			{Name: "setup", Setup: [][]string{{"true"}}, EnvVars: []KeyValue{{Key: "T", Value: "$G/t"}}, Command: "echo", Args: []string{"$G", "$T"}},
+		},
+		FileExistenceTests: []FileExistenceTest{{Name: "home", Path: "$HOME", ShouldExist: true, UID: Unset, GID: Unset}},
+	}
+	results, err := Run(context.Background(), d, "img", []*File{f}, Options{Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ran []string
+	for _, s := range d.specs {
+		ran = append(ran, fmt.Sprintf("%s %q env %q", s.Image, s.Cmd, s.Env))
+	}
+	want := []string{
+		`img ["echo" "" "" "/root"] env ["T=$HOME/t"]`,
+		`img ["true"] env ["G=/root/g" "T=/t"]`,
+		`sha256:committed1 ["echo" "/root/g" "/t"] env ["T=$G/t"]`,
+	}
+	if !reflect.DeepEqual(ran, want) {
+		t.Errorf("ran:\n%s\nwant:\n%s", strings.Join(ran, "\n"), strings.Join(want, "\n"))
+	}
+	if r := results[2]; r.Passed || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "$HOME: not found") {
+		t.Errorf("file existence test %+v: want its path read as written", r)
+	}
+}
+
+// TestRunContentPathAsWritten reads a content test's path as written, as
+// the tool does, where an existence test's is expanded.
+func TestRunContentPathAsWritten(t *testing.T) {
+	t.Parallel()
+	d := &fake{files: map[string]fakeFile{
+		"/etc/ci/release": {h: tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, content: "ID=ci\n"},
+		"$CI_ETC/release": {h: tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, content: "ID=dollar\n"},
+	}}
+	f := &File{
+		Path:               "f.yaml",
+		GlobalEnvVars:      []KeyValue{{Key: "CI_ETC", Value: "/etc/ci"}},
+		FileExistenceTests: []FileExistenceTest{{Name: "expanded", Path: "$CI_ETC/release", ShouldExist: true, Permissions: "-rw-r--r--", UID: Unset, GID: Unset}},
+		FileContentTests:   []FileContentTest{{Name: "as written", Path: "$CI_ETC/release", ExpectedContents: []string{"ID=dollar"}}},
+	}
+	results, err := Run(context.Background(), d, "img", []*File{f}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if !r.Passed {
+			t.Errorf("%s: %q", r.Name, r.Errors)
+		}
+	}
+}
+
+// TestRunOutputCut judges a command whose output went past the limit:
+// what the kept part cannot tell fails the test, saying so.
+func TestRunOutputCut(t *testing.T) {
+	t.Parallel()
+	d := &fake{run: func(spec engine.ContainerSpec, _ int) (engine.Run, error) {
+		out := []byte("0123456789")
+		return engine.Run{Stdout: out[:spec.OutputLimit], Stderr: []byte("warn\n"), Truncated: true}, nil
+	}}
+	f := &File{Path: "f", CommandTests: []CommandTest{{
+		Name: "loud", Command: "seq",
+		ExpectedOutput: []string{"^0123", "789"}, ExcludedOutput: []string{"1"},
+		ExpectedError: []string{"^warn\n$"}, // stderr is shorter than the limit: whole
+	}}}
+	results, err := Run(context.Background(), d, "img", []*File{f}, Options{outputLimit: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"cannot tell whether '789' is in output: nightshift keeps its first 8 bytes, and there was more (container-structure-test would search all of it)",
+		"Excluded string '1' found in output",
+	}
+	if r := results[0]; r.Passed || !reflect.DeepEqual(r.Errors, want) {
+		t.Errorf("result %+v, want errors %q", r, want)
+	}
+	if d.specs[0].OutputLimit != 8 {
+		t.Errorf("output limit %d, want the run's", d.specs[0].OutputLimit)
+	}
+}
+
+// TestRunContentStreamed judges a file larger than what is read into
+// memory as one that is not.
+func TestRunContentStreamed(t *testing.T) {
+	t.Parallel()
+	content := strings.Repeat("line of text\n", 100) + "ID=debian\nEND\n"
+	d := &fake{files: map[string]fakeFile{"/etc/os-release": {h: tar.Header{Typeflag: tar.TypeReg, Mode: 0o644}, content: content}}}
+	test := FileContentTest{Name: "release", Path: "/etc/os-release",
+		ExpectedContents: []string{"(?m)^ID=debian$", `END\n$`, "^line", "Ubuntu"},
+		ExcludedContents: []string{"ubuntu", "text", "(unclosed"},
+	}
+	f := &File{Path: "f", FileContentTests: []FileContentTest{test}}
+	var verdicts [][]string
+	for _, inMemory := range []int64{int64(len(content)), int64(len(content)) - 1, 1} {
+		results, err := Run(context.Background(), d, "img", []*File{f}, Options{inMemory: inMemory})
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdicts = append(verdicts, results[0].Errors)
+	}
+	want := []string{
+		"Expected string 'Ubuntu' not found in file content",
+		"Excluded string 'text' found in file content",
+		"invalid regular expression '(unclosed': error parsing regexp: missing closing ): `(unclosed`",
+	}
+	for i, got := range verdicts {
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("run %d (in memory, then streamed): %q, want %q", i+1, got, want)
+		}
+	}
+}
+
+// TestMatchStream searches a stream with many patterns at once, some of
+// which match at once (and must not hold up the others), and reports a
+// failed read.
+func TestMatchStream(t *testing.T) {
+	t.Parallel()
+	var res []*regexp.Regexp
+	for _, p := range []string{"^a", "b", `z\n$`, "(?m)^z$", "nope", ""} {
+		res = append(res, regexp.MustCompile(p))
+	}
+	text := "a" + strings.Repeat("b", 1<<17) + "\nz\n"
+	found, err := matchStream(strings.NewReader(text), res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"^a": true, "b": true, `z\n$`: true, "(?m)^z$": true, "nope": false, "": true}
+	if !reflect.DeepEqual(found, want) {
+		t.Errorf("found %v, want %v", found, want)
+	}
+	broken := errors.New("connection reset")
+	_, err = matchStream(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(broken)), res)
+	if !errors.Is(err, broken) {
+		t.Errorf("a failed read: %v, want it", err)
 	}
 }

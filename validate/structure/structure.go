@@ -1,18 +1,24 @@
-// Package structure runs container tests written in the schema of
-// container-structure-test (schemaVersion "2.0.0") against a local image,
-// with the verdicts that tool's docker driver gives, but for the
-// differences the README lists (licenseTests and containerRunOptions are
-// read, not run; ports with a protocol match). Where that tool
-// falls short, it does better: every command has a timeout, containers
-// have no network unless a test asks for it, command tests run in
-// parallel, and every container and intermediate image is removed, also
-// on timeout and cancellation.
+// Package structure runs container tests written for
+// container-structure-test (its schema "2.0.0", and the older "1.0.0")
+// against a local image, loading each file as that tool (v1.22) loads it
+// and giving the verdicts its docker driver gives, but for the differences
+// the README lists: among them, licenseTests and containerRunOptions are
+// read, not run, and a port's protocol counts. Where that tool falls
+// short, it does better: every command has a timeout, containers have no
+// network unless a test asks for it, command tests run in parallel, and
+// every container and intermediate image is removed, also on timeout and
+// cancellation.
 package structure
 
 import "time"
 
-// SchemaVersion is the only schemaVersion a test file may declare.
+// SchemaVersion is container-structure-test's schema. A file may also
+// declare the older "1.0.0", which the tool still reads with its own rules
+// (see the README).
 const SchemaVersion = "2.0.0"
+
+// schemaV1 is the older schema.
+const schemaV1 = "1.0.0"
 
 // Unset is the value of FileExistenceTest.UID and GID when the file does
 // not say: ownership is then not checked.
@@ -20,7 +26,10 @@ const Unset = -1
 
 // File is one test file.
 type File struct {
-	Path               string // as given to Load
+	Path string // as given to Load
+	// SchemaVersion is SchemaVersion, or "1.0.0": then, as in the tool, the
+	// globalEnvVars reach a command test only through its setup, and no
+	// path is expanded.
 	SchemaVersion      string
 	GlobalEnvVars      []KeyValue // set for every command test; expand paths of file tests
 	CommandTests       []CommandTest
@@ -115,7 +124,7 @@ type CommandTest struct {
 type FileExistenceTest struct {
 	Name        string
 	Path        string
-	ShouldExist bool // true unless the file says false
+	ShouldExist bool // true unless the file says false (or, as the tool reads YAML, nothing)
 	// Permissions is compared with the mode as Go prints it
 	// (os.FileMode.String): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" for a
 	// symlink, "urwxr-xr-x" for a setuid file. Any other string is read,
