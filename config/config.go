@@ -2,6 +2,7 @@
 package config
 
 import (
+	"regexp"
 	"time"
 )
 
@@ -72,6 +73,14 @@ type Build struct {
 	Jobs int `toml:"jobs"` // images built at once
 	// Timeout bounds one image's build; an image may override it.
 	Timeout Duration `toml:"timeout"`
+	// Retries is how many more times a build is tried from scratch after
+	// failing for a passing reason: its failing step's output matches one
+	// of RetryOn.
+	Retries int `toml:"retries"`
+	// RetryOn are regular expressions of passing failures (a mirror that
+	// did not answer); RetryPatterns are them compiled.
+	RetryOn       []string         `toml:"retry_on"`
+	RetryPatterns []*regexp.Regexp `toml:"-"`
 }
 
 // Store says where run records and build logs are kept.

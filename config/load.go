@@ -384,6 +384,44 @@ func (l *loader) build(b *Build) {
 	} else if b.Timeout.Duration <= 0 {
 		l.problem("build.timeout", `must be positive, e.g. "2h"`)
 	}
+	if !l.has("build.retries") {
+		b.Retries = defaultBuildRetries
+	} else if b.Retries < 0 {
+		l.problem("build.retries", fmt.Sprintf("must not be negative (got %d): 0 tries each build once", b.Retries))
+	}
+	if !l.has("build.retry_on") {
+		b.RetryOn = DefaultRetryOn()
+	}
+	b.RetryPatterns = nil
+	for i, expr := range b.RetryOn {
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			l.problem("build.retry_on", fmt.Sprintf("pattern %d, %q, is not a regular expression: %v", i+1, expr, err))
+			continue
+		}
+		b.RetryPatterns = append(b.RetryPatterns, re)
+	}
+}
+
+// defaultBuildRetries is how many more times a build that failed for a
+// passing reason is tried.
+const defaultBuildRetries = 1
+
+// DefaultRetryOn are the passing failures of the usual package tools (apt,
+// pip, conda, curl, wget): a name that did not resolve, a connection
+// reset, refused or timed out, a server's 5xx, a mirror caught mid-sync.
+func DefaultRetryOn() []string {
+	return []string{
+		`Temporary failure (resolving|in name resolution)`,
+		`Could not resolve (host|proxy)`,
+		`[Uu]nable to resolve host address`,
+		`Name or service not known`,
+		`[Cc]onnection (reset by peer|refused|timed out)`,
+		`Read timed out|ReadTimeoutError|NewConnectionError|ProtocolError`,
+		`CondaHTTPError: HTTP (5\d\d|000 CONNECTION FAILED)`,
+		`returned error: 5\d\d|ERROR 5\d\d|HTTP Error 5\d\d|HTTP/[0-9.]+ 5\d\d`,
+		`Hash Sum mismatch`,
+	}
 }
 
 func (l *loader) store(s *Store) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,12 +243,14 @@ func TestParseProblems(t *testing.T) {
 		},
 		{
 			name: "out of range numbers",
-			toml: okStaging + "retry_budget = \"-1s\"\n[build]\njobs = 0\ntimeout = \"0s\"\n" + okImage + "timeout = \"-5m\"\n",
+			toml: okStaging + "retry_budget = \"-1s\"\n[build]\njobs = 0\ntimeout = \"0s\"\nretries = -1\nretry_on = [\"ok\", \"(unclosed\"]\n" + okImage + "timeout = \"-5m\"\n",
 			want: []string{
 				`bad.toml:4: staging.retry_budget: must not be negative: use "0s" to not retry, or e.g. "5m"`,
 				"bad.toml:6: build.jobs: must be at least 1, the number of images built at once (got 0)",
 				`bad.toml:7: build.timeout: must be positive, e.g. "2h"`,
-				"bad.toml:11: image[1].timeout: must not be negative: leave it out to use build.timeout",
+				"bad.toml:8: build.retries: must not be negative (got -1): 0 tries each build once",
+				"bad.toml:9: build.retry_on: pattern 2, \"(unclosed\", is not a regular expression: error parsing regexp: missing closing ): `(unclosed`",
+				"bad.toml:13: image[1].timeout: must not be negative: leave it out to use build.timeout",
 			},
 		},
 		{
@@ -421,6 +425,8 @@ func TestLoadGood(t *testing.T) {
 		{"Staging.RetryBudget", cfg.Staging.RetryBudget.Duration, 90 * time.Second},
 		{"Build.Jobs", cfg.Build.Jobs, 4},
 		{"Build.Timeout", cfg.Build.Timeout.Duration, 90 * time.Minute},
+		{"Build.Retries", cfg.Build.Retries, 1},
+		{"len(Build.RetryPatterns)", len(cfg.Build.RetryPatterns), len(DefaultRetryOn())},
 		{"Store.Path", cfg.Store.Path, filepath.Join(dir, "state", "nightshift.db")},
 		{"Store.Logs", cfg.Store.Logs, "/var/log/nightshift"},
 		{"len(Images)", len(cfg.Images), 2},
@@ -641,5 +647,46 @@ func TestParseBOMAndCRLF(t *testing.T) {
 	}
 	if cfg.Images[0].Line != 5 {
 		t.Errorf("Images[0].Line = %d, want 5", cfg.Images[0].Line)
+	}
+}
+
+// The default retry_on list takes the passing failures of apt, pip, conda,
+// curl and wget, and leaves the lasting ones alone.
+func TestDefaultRetryOn(t *testing.T) {
+	t.Parallel()
+	var patterns []*regexp.Regexp
+	for _, expr := range DefaultRetryOn() {
+		patterns = append(patterns, regexp.MustCompile(expr))
+	}
+	matches := func(line string) bool {
+		return slices.ContainsFunc(patterns, func(re *regexp.Regexp) bool { return re.MatchString(line) })
+	}
+	for _, line := range []string{
+		"Err:1 http://deb.debian.org/debian bookworm InRelease\n  Temporary failure resolving 'deb.debian.org'",
+		"curl: (6) Could not resolve host: downloads.example.org",
+		"wget: unable to resolve host address 'mirror.example.org'",
+		"read: Connection reset by peer",
+		"curl: (7) Failed to connect to mirror.example.org port 443: Connection refused",
+		"E: Failed to fetch http://deb.debian.org/debian/pool/main/g/gcc.deb  Hash Sum mismatch",
+		"2026-12-04 02:00:01 ERROR 503: Service Unavailable.",
+		"curl: (22) The requested URL returned error: 502",
+		"CondaHTTPError: HTTP 000 CONNECTION FAILED for url <https://conda.anaconda.org/conda-forge/noarch/repodata.json>",
+		"pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='pypi.org', port=443): Read timed out.",
+	} {
+		if !matches(line) {
+			t.Errorf("%q is not retried, want it retried", line)
+		}
+	}
+	for _, line := range []string{
+		"E: Unable to locate package libfoo-dev",
+		"ERROR: No matching distribution found for numpy==99.0",
+		"curl: (22) The requested URL returned error: 404",
+		"2026-12-04 02:00:01 ERROR 404: Not Found.",
+		"make: *** [all] Error 2",
+		"The command '/bin/sh -c exit 1' returned a non-zero code: 1",
+	} {
+		if matches(line) {
+			t.Errorf("%q is retried, want it final", line)
+		}
 	}
 }
