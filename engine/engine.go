@@ -19,11 +19,14 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/go-archive"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/client"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"nightshift/retry"
 )
 
 // Engine is a connection to one Docker Engine.
@@ -140,11 +143,13 @@ func buildAuths(encoded string) (map[string]registry.AuthConfig, error) {
 
 // Push pushes ref through the engine (the engine uploads only the layers the
 // registry lacks) and returns the manifest digest the registry accepted.
-// auth is the engine's X-Registry-Auth value, "" for anonymous.
+// auth is the engine's X-Registry-Auth value, "" for anonymous. Its errors
+// say whether they are transient (retry.Transient): a *RegistryError for a
+// failure the engine reported, and the client's own errors by their type.
 func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (string, error) {
 	res, err := e.c.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: auth})
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", ref, err)
+		return "", fmt.Errorf("%s: %w", ref, &callError{err})
 	}
 	defer res.Close()
 	var digest string
@@ -155,7 +160,7 @@ func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (str
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", ref, err)
+		return "", fmt.Errorf("%s: %w", ref, transferError(err))
 	}
 	if digest == "" {
 		return "", fmt.Errorf("%s: the engine reported no digest", ref)
@@ -164,21 +169,22 @@ func (e *Engine) Push(ctx context.Context, ref, auth string, log io.Writer) (str
 }
 
 // Pull pulls ref (by digest, preferably) through the engine, writing its
-// statuses to log. auth is the engine's X-Registry-Auth value.
+// statuses to log. auth is the engine's X-Registry-Auth value. Its errors
+// are typed as Push's are.
 func (e *Engine) Pull(ctx context.Context, ref, auth string, log io.Writer) error {
 	res, err := e.c.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: auth})
 	if err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
+		return fmt.Errorf("%s: %w", ref, &callError{err})
 	}
 	defer res.Close()
 	if err := readStream(res, log, func(json.RawMessage) {}); err != nil {
-		return fmt.Errorf("%s: %w", ref, err)
+		return fmt.Errorf("%s: %w", ref, transferError(err))
 	}
 	return nil
 }
 
 // readStream copies the engine's JSON message stream to log as plain text
-// and returns the first error message in it.
+// and returns the first error message in it as a *streamError.
 func readStream(r io.Reader, log io.Writer, aux func(json.RawMessage)) error {
 	dec := json.NewDecoder(r)
 	for {
@@ -191,7 +197,7 @@ func readStream(r io.Reader, log io.Writer, aux func(json.RawMessage)) error {
 		switch {
 		case m.Error != nil:
 			fmt.Fprintln(log, m.Error.Message)
-			return errors.New(strings.TrimSpace(m.Error.Message))
+			return &streamError{strings.TrimSpace(m.Error.Message)}
 		case m.Aux != nil:
 			aux(*m.Aux)
 		case m.Stream != "":
@@ -205,6 +211,116 @@ func readStream(r io.Reader, log io.Writer, aux func(json.RawMessage)) error {
 			}
 		}
 	}
+}
+
+// streamError is a failure the engine reported in its output stream: text
+// only. For a build it is the build's failure; a push or pull makes it a
+// *RegistryError.
+type streamError struct{ msg string }
+
+func (e *streamError) Error() string { return e.msg }
+
+// RegistryError is a push or pull failure the engine reported in its
+// output stream. Code is the registry's error code found in the message
+// (distribution's error codes, upper case as the registry sends them:
+// "DENIED", "TOOMANYREQUESTS", "NAME_UNKNOWN"), "" when it has none.
+type RegistryError struct {
+	Code    string
+	Message string
+}
+
+func (e *RegistryError) Error() string { return e.Message }
+
+// Transient says whether the push or pull may pass if tried again.
+// TOOMANYREQUESTS and UNAVAILABLE ask to come back later; any other code is
+// the registry's answer (a denial, a bad name or manifest) and stays so. A
+// failure without a code is the engine losing the registry on the way (EOF,
+// a reset, an unexpected HTTP status such as a proxy's 502): transient.
+// That is the default moby's own layer upload and download use: its
+// retryOnError (daemon/internal/distribution/errors.go) retries every error
+// it does not know to be permanent, and knows them by their codes.
+func (e *RegistryError) Transient() bool {
+	switch e.Code {
+	case "", "TOOMANYREQUESTS", "UNAVAILABLE":
+		return true
+	}
+	return false
+}
+
+// transferError makes a push's or pull's stream failure a *RegistryError;
+// other errors (reading the stream) pass as they are, typed by Go.
+func transferError(err error) error {
+	var se *streamError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &RegistryError{Code: registryCode(se.msg), Message: se.msg}
+}
+
+// registryCode finds the registry's error code in msg, the text of an error
+// the engine passed on. The engine's stream carries no structured code, so
+// the text is read, in the one shape distribution's errcode writes it:
+// "<code>: <message>", the code an identifier in lower case with "_" as a
+// space ("denied", "toomanyrequests", "name unknown"), at the start of the
+// message, of a line (an "errors:" list, whose first code decides, as in
+// moby), or after a ": " (a "<ref>: " prefix or a sentence before it).
+// Only the registry API's own codes count; a message's other words and
+// digits decide nothing.
+func registryCode(msg string) string {
+	for msg != "" {
+		colon := strings.Index(msg, ": ")
+		if colon > 0 {
+			if code := errcodeID(msg[:colon]); code != "" {
+				return code
+			}
+		}
+		// Where a code may start next: after the first ": " or new line.
+		next, skip := colon, len(": ")
+		if nl := strings.IndexByte(msg, '\n'); nl >= 0 && (next < 0 || nl < next) {
+			next, skip = nl, 1
+		}
+		if next < 0 {
+			break
+		}
+		msg = msg[next+skip:]
+	}
+	return ""
+}
+
+// errcodeID returns word as the registry API's error code it spells, ""
+// if it spells none (the OCI distribution spec's codes and the Docker
+// registry's).
+func errcodeID(word string) string {
+	if word != strings.ToLower(word) {
+		return ""
+	}
+	code := strings.ToUpper(strings.ReplaceAll(word, " ", "_"))
+	switch code {
+	case "BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+		"MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "MANIFEST_UNVERIFIED",
+		"NAME_INVALID", "NAME_UNKNOWN", "SIZE_INVALID", "TAG_INVALID", "PAGINATION_NUMBER_INVALID",
+		"RANGE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED", "UNKNOWN",
+		"TOOMANYREQUESTS", "UNAVAILABLE":
+		return code
+	}
+	return ""
+}
+
+// callError is a failure of a call to the engine's API itself, before the
+// engine did anything. It is transient when the client says the engine is
+// unavailable, overloaded, failed inside or timed out (the errdefs types it
+// gives HTTP 503, 429, 500 and deadlines), when the connection to the
+// engine failed (it answered when the run began: it is restarting), and
+// for Go's passing network errors (retry.Transient).
+type callError struct{ err error }
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+func (e *callError) Transient() bool {
+	return cerrdefs.IsUnavailable(e.err) || cerrdefs.IsResourceExhausted(e.err) ||
+		cerrdefs.IsInternal(e.err) || cerrdefs.IsDeadlineExceeded(e.err) ||
+		client.IsErrConnectionFailed(e.err) || retry.Transient(e.err)
 }
 
 // contextTar tars spec.Context as the docker CLI does, honouring

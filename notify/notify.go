@@ -5,7 +5,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -100,7 +99,7 @@ func (s Summary) ImageURL(name string) string {
 // Notify reports whether a failed send is worth retrying: a timeout, a 5xx,
 // a 429 or an SMTP 4xx is; a 400 or a refused address is not. Retrying and
 // backoff are the outbox's business, never the notifier's. An error may
-// carry how long the server asked to wait (see RetryAfter).
+// carry how long the server asked to wait (see RetryAfterError).
 type Notifier interface {
 	Name() string
 	Notify(ctx context.Context, s Summary) (retry bool, err error)
@@ -119,11 +118,5 @@ func (e *RetryAfterError) Error() string {
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// RetryAfter returns the wait a server asked for in err, if it did.
-func RetryAfter(err error) (time.Duration, bool) {
-	var ra *RetryAfterError
-	if errors.As(err, &ra) {
-		return ra.After, true
-	}
-	return 0, false
-}
+// RetryAfter is the server's wait, as retry.After finds it.
+func (e *RetryAfterError) RetryAfter() time.Duration { return e.After }

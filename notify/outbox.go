@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
+	"nightshift/retry"
 	"nightshift/store"
 )
 
@@ -232,7 +232,7 @@ func (d *Deliverer) send(ctx context.Context, name string, m store.Message) (boo
 // it still fails.
 func (d *Deliverer) nextAttempt(m store.Message, now time.Time, err error) time.Time {
 	wait := backoff(m.Attempts)
-	if after, ok := RetryAfter(err); ok {
+	if after, ok := retry.After(err); ok {
 		wait = max(after, wait)
 	}
 	return minTime(now.Add(wait), m.Created.Add(d.GiveUpAfter))
@@ -282,14 +282,11 @@ func (d *Deliverer) Flush(ctx context.Context, within time.Duration) (int, error
 }
 
 // backoff is the wait after the given number of failed attempts: doubling
-// from backoffBase up to backoffMax, then jittered so that many messages
-// failing together do not come back together.
+// from backoffBase up to backoffMax, jittered so that many messages failing
+// together do not come back together. The outbox stores when to try next,
+// so it needs the policy's backoff, not its loop.
 func backoff(attempts int) time.Duration {
-	d := backoffMax
-	if attempts < 20 {
-		d = min(backoffBase<<attempts, backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
+	return retry.Policy{Base: backoffBase, Max: backoffMax}.Backoff(attempts)
 }
 
 func (d *Deliverer) now() time.Time {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"nightshift/engine"
+	"nightshift/retry"
 	"nightshift/store"
 )
 
@@ -352,31 +352,16 @@ func (r *execution) push(ctx context.Context, ref string, log io.Writer) (string
 	return digest, err
 }
 
-// retry calls f again while it fails for a passing reason and the next
-// try would still start within the retry budget, waiting about twice as
-// long each time (jittered, so that images failing together do not retry
-// together). The engine reports a registry's answer as text only, so a
-// Retry-After cannot be honoured here; the budget bounds the wait.
+// retry calls f again while it fails for a passing reason (the engine's
+// errors say so by their type) and the next try would still start within
+// the retry budget, with jittered exponential backoff. The engine reports a
+// registry's answer as text only, so a Retry-After cannot be honoured here;
+// the budget bounds the wait.
 func (r *Runner) retry(ctx context.Context, log io.Writer, what string, f func() error) error {
-	deadline := time.Now().Add(r.RetryBudget)
-	wait := 2 * time.Second
-	for {
-		err := f()
-		if err == nil || !transient(err) {
-			return err
-		}
-		jittered := wait*4/5 + rand.N(wait*2/5) // ±20%
-		if time.Now().Add(jittered).After(deadline) {
-			return err
-		}
-		fmt.Fprintf(log, "%s failed (%v); trying again in %s\n", what, err, jittered.Round(time.Millisecond))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(jittered):
-		}
-		wait = min(2*wait, maxRetryWait)
-	}
+	p := retry.Policy{Base: 2 * time.Second, Max: maxRetryWait, Budget: r.RetryBudget}
+	return retry.Do(ctx, p, func(context.Context) error { return f() }, func(err error, wait time.Duration) {
+		fmt.Fprintf(log, "%s failed (%v); trying again in %s\n", what, err, wait.Round(time.Millisecond))
+	})
 }
 
 // maxRetryWait caps the wait between two tries of a push or pull.
@@ -410,19 +395,6 @@ func VerifyDigest(ctx context.Context, reg Registry, ref, want string) error {
 		return fmt.Errorf("%s is %s in the registry, but %s was pushed", ref, got, want)
 	}
 	return nil
-}
-
-func transient(err error) bool {
-	msg := strings.ToLower(err.Error())
-	for _, s := range []string{
-		"500 internal", "502 bad gateway", "503 service", "504 gateway", "429", "toomanyrequests",
-		"connection reset", "connection refused", "i/o timeout", "unexpected eof", "broken pipe",
-	} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func (r *execution) emit(e Event) {

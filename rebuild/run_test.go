@@ -158,7 +158,7 @@ func (e *stubEngine) Push(ctx context.Context, ref, auth string, log io.Writer) 
 	case p.err != nil:
 		return "", p.err
 	case n <= p.transient:
-		return "", errors.New(transientPushErr)
+		return "", &engine.RegistryError{Message: transientPushErr} // as the engine types it
 	}
 	d := digestOf(ref)
 	e.reg.put(ref, d)
@@ -752,8 +752,8 @@ func TestRunnerPushRetries(t *testing.T) {
 		wantErr   string // "" for success
 	}{
 		{"transient error tried again", time.Minute, pushBehavior{transient: 2}, 3, ""},
-		// Waits of 1.6-2.4 s, then 3.2-4.8 s; a third (6.4-9.6 s) would end past 10 s.
-		{"transient error every time, within the budget", 10 * time.Second, pushBehavior{transient: 100}, 3, "push: " + transientPushErr},
+		// Waits of 1-2 s, then 2-4 s (6 s at most); a third (4-8 s) would end past 6.5 s.
+		{"transient error every time, within the budget", 6500 * time.Millisecond, pushBehavior{transient: 100}, 3, "push: " + transientPushErr},
 		{"permanent error fails at once", time.Minute, pushBehavior{err: errors.New("unauthorized: authentication required")}, 1, "push: unauthorized: authentication required"},
 		{"no retries asked for", 0, pushBehavior{transient: 1}, 1, "push: " + transientPushErr},
 	} {

@@ -17,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	mobyregistry "github.com/moby/moby/api/types/registry"
+
+	"nightshift/retry"
 )
 
 // Client talks to one registry.
@@ -26,6 +28,7 @@ type Client struct {
 	nameOp []name.Option
 	budget time.Duration
 	next   http.RoundTripper
+	rt     *retryTransport // next, with retries: every request goes through it
 	// One puller and one pusher for the client's life: they keep a
 	// transport (ping, token) per repository instead of redoing the
 	// handshake for every request.
@@ -72,8 +75,9 @@ func New(host string, opts ...Option) (*Client, error) {
 		}
 	}
 	// One owner of retries: ours, which honours Retry-After and a budget.
+	c.rt = &retryTransport{next: c.next, policy: retry.Policy{Base: backoffBase, Max: backoffMax, Budget: c.budget}}
 	ropts := []remote.Option{
-		remote.WithTransport(&retryTransport{next: c.next, budget: c.budget}),
+		remote.WithTransport(c.rt),
 		remote.WithAuth(c.auth),
 		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
 	}
@@ -86,8 +90,17 @@ func New(host string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// Ping checks that the registry answers its API base, /v2/. A 401 counts as
-// an answer: it means the registry is there and wants credentials.
+// Backoff bounds of the registry's requests: a registry's 5xx or reset is
+// often gone within a second; a 429 says how long itself.
+const (
+	backoffBase = 250 * time.Millisecond
+	backoffMax  = 30 * time.Second
+)
+
+// Ping checks that the registry answers its API base, /v2/, trying again
+// after a passing failure until ctx ends or the retry budget is spent. A
+// 401 counts as an answer: it means the registry is there and wants
+// credentials.
 func (c *Client) Ping(ctx context.Context) error {
 	reg, err := name.NewRegistry(c.host, c.nameOp...)
 	if err != nil {
@@ -97,7 +110,7 @@ func (c *Client) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.next.RoundTrip(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return fmt.Errorf("registry %s: %w", c.host, err)
 	}
@@ -110,13 +123,15 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // CheckPush checks that these credentials may push to repo (a repository
 // path under the registry) by starting an upload and cancelling it: wrong
-// credentials are found before hours of builds, not after them.
+// credentials are found before hours of builds, not after them. Its
+// requests are tried again after passing failures, each within the retry
+// budget.
 func (c *Client) CheckPush(repo string) error {
 	r, err := name.NewRepository(c.host+"/"+repo, c.nameOp...)
 	if err != nil {
 		return err
 	}
-	if err := remote.CheckPushPermission(r.Tag("nightshift-check"), fixedKeychain{c.auth}, c.next); err != nil {
+	if err := remote.CheckPushPermission(r.Tag("nightshift-check"), fixedKeychain{c.auth}, c.rt); err != nil {
 		return fmt.Errorf("cannot push to %s: %w", r, err)
 	}
 	return nil

@@ -1,110 +1,98 @@
 package registry
 
 import (
-	"errors"
+	"bytes"
+	"context"
+	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"strconv"
-	"syscall"
 	"time"
+
+	"nightshift/retry"
 )
 
-// retryTransport retries requests that failed for a passing reason (a
-// reset connection, 429, 5xx), waiting as long as Retry-After asks or else
-// with jittered exponential backoff, until the budget is spent.
+// retryTransport sends a request again when it failed for a passing
+// reason: a transport error retry.Transient accepts (a reset, EOF, a
+// timeout), or an answer whose status says so (408, 429, 5xx), waiting at
+// least as long as Retry-After asks, within the policy's budget. When no
+// try succeeds, the caller gets the last answer as the server gave it.
 type retryTransport struct {
 	next   http.RoundTripper
-	budget time.Duration
+	policy retry.Policy
 }
 
-const (
-	backoffBase = 250 * time.Millisecond
-	backoffMax  = 30 * time.Second
-)
+// maxErrorBody bounds what is kept of a failed answer's body.
+const maxErrorBody = 64 << 10
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	deadline := time.Now().Add(t.budget)
-	for attempt := 0; ; attempt++ {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		return t.next.RoundTrip(req) // a body that cannot be sent again is sent once
+	}
+	var resp *http.Response
+	tries := 0
+	err := retry.Do(req.Context(), t.policy, func(ctx context.Context) error {
 		r := req
-		if attempt > 0 {
+		if tries > 0 {
 			r = req.Clone(ctx)
-			if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody != nil {
 				body, err := req.GetBody()
 				if err != nil {
-					return nil, err
+					return err
 				}
 				r.Body = body
 			}
 		}
-		resp, err := t.next.RoundTrip(r)
-		wait, again := retryAfter(resp, err, attempt)
-		replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-		if !again || !replayable || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
-			return resp, err
+		tries++
+		res, err := t.next.RoundTrip(r)
+		if err != nil {
+			return err
 		}
-		if resp != nil {
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+		if passingStatus(res.StatusCode) {
+			return newStatusError(r, res)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
+		resp = res
+		return nil
+	}, nil)
+	if se, ok := err.(*statusError); ok {
+		return se.resp, nil // out of tries: the caller reads the answer itself
 	}
+	return resp, err
 }
 
-// retryAfter says whether a response or error is worth another try, and
-// how long to wait before it.
-func retryAfter(resp *http.Response, err error, attempt int) (time.Duration, bool) {
-	backoff := min(backoffBase<<attempt, backoffMax)
-	backoff = backoff/2 + rand.N(backoff/2+1) // jitter: many clients must not retry in step
-	if err != nil {
-		return backoff, passing(err)
-	}
-	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusRequestTimeout,
+// passingStatus reports whether an answer with this status may be
+// different if the request is sent again.
+func passingStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooManyRequests,
 		http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-	default:
-		return 0, false
-	}
-	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-		return d, true
-	}
-	return backoff, true
-}
-
-// passing reports whether a transport error may go away by itself: a reset
-// or refused connection, a timeout, a connection cut short. A TLS handshake
-// with a plain-HTTP server, a bad certificate or an unknown host will not.
-func passing(err error) bool {
-	var ne net.Error
-	switch {
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED),
-		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return true
-	case errors.As(err, &ne) && ne.Timeout():
 		return true
 	}
 	return false
 }
 
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
+// statusError is an answer with a passing status: transient, with the
+// server's Retry-After. It holds the answer, its body read, in case it is
+// the last one.
+type statusError struct {
+	req   *http.Request
+	resp  *http.Response
+	after time.Duration
 }
+
+func newStatusError(req *http.Request, resp *http.Response) *statusError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	after, _ := retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return &statusError{req: req, resp: resp, after: after}
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: %s", e.req.Method, e.req.URL.Redacted(), e.resp.Status)
+}
+
+func (e *statusError) Transient() bool { return true }
+
+func (e *statusError) RetryAfter() time.Duration { return e.after }

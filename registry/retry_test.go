@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"nightshift/retry"
 )
 
 // flaky answers the first len(codes) requests with those status codes, then 200.
@@ -53,7 +55,7 @@ func TestRetryTransport(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			srv, n, bodies := flaky(t, tt.header, tt.codes...)
-			rt := &retryTransport{next: http.DefaultTransport, budget: tt.budget}
+			rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Budget: tt.budget}}
 			req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v2/ns/img/manifests/latest", strings.NewReader("manifest"))
 			resp, err := rt.RoundTrip(req)
 			if err != nil {
@@ -77,33 +79,10 @@ func TestRetryTransportConnectionRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens there now
-	rt := &retryTransport{next: http.DefaultTransport, budget: time.Second}
+	rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Max: 10 * time.Millisecond, Budget: 50 * time.Millisecond}}
 	req, _ := http.NewRequest(http.MethodGet, url+"/v2/", nil)
 	if _, err := rt.RoundTrip(req); err == nil {
 		t.Fatal("RoundTrip to a closed port succeeded")
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"", 0, false},
-		{"7", 7 * time.Second, true},
-		{"-1", 0, false},
-		{"soon", 0, false},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
-		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
-	}
-	for _, tt := range tests {
-		got, ok := parseRetryAfter(tt.in, now)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
 	}
 }
 
@@ -116,5 +95,64 @@ func TestIsLoopback(t *testing.T) {
 		if got := IsLoopback(host); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+func TestRetryTransportDroppedConnection(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if n.Add(1) == 1 {
+			hangUp(w) // the request got here; its answer never leaves
+			return
+		}
+		w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Budget: time.Minute}}
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v2/ns/img/manifests/latest", strings.NewReader("manifest"))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "manifest" || n.Load() != 2 {
+		t.Errorf("got %q after %d requests, want the manifest echoed by the second", b, n.Load())
+	}
+}
+
+func TestRetryTransportLastAnswerIntact(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"errors":[{"code":"UNAVAILABLE","message":"read only"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Budget: 20 * time.Millisecond}}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 503 || !strings.Contains(string(b), "UNAVAILABLE") {
+		t.Errorf("got %d %q, want the registry's last answer, body included", resp.StatusCode, b)
+	}
+}
+
+func TestRetryTransportBodyNotReplayable(t *testing.T) {
+	t.Parallel()
+	srv, n, _ := flaky(t, nil, 503)
+	rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Budget: time.Minute}}
+	req, _ := http.NewRequest(http.MethodPatch, srv.URL+"/v2/ns/img/blobs/uploads/1", io.MultiReader(strings.NewReader("layer")))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || n.Load() != 1 {
+		t.Errorf("got %d after %d requests, want the 503 after 1: a stream cannot be sent twice", resp.StatusCode, n.Load())
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"nightshift/notify"
 	"nightshift/notify/discord/webhook"
+	"nightshift/retry"
 )
 
 // Config says which webhook summaries go to and who to call on a failure.
@@ -158,7 +158,7 @@ func drained(h http.Header) (time.Duration, bool) {
 	if h.Get("X-RateLimit-Remaining") != "0" {
 		return 0, false
 	}
-	return seconds(h.Get("X-RateLimit-Reset-After"))
+	return retry.ParseRetryAfter(h.Get("X-RateLimit-Reset-After"), time.Now())
 }
 
 // classify turns what discordgo returned, and the response the transport
@@ -226,10 +226,10 @@ func (n *Notifier) classify(res *response, err error, i, count int) (bool, error
 			wait, ok = toDuration(*body.RetryAfter)
 		}
 		if !ok {
-			wait, ok = retryAfter(res.header.Get("Retry-After"))
+			wait, ok = retry.ParseRetryAfter(res.header.Get("Retry-After"), time.Now())
 		}
 		if !ok {
-			wait, ok = seconds(res.header.Get("X-RateLimit-Reset-After"))
+			wait, ok = retry.ParseRetryAfter(res.header.Get("X-RateLimit-Reset-After"), time.Now())
 		}
 		if ok {
 			return true, &notify.RetryAfterError{Err: err, After: wait}
@@ -284,30 +284,6 @@ func formErrors(raw json.RawMessage) string {
 		out = append(out[:most], fmt.Sprintf("and %d more", len(out)-most))
 	}
 	return notify.Shorten(notify.OneLine(strings.Join(out, "; ")), 500)
-}
-
-// retryAfter reads a Retry-After header: seconds (Discord sends a decimal
-// number) or, per RFC 9110, an HTTP date.
-func retryAfter(v string) (time.Duration, bool) {
-	if d, ok := seconds(v); ok {
-		return d, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
-}
-
-// seconds reads a header holding a number of seconds, maybe fractional.
-func seconds(v string) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil {
-		return 0, false
-	}
-	return toDuration(f)
 }
 
 // toDuration converts seconds into a duration, refusing what no server

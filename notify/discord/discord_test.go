@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"nightshift/notify"
 	"nightshift/notify/notifytest"
+	"nightshift/retry"
 )
 
 // newNotifier returns a notifier posting to f, which must not sleep.
@@ -156,15 +156,15 @@ func TestNotifyClassifies(t *testing.T) {
 				fmt.Fprint(w, tc.body)
 				return true
 			}
-			retry, err := newNotifier(t, f).Notify(context.Background(), notifytest.Sample())
+			again, err := newNotifier(t, f).Notify(context.Background(), notifytest.Sample())
 			if err == nil {
 				t.Fatal("Notify succeeded")
 			}
 			noToken(t, err)
-			if retry != tc.retry {
-				t.Errorf("retry = %v, want %v (err: %v)", retry, tc.retry, err)
+			if again != tc.retry {
+				t.Errorf("retry = %v, want %v (err: %v)", again, tc.retry, err)
 			}
-			after, ok := notify.RetryAfter(err)
+			after, ok := retry.After(err)
 			if ok != (tc.after != 0) || after != tc.after {
 				t.Errorf("retry after %v (%v), want %v (err: %v)", after, ok, tc.after, err)
 			}
@@ -303,9 +303,9 @@ func TestNotifyPaces(t *testing.T) {
 	g.header = http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset-After": {"30"}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	retry, err := newNotifier(t, g).Notify(ctx, bigRun())
-	if after, ok := notify.RetryAfter(err); !retry || !ok || after != 30*time.Second {
-		t.Errorf("Notify = %v, %v; want a retry after 30s", retry, err)
+	again, err := newNotifier(t, g).Notify(ctx, bigRun())
+	if after, ok := retry.After(err); !again || !ok || after != 30*time.Second {
+		t.Errorf("Notify = %v, %v; want a retry after 30s", again, err)
 	}
 	if g.count() != 1 {
 		t.Errorf("%d requests, want 1", g.count())

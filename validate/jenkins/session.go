@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"nightshift/retry"
 )
 
 const (
@@ -243,32 +245,39 @@ const (
 
 // do sends one request, retrying it as pol allows until ctx ends, and
 // hands each response to handle while the request's context lives. A
-// POST carries the session's crumb; one rejected crumb is replaced once.
+// POST carries the session's crumb; one rejected crumb is replaced once,
+// at once.
 func (s *session) do(ctx context.Context, method, u string, form url.Values, pol policy, timeout time.Duration, handle func(*http.Response) error) error {
 	crumbRenewed := false
-	for attempt := 0; ; attempt++ {
+	try := func(ctx context.Context) error {
 		err := s.send(ctx, method, u, form, timeout, handle)
-		if err == nil {
-			s.lastErr = nil
-			return nil
-		}
 		var se *StatusError
-		crumbProblem := method == http.MethodPost && errors.As(err, &se) && se.crumbRejected()
-		if crumbProblem && !crumbRenewed {
+		if !crumbRenewed && method == http.MethodPost && errors.As(err, &se) && se.crumbRejected() {
 			// The crumb expired with its session, or was never asked for.
 			crumbRenewed = true
 			s.crumbKnown = false
-			continue
+			err = s.send(ctx, method, u, form, timeout, handle)
 		}
-		if ctx.Err() != nil || !retryable(err, pol) {
-			return s.explain(err)
-		}
-		s.lastErr = err
-		s.log.Warn("jenkins request failed, retrying", "method", method, "url", u, "err", err, "attempt", attempt+1)
-		if err := sleep(ctx, s.backoff(attempt)); err != nil {
-			return fmt.Errorf("%w (last error: %v)", err, s.lastErr)
-		}
+		return err
 	}
+	attempt := 0
+	err := retry.Do(ctx, s.retryPolicy(), try, func(err error, wait time.Duration) {
+		attempt++
+		s.lastErr = err
+		s.log.Warn("jenkins request failed, retrying", "method", method, "url", u, "err", err, "attempt", attempt, "retry_in", wait)
+	}, retry.WithClassifier(pol.retryable))
+	if err != nil {
+		return s.explain(err)
+	}
+	s.lastErr = nil
+	return nil
+}
+
+// retryPolicy backs off exponentially from the poll interval (at most 1s),
+// capped; the context alone ends the tries (the run's deadline, or the
+// trigger's budget).
+func (s *session) retryPolicy() retry.Policy {
+	return retry.Policy{Base: min(s.poll, time.Second), Max: backoffMax, Budget: retry.Forever}
 }
 
 // send performs one request with the session's credentials, cookie and
@@ -314,7 +323,7 @@ func (s *session) send(ctx context.Context, method, u string, form url.Values, t
 }
 
 // retryable says whether err may pass if the request is sent again.
-func retryable(err error, pol policy) bool {
+func (pol policy) retryable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -329,18 +338,11 @@ func retryable(err error, pol policy) bool {
 		return false
 	}
 	var ue *url.Error
-	if errors.As(err, &ue) {
-		return pol == idempotent || errors.Is(err, syscall.ECONNREFUSED)
+	if pol == once {
+		// Sent again only when Jenkins cannot have seen it.
+		return errors.As(err, &ue) && errors.Is(err, syscall.ECONNREFUSED)
 	}
-	return pol == idempotent && errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// backoff is the wait before retry attempt+1: exponential from the poll
-// interval (at most 1s), capped, with jitter so that many clients do not
-// retry in step.
-func (s *session) backoff(attempt int) time.Duration {
-	d := min(min(s.poll, time.Second)<<min(attempt, 16), backoffMax)
-	return d/2 + rand.N(d/2+1)
+	return errors.As(err, &ue) || retry.Transient(err)
 }
 
 // jitter spreads d by ±10%.
@@ -369,7 +371,12 @@ type StatusError struct {
 	Message string
 	// Location is where a redirect pointed, if it was one.
 	Location string
+	// retryAfter is the wait Jenkins (or a proxy before it) asked for.
+	retryAfter time.Duration
 }
+
+// RetryAfter is the wait the answer's Retry-After asked for, 0 if none.
+func (e *StatusError) RetryAfter() time.Duration { return e.retryAfter }
 
 func (e *StatusError) Error() string {
 	var b strings.Builder
@@ -399,6 +406,7 @@ func (s *session) statusError(resp *http.Response) *StatusError {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Location = redactURL(resp.Header.Get("Location"))
 	}
+	e.retryAfter, _ = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return e
 }
 

@@ -2,7 +2,14 @@ package jenkins
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -92,5 +99,33 @@ func TestUnreachableJenkinsFailsSoon(t *testing.T) {
 	}
 	if took := time.Since(begin); took > 10*time.Second {
 		t.Errorf("gave up after %v", took)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	refused := &url.Error{Op: "Post", URL: "http://jenkins/job/x/build", Err: &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	dropped := &url.Error{Op: "Post", URL: "http://jenkins/job/x/build", Err: io.EOF}
+	for _, tc := range []struct {
+		name             string
+		err              error
+		idempotent, once bool
+	}{
+		{"502", &StatusError{Status: http.StatusBadGateway}, true, true},
+		{"503", &StatusError{Status: http.StatusServiceUnavailable}, true, true},
+		{"429", &StatusError{Status: http.StatusTooManyRequests}, true, false},
+		{"500", &StatusError{Status: http.StatusInternalServerError}, true, false},
+		{"404", &StatusError{Status: http.StatusNotFound}, false, false},
+		{"connection refused: Jenkins never saw it", refused, true, true},
+		{"connection dropped: Jenkins may have acted", dropped, true, false},
+		{"body cut short", fmt.Errorf("GET x: decode JSON: %w", io.ErrUnexpectedEOF), true, false},
+		{"cancelled", &url.Error{Op: "Get", URL: "http://jenkins/", Err: context.Canceled}, false, false},
+	} {
+		if got := idempotent.retryable(tc.err); got != tc.idempotent {
+			t.Errorf("%s: idempotent retryable = %v, want %v", tc.name, got, tc.idempotent)
+		}
+		if got := once.retryable(tc.err); got != tc.once {
+			t.Errorf("%s: once retryable = %v, want %v", tc.name, got, tc.once)
+		}
 	}
 }

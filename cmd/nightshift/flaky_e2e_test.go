@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"nightshift/internal/faultproxy"
+	"nightshift/store"
+)
+
+// flakyStack is a parent with two children (one through ARG BASE_IMAGE,
+// one through a bare FROM), a grandchild, and an independent image.
+var flakyStack = map[string]string{
+	"docker/Dockerfile.base": base,
+	"docker/Dockerfile.cpu": `ARG BASE_IMAGE=base
+FROM ${BASE_IMAGE}
+RUN echo cpu > /etc/ci/cpu
+`,
+	"docker/Dockerfile.lint": `FROM base
+RUN echo lint > /etc/ci/lint
+`,
+	"docker/Dockerfile.gpu": `ARG BASE_IMAGE=cpu
+FROM ${BASE_IMAGE}
+RUN echo gpu > /etc/ci/gpu
+`,
+	"docker/Dockerfile.docs": `FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "echo docs > /README"]
+`,
+	"nightshift.toml": `
+[staging]
+registry  = "%PROXY%"
+namespace = "flaky"
+
+[build]
+jobs = 2
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+
+[[image]]
+name = "cpu"
+dockerfile = "docker/Dockerfile.cpu"
+
+[[image]]
+name = "lint"
+dockerfile = "docker/Dockerfile.lint"
+
+[[image]]
+name = "gpu"
+dockerfile = "docker/Dockerfile.gpu"
+
+[[image]]
+name = "docs"
+dockerfile = "docker/Dockerfile.docs"
+`,
+}
+
+// builderPull tells the engine's reads of a manifest (and its /v2/ pings)
+// from the rest: a child's build pulls its parent through the registry (the
+// builder's forced pull, inside the engine), and a build is not retried, so
+// those are spared. The engine's pushes, and every request of nightshift's
+// own (push check, verify, tags), meet faults.
+func builderPull(r *http.Request) bool {
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	return read && strings.HasPrefix(r.UserAgent(), "docker/") &&
+		(r.URL.Path == "/v2/" || strings.Contains(r.URL.Path, "/manifests/"))
+}
+
+// A nightly whose registry fails a fifth of its requests (502, 503, 429
+// with Retry-After, connections closed before and after forwarding) still
+// pushes and verifies every image, within the default retry budget: every
+// client retries what is transient. NIGHTSHIFT_FAULT_SEED=<seed> replays
+// the proxy's decisions of a run.
+func TestFlakyRegistryNightly(t *testing.T) {
+	requireE2E(t)
+	// The CLI runs in this process and finds its engine through
+	// DOCKER_HOST, so this test does not run in parallel with others.
+	t.Setenv("DOCKER_HOST", e2e.docker.Addr)
+
+	seed := rand.Uint64()
+	if s := os.Getenv("NIGHTSHIFT_FAULT_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("NIGHTSHIFT_FAULT_SEED: %v", err)
+		}
+	}
+	proxy, err := faultproxy.Start(e2e.registry.Addr, faultproxy.WithSeed(seed), faultproxy.WithSpare(builderPull),
+		faultproxy.WithLogger(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	t.Logf("fault proxy %s in front of registry %s, seed %d (NIGHTSHIFT_FAULT_SEED=%[3]d replays it)", proxy.Addr(), e2e.registry.Addr, seed)
+
+	files := map[string]string{}
+	for path, content := range flakyStack {
+		files[path] = strings.ReplaceAll(content, "%PROXY%", proxy.Addr())
+	}
+	cfg := stack(t, files)
+	jsonPath := filepath.Join(filepath.Dir(cfg), "run.json")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	c := &cli{stdout: &stdout, stderr: &stderr, log: slog.New(slog.NewTextHandler(&stderr, nil))}
+	code := c.main(ctx, []string{"run", "-c", cfg, "--json", jsonPath, "--progress", "lines"})
+	stats := proxy.Stats()
+	t.Logf("fault proxy: %v", stats)
+	if code != exitOK {
+		var rec store.Run
+		if b, err := os.ReadFile(jsonPath); err == nil && json.Unmarshal(b, &rec) == nil {
+			for _, im := range rec.Images {
+				log, _ := os.ReadFile(im.Log)
+				t.Logf("image %s: %s %s\n%s", im.Name, im.Status, im.Error, log)
+			}
+		}
+		t.Fatalf("run exited %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout.String(), stderr.String())
+	}
+	if stats.Injected() == 0 {
+		t.Errorf("the proxy injected no fault in %d requests: the run proved nothing", stats.Requests)
+	}
+
+	var rec store.Run
+	readJSON(t, jsonPath, &rec)
+	through := proxy.Addr() + "/flaky/"
+	behind := e2e.registry.Addr + "/flaky/"
+	for _, n := range []string{"base", "cpu", "lint", "gpu", "docs"} {
+		im := rec.Image(n)
+		if im == nil || im.Status != store.Succeeded || im.Digest == "" {
+			t.Errorf("image %s = %+v, want it succeeded with a digest", n, im)
+			continue
+		}
+		if im.Ref != through+n+":"+rec.Tag {
+			t.Errorf("%s ref = %q, want %q", n, im.Ref, through+n+":"+rec.Tag)
+		}
+		// Asked of the registry itself, not through the proxy.
+		for _, tag := range []string{rec.Tag, "latest"} {
+			if got := digest(t, behind+n+":"+tag); got != im.Digest {
+				t.Errorf("%s:%s is %q in the registry, the record says %s", n, tag, got, im.Digest)
+			}
+		}
+	}
+}
