@@ -76,6 +76,19 @@ func ShortCommit(c string) string {
 	return Shorten(c, 40)
 }
 
+// FlakyBuild says "flaky build (2 attempts)" of an image that built only
+// on a retry after a passing failure, "" of any other: a flaky night is
+// shown, never hidden.
+func FlakyBuild(im store.ImageResult) string {
+	if !im.Flaky {
+		return ""
+	}
+	if st := im.Stage("build"); st != nil && st.Attempts > 1 {
+		return fmt.Sprintf("flaky build (%d attempts)", st.Attempts)
+	}
+	return "flaky build"
+}
+
 // ValidationStatus says in a few words how an image's validation went:
 // "validated", "validation failed (2 of 5 tests)", "not validated", ...;
 // "" when the run validated nothing.

@@ -63,3 +63,19 @@ func TestValidationInWords(t *testing.T) {
 		}
 	}
 }
+
+func TestFlakyBuild(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		im   store.ImageResult
+		want string
+	}{
+		{store.ImageResult{Status: store.Succeeded}, ""},
+		{store.ImageResult{Status: store.Succeeded, Flaky: true, Stages: []store.Stage{{Name: "build", Attempts: 3}}}, "flaky build (3 attempts)"},
+		{store.ImageResult{Status: store.Succeeded, Flaky: true}, "flaky build"},
+	} {
+		if got := FlakyBuild(tc.im); got != tc.want {
+			t.Errorf("FlakyBuild(%+v) = %q, want %q", tc.im, got, tc.want)
+		}
+	}
+}

@@ -290,7 +290,8 @@ func (p *Pipeline) newExecution(prep *Prepared, req Request) *execution {
 func (x *execution) run(ctx context.Context) (*store.Run, error) {
 	plan := x.prep.Plan
 	runner := &rebuild.Runner{Engine: x.p.engine, Registry: x.p.registry, Jobs: x.p.cfg.Build.Jobs,
-		RetryBudget: x.p.cfg.Staging.RetryBudget.Duration}
+		RetryBudget:  x.p.cfg.Staging.RetryBudget.Duration,
+		BuildRetries: x.p.cfg.Build.Retries, RetryOn: x.p.cfg.Build.RetryPatterns}
 	var after sync.WaitGroup
 	for e := range runner.Run(ctx, rebuild.Job{
 		Plan: plan, Logs: x.logs(), Cost: lastDurations(x.p.db, plan), Pull: x.prep.Pull,
@@ -371,7 +372,7 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 				return rebuild.ErrNothingToDo
 			}
 			return errors.New(v.Error)
-		}, func() *store.Validation { return x.shown(v) })
+		}, func(done *rebuild.Event) { done.Validation = x.shown(v) })
 	}
 	if err == nil && x.tests != nil && x.job == nil {
 		err = st.Run(ctx, rebuild.StageValidated, func(ctx context.Context) error {
@@ -489,6 +490,10 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 		st.Status, st.Error = e.Status, errText
 		if e.Status.Done() {
 			st.Finished = &t
+		}
+		if e.Attempts > 1 {
+			st.Attempts = e.Attempts
+			im.Flaky = e.Status == store.Succeeded
 		}
 		return
 	}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,10 +58,13 @@ type Event struct {
 	Time   time.Time
 	Err    error
 
-	Log    string   // with the image's start: the path of its log
-	Digest string   // with a pushed image: the manifest digest
-	Tags   []string // with a succeeded image: the tags on Digest
-	Tail   []string // with a failure: the failing stage's last log lines
+	Log    string // with the image's start: the path of its log
+	Digest string // with a pushed image: the manifest digest
+	// Attempts comes with the end of a build stage: how many times the
+	// image was built (more than once after passing failures).
+	Attempts int
+	Tags     []string // with a succeeded image: the tags on Digest
+	Tail     []string // with a failure: the failing stage's last log lines
 	// Validation comes with the end of the test stage.
 	Validation *store.Validation
 }
@@ -74,7 +79,13 @@ type Runner struct {
 	// tried again after failing for a passing reason (a 5xx, a 429, a
 	// reset); 0 tries once.
 	RetryBudget time.Duration
-	Now         func() time.Time
+	// BuildRetries is how many more times a build is tried from scratch
+	// when its failing step's output matches one of RetryOn: a mirror that
+	// did not answer, say. The engine gives a build's failure as text
+	// only, so the configured patterns decide.
+	BuildRetries int
+	RetryOn      []*regexp.Regexp
+	Now          func() time.Time
 }
 
 // Job is one carrying out of a plan.
@@ -262,10 +273,11 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.S
 		})
 		return r.end(ctx, st, err, digest, s)
 	}
-	err = st.Run(ctx, StageBuild, func(ctx context.Context) error {
+	attempts := 0
+	err = st.RunWith(ctx, StageBuild, func(ctx context.Context) error {
 		defer freeSlot()
-		return r.build(ctx, s, log)
-	})
+		return r.buildRetrying(ctx, s, log, &attempts)
+	}, func(done *Event) { done.Attempts = attempts })
 	if err == nil {
 		err = st.Run(ctx, StagePush, func(ctx context.Context) (err error) {
 			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
@@ -317,6 +329,40 @@ func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
 	}
 	return err
 }
+
+// buildRetrying builds s, and from scratch again, after a backoff, while
+// the failing step's output matches one of RetryOn and retries are left;
+// attempts counts the builds.
+func (r *execution) buildRetrying(ctx context.Context, s *Step, log *Log, attempts *int) error {
+	var passing string // the pattern the last failure matched
+	classify := func(err error) bool {
+		passing = ""
+		if *attempts > r.BuildRetries {
+			return false
+		}
+		text := strings.Join(append(log.lines(), err.Error()), "\n")
+		for _, re := range r.RetryOn {
+			if re.MatchString(text) {
+				passing = re.String()
+				return true
+			}
+		}
+		return false
+	}
+	p := retry.Policy{Base: buildRetryWait, Max: 4 * buildRetryWait, Budget: retry.Forever}
+	return retry.Do(ctx, p, func(ctx context.Context) error {
+		*attempts++
+		log.resetTail()
+		return r.build(ctx, s, log)
+	}, func(err error, wait time.Duration) {
+		fmt.Fprintf(log, "==> build failed (%v), matching build.retry_on %q: building again from scratch in %s (try %d of %d)\n",
+			err, passing, wait.Round(time.Second), *attempts+1, r.BuildRetries+1)
+	}, retry.WithClassifier(classify))
+}
+
+// buildRetryWait is the first wait before a build is tried again: long
+// enough for a mirror's hiccup to pass.
+const buildRetryWait = 10 * time.Second
 
 // safeImage is image, with a panic in it (a bug of ours, or of a library)
 // failing that image alone instead of the whole process, a daemon's

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,9 @@ type buildBehavior struct {
 	hang    bool          // then, if set, waits until ctx is done
 	panics  bool          // then, if set, panics
 	err     error         // then fails with this
+	// flaky fails the first builds, printing flakyLine first.
+	flaky     int
+	flakyLine string
 }
 
 // pushBehavior is what the stub engine does when asked to push an image.
@@ -102,6 +106,18 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 
 	for _, l := range b.output {
 		fmt.Fprintln(log, l)
+	}
+	e.mu.Lock()
+	tries := 0
+	for _, n := range e.started {
+		if n == name {
+			tries++
+		}
+	}
+	e.mu.Unlock()
+	if tries <= b.flaky {
+		fmt.Fprintln(log, b.flakyLine)
+		return "", errors.New("The command '/bin/sh -c apt-get update' returned a non-zero code: 100")
 	}
 	if b.sleep > 0 {
 		select {
@@ -909,6 +925,58 @@ func TestTailWriter(t *testing.T) {
 			if got := w.lines(); !slices.Equal(got, tc.want) {
 				t.Errorf("lines() = %q, want %q", got, tc.want)
 			}
+		})
+	}
+}
+
+// A build whose failing step's output matches retry_on is built again from
+// scratch, and recorded as tried more than once; one that does not match,
+// or that is out of retries, fails.
+func TestRunnerBuildRetries(t *testing.T) {
+	t.Parallel()
+	const resolving = "Temporary failure resolving 'deb.debian.org'"
+	for _, tc := range []struct {
+		name         string
+		retries      int
+		flaky        int
+		line         string
+		wantBuilds   int
+		wantStatus   store.Status
+		wantAttempts int
+	}{
+		{"a passing failure, then a pass", 1, 1, resolving, 2, store.Succeeded, 2},
+		{"passing failures past the retries", 1, 5, resolving, 2, store.Failed, 2},
+		{"a lasting failure is not retried", 3, 1, "E: Unable to locate package libfoo-dev", 1, store.Failed, 1},
+		{"no retries asked for", 0, 1, resolving, 1, store.Failed, 1},
+		{"two retries", 2, 2, resolving, 3, store.Succeeded, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				h := newHarness(t, 1, step("img"))
+				h.runner.BuildRetries = tc.retries
+				h.runner.RetryOn = []*regexp.Regexp{regexp.MustCompile(`Temporary failure resolving`)}
+				h.eng.builds["img"] = buildBehavior{flaky: tc.flaky, flakyLine: tc.line}
+				h.run(t.Context())
+
+				if got := len(h.eng.startOrder()); got != tc.wantBuilds {
+					t.Errorf("%d builds, want %d", got, tc.wantBuilds)
+				}
+				if e, _ := h.events.final("img"); e.Status != tc.wantStatus {
+					t.Errorf("img ended %s (%v), want %s", e.Status, e.Err, tc.wantStatus)
+				}
+				i := slices.IndexFunc(h.events.all(), func(e Event) bool { return e.Stage == StageBuild && e.Status.Done() })
+				if i < 0 || h.events.all()[i].Attempts != tc.wantAttempts {
+					t.Errorf("the build stage ended with %+v, want %d attempts", h.events.all()[i], tc.wantAttempts)
+				}
+				log, err := os.ReadFile(filepath.Join(h.job.Logs, "img.log"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if retried := strings.Contains(string(log), "building again from scratch"); retried != (tc.wantBuilds > 1) {
+					t.Errorf("the log says a retry: %v, want %v:\n%s", retried, tc.wantBuilds > 1, log)
+				}
+			})
 		})
 	}
 }

@@ -75,18 +75,16 @@ func (st *Stages) Run(ctx context.Context, name string, run func(context.Context
 	return st.RunWith(ctx, name, run, nil)
 }
 
-// RunWith is Run, with the stage's end event carrying v (the test stage's
-// validation).
-func (st *Stages) RunWith(ctx context.Context, name string, run func(context.Context) error, v func() *store.Validation) error {
+// RunWith is Run, with finish adding to the stage's end event what the
+// stage learnt (the test stage's validation, the build's tries).
+func (st *Stages) RunWith(ctx context.Context, name string, run func(context.Context) error, finish func(*Event)) error {
 	fmt.Fprintf(st.Log, "==> %s %s at %s\n", name, st.Image, st.Now().UTC().Format(time.RFC3339))
-	st.Log.mu.Lock()
-	st.Log.tail.reset()
-	st.Log.mu.Unlock()
+	st.Log.resetTail()
 	st.Emit(Event{Image: st.Image, Stage: name, Status: store.Running})
 	err := run(ctx)
 	done := Event{Image: st.Image, Stage: name, Status: store.Succeeded}
-	if v != nil {
-		done.Validation = v()
+	if finish != nil {
+		finish(&done)
 	}
 	switch {
 	case errors.Is(err, ErrNothingToDo):
@@ -168,6 +166,12 @@ func (t *tailWriter) lines() []string {
 		out = append(out, string(t.partial))
 	}
 	return out[max(0, len(out)-t.max):]
+}
+
+func (l *Log) resetTail() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tail.reset()
 }
 
 func (l *Log) lines() []string {

@@ -156,6 +156,11 @@ func testcase(im store.ImageResult, stage string) junit.Testcase {
 		}
 	case store.Interrupted, store.Running:
 		tc.Error = &junit.Result{Message: xmlText("interrupted: " + st.Error), Type: "interrupted"}
+	case store.Succeeded:
+		if st.Attempts > 1 {
+			// Flaky, never hidden: passed, and says so, as a flaky test does.
+			tc.SystemOut = &junit.Output{Data: fmt.Sprintf("flaky: failed for a passing reason (build.retry_on), then passed on attempt %d; full log: %s", st.Attempts, im.Log)}
+		}
 	}
 	return tc
 }

@@ -310,3 +310,23 @@ func TestJUnitControlCharacters(t *testing.T) {
 		t.Errorf("cpu.build skipped = %+v, want the reason", c.Skipped)
 	}
 }
+
+// A build that passed on a retry passes, and says it was flaky.
+func TestJUnitFlakyBuild(t *testing.T) {
+	t.Parallel()
+	stages := stagesDone(4, store.Succeeded, "")
+	stages[0].Attempts = 2
+	run := &store.Run{
+		ID: 9, Tag: "t", Status: store.Succeeded, Started: t0, Finished: at(3 * time.Minute),
+		Images: []store.ImageResult{{Name: "base", Status: store.Succeeded, Flaky: true, Log: "/logs/9/base.log",
+			Started: at(0), Finished: at(3 * time.Minute), Stages: stages}},
+	}
+	got, _ := writeJUnit(t, run)
+	if got.Failures != 0 || got.Errors != 0 {
+		t.Errorf("failures=%d errors=%d, want a pass", got.Failures, got.Errors)
+	}
+	c := findCase(t, got.Suites[0], "base", "build")
+	if c.SystemOut == nil || !strings.Contains(*c.SystemOut, "flaky: failed for a passing reason (build.retry_on), then passed on attempt 2") {
+		t.Errorf("base.build says %+v, want it flaky", c.SystemOut)
+	}
+}

@@ -79,6 +79,9 @@ type ImageResult struct {
 	// Validation is how the image's validation went; nil when the run
 	// validates nothing.
 	Validation *Validation `json:"validation,omitempty"`
+	// Flaky says the image built only on a retry, after a passing failure
+	// (build.retry_on): it succeeded, but the night was not clean.
+	Flaky bool `json:"flaky,omitempty"`
 }
 
 // Validation is the outcome of validating one image: its own tests, and
@@ -160,6 +163,9 @@ type Stage struct {
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished,omitempty"`
 	Error    string     `json:"error,omitempty"`
+	// Attempts is how many times the stage was tried, when more than once
+	// (a build retried after a passing failure).
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // Duration is how long the stage took, or has taken so far at now.

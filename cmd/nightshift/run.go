@@ -228,7 +228,11 @@ func summary(w io.Writer, rec *store.Run, repo string) {
 		if im.Error != "" {
 			detail = im.Error
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", im.Name, im.Status, im.Duration(time.Now()).Round(time.Millisecond), detail)
+		status := string(im.Status)
+		if im.Flaky {
+			status += " (flaky build)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", im.Name, status, im.Duration(time.Now()).Round(time.Millisecond), detail)
 	}
 	tw.Flush()
 	for _, im := range rec.Images {

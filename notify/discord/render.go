@@ -237,6 +237,9 @@ func imageLine(s notify.Summary, im store.ImageResult) string {
 		}
 		parts = append(parts, d)
 	}
+	if f := notify.FlakyBuild(im); f != "" {
+		parts = append(parts, f)
+	}
 	if v := notify.ValidationStatus(im.Validation); v != "" {
 		parts = append(parts, v)
 	}

@@ -116,6 +116,9 @@ func newView(s notify.Summary) view {
 		if im.Status == "" {
 			rw.Status = "not started"
 		}
+		if f := notify.FlakyBuild(im); f != "" {
+			rw.Status += ", " + f
+		}
 		if im.Started != nil && im.Finished != nil {
 			rw.Duration = notify.Duration(im.Finished.Sub(*im.Started))
 		}
