@@ -66,10 +66,12 @@ type BuildSpec struct {
 	// every base image pulled afresh.
 	NoCache bool
 	Pull    bool
-	// RegistryAuth is the X-Registry-Auth value (as Push takes it) of the
-	// registry the stack's images live in: a child's build pulls its parent
-	// from there, and a private registry wants credentials for that too.
-	RegistryAuth string
+	// RegistryAuths are the credentials the build may pull with: the
+	// X-Registry-Auth value (as Push takes it) of each registry it knows
+	// credentials for. A child's build pulls its parent from the staging
+	// registry, and a base image may come from a registry that wants a
+	// login (or counts anonymous pulls), as with docker build.
+	RegistryAuths []string
 }
 
 // Build builds spec, writing the build's output to log as it arrives, and
@@ -85,7 +87,7 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 	for k, v := range spec.Args {
 		args[k] = &v
 	}
-	auths, err := buildAuths(spec.RegistryAuth)
+	auths, err := buildAuths(spec.RegistryAuths)
 	if err != nil {
 		return "", err
 	}
@@ -121,24 +123,28 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (stri
 	return id, nil
 }
 
-// buildAuths turns an X-Registry-Auth value into the credentials a build
-// takes, keyed by registry host; "" means anonymous pulls.
-func buildAuths(encoded string) (map[string]registry.AuthConfig, error) {
-	if encoded == "" {
+// buildAuths turns X-Registry-Auth values into the credentials a build
+// takes, keyed by registry host; none means anonymous pulls.
+func buildAuths(encoded []string) (map[string]registry.AuthConfig, error) {
+	if len(encoded) == 0 {
 		return nil, nil
 	}
-	b, err := base64.URLEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("registry credentials: %w", err)
+	auths := make(map[string]registry.AuthConfig, len(encoded))
+	for _, e := range encoded {
+		b, err := base64.URLEncoding.DecodeString(e)
+		if err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		var a registry.AuthConfig
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, fmt.Errorf("registry credentials: %w", err)
+		}
+		if a.ServerAddress == "" {
+			return nil, errors.New("registry credentials name no registry")
+		}
+		auths[a.ServerAddress] = a
 	}
-	var a registry.AuthConfig
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, fmt.Errorf("registry credentials: %w", err)
-	}
-	if a.ServerAddress == "" {
-		return nil, errors.New("registry credentials name no registry")
-	}
-	return map[string]registry.AuthConfig{a.ServerAddress: a}, nil
+	return auths, nil
 }
 
 // Push pushes ref through the engine (the engine uploads only the layers the

@@ -31,7 +31,11 @@ type Engine interface {
 type Registry interface {
 	Tag(ctx context.Context, ref, tag string) error
 	Digest(ctx context.Context, ref string) (string, error)
+	// EngineAuth is the registry's credentials as the engine takes them.
 	EngineAuth() (string, error)
+	// BuildAuths are the credentials a build pulls with: the registry's
+	// own and those of the registries base images come from.
+	BuildAuths() ([]string, error)
 }
 
 // The stages of an image, in the order they run. The runner builds,
@@ -313,7 +317,7 @@ func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
 		defer cancel()
 	}
-	auth, err := r.Registry.EngineAuth()
+	auths, err := r.Registry.BuildAuths()
 	if err != nil {
 		return err
 	}
@@ -322,7 +326,7 @@ func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
 	_, err = r.Engine.Build(ctx, engine.BuildSpec{
 		Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
 		Tags: []string{s.Ref.String()}, Args: s.Args, Target: s.Target,
-		NoCache: true, Pull: true, RegistryAuth: auth,
+		NoCache: true, Pull: true, RegistryAuths: auths,
 	}, log)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("build timed out after %s", s.Timeout)

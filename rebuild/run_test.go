@@ -249,7 +249,8 @@ func (r *stubRegistry) Digest(_ context.Context, ref string) (string, error) {
 	return d, nil
 }
 
-func (r *stubRegistry) EngineAuth() (string, error) { return stubAuth, nil }
+func (r *stubRegistry) EngineAuth() (string, error)   { return stubAuth, nil }
+func (r *stubRegistry) BuildAuths() ([]string, error) { return []string{"other-auth", stubAuth}, nil }
 
 // eventLog records the events of a run.
 type eventLog struct {
@@ -423,8 +424,8 @@ func TestRunnerRun(t *testing.T) {
 					t.Errorf("%s succeeded with digest %q tags %q, want %q [t]", s.Name, final.Digest, final.Tags, pushed)
 				}
 				spec := h.eng.specs[s.Name]
-				if !spec.NoCache || !spec.Pull || !slices.Equal(spec.Tags, []string{s.Ref.String()}) || spec.RegistryAuth != stubAuth {
-					t.Errorf("%s built with %+v, want NoCache, Pull, tag %s and the registry's credentials", s.Name, spec, s.Ref)
+				if !spec.NoCache || !spec.Pull || !slices.Equal(spec.Tags, []string{s.Ref.String()}) || !slices.Equal(spec.RegistryAuths, []string{"other-auth", stubAuth}) {
+					t.Errorf("%s built with %+v, want NoCache, Pull, tag %s and the registries' credentials", s.Name, spec, s.Ref)
 				}
 			}
 			if got := len(h.eng.startOrder()); got != len(h.job.Plan.Steps) {

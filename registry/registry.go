@@ -4,6 +4,9 @@
 package registry
 
 import (
+	"maps"
+	"slices"
+
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +15,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	dockerconfig "github.com/docker/cli/cli/config"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,6 +33,9 @@ type Client struct {
 	nameOp []name.Option
 	budget time.Duration
 	next   http.RoundTripper
+	// dockerConfig is the directory of Docker's config.json; "" is the
+	// default ($DOCKER_CONFIG, else ~/.docker).
+	dockerConfig string
 	rt     *retryTransport // next, with retries: every request goes through it
 	// One puller and one pusher for the client's life: they keep a
 	// transport (ping, token) per repository instead of redoing the
@@ -49,6 +57,10 @@ func WithBasicAuth(username, password string) Option {
 
 // WithRetryBudget bounds how long one operation retries transient errors.
 func WithRetryBudget(d time.Duration) Option { return func(c *Client) { c.budget = d } }
+
+// WithDockerConfig reads Docker's configuration (config.json, credential
+// helpers) from dir instead of $DOCKER_CONFIG or ~/.docker.
+func WithDockerConfig(dir string) Option { return func(c *Client) { c.dockerConfig = dir } }
 
 // WithTransport replaces the HTTP transport under the retrying one (tests).
 func WithTransport(rt http.RoundTripper) Option {
@@ -207,4 +219,41 @@ func defaultTransport() http.RoundTripper {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 2 * time.Minute
 	return t
+}
+
+// BuildAuths returns the credentials a build may pull with, as
+// X-Registry-Auth values: those of every registry Docker's config.json
+// (and its credential helpers) knows, as docker build sends them, and this
+// registry's own, which win for its host. A base image from a registry
+// that wants a login, or counts anonymous pulls, is pulled as the host's
+// docker would.
+func (c *Client) BuildAuths() ([]string, error) {
+	cf, err := dockerconfig.Load(c.dockerConfig)
+	if err != nil {
+		return nil, fmt.Errorf("docker config: %w", err)
+	}
+	creds, err := cf.GetAllCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("docker credentials: %w", err)
+	}
+	auths := make([]string, 0, len(creds)+1)
+	for _, host := range slices.Sorted(maps.Keys(creds)) {
+		if host == c.host {
+			continue
+		}
+		a := creds[host]
+		b, err := json.Marshal(mobyregistry.AuthConfig{
+			Username: a.Username, Password: a.Password, Auth: a.Auth,
+			ServerAddress: host, IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+		})
+		if err != nil {
+			return nil, err
+		}
+		auths = append(auths, base64.URLEncoding.EncodeToString(b))
+	}
+	own, err := c.EngineAuth()
+	if err != nil {
+		return nil, err
+	}
+	return append(auths, own), nil
 }

@@ -2,10 +2,15 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +149,43 @@ func TestCheckPushRefusedAtOnce(t *testing.T) {
 	}
 	if posts != 1 {
 		t.Errorf("%d upload starts, want 1: a denial is final", posts)
+	}
+}
+
+// A build gets the credentials of every registry Docker's config.json
+// knows, and the staging registry's own for its host.
+func TestBuildAuths(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := `{"auths": {
+		"base.example:5000": {"auth": "` + base64.StdEncoding.EncodeToString([]byte("puller:pull-pw")) + `"},
+		"127.0.0.1:5999": {"auth": "` + base64.StdEncoding.EncodeToString([]byte("someone:else")) + `"}
+	}}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New("127.0.0.1:5999", WithBasicAuth("ci-bot", "s3cret"), WithDockerConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encoded, err := c.BuildAuths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range encoded {
+		b, err := base64.URLEncoding.DecodeString(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a struct{ Username, Password, ServerAddress string }
+		if err := json.Unmarshal(b, &a); err != nil {
+			t.Fatal(err)
+		}
+		got[a.ServerAddress] = a.Username + ":" + a.Password
+	}
+	want := map[string]string{"base.example:5000": "puller:pull-pw", "127.0.0.1:5999": "ci-bot:s3cret"}
+	if !maps.Equal(got, want) {
+		t.Errorf("build credentials %v, want %v", got, want)
 	}
 }
