@@ -36,7 +36,7 @@ type Client struct {
 	// dockerConfig is the directory of Docker's config.json; "" is the
 	// default ($DOCKER_CONFIG, else ~/.docker).
 	dockerConfig string
-	rt     *retryTransport // next, with retries: every request goes through it
+	rt           *retryTransport // next, with retries: every request goes through it
 	// One puller and one pusher for the client's life: they keep a
 	// transport (ping, token) per repository instead of redoing the
 	// handshake for every request.
