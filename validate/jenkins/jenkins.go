@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"nightshift/retry"
 	"strconv"
 	"strings"
 	"time"
@@ -292,7 +293,7 @@ func (s *session) waitForStart(ctx context.Context) (int, error) {
 			s.log.Debug("jenkins build waiting in queue", "job", s.job.Path, "queue", s.queueURL(), "why", it.Why)
 			lastWhy = it.Why
 		}
-		if err := sleep(ctx, s.jitter(s.poll)); err != nil {
+		if err := retry.Sleep(ctx, s.jitter(s.poll)); err != nil {
 			return 0, err
 		}
 	}
@@ -326,7 +327,7 @@ func (s *session) waitForEnd(ctx context.Context, number int) (build, error) {
 		if b.done() {
 			return b, nil
 		}
-		if err := sleep(ctx, s.jitter(s.poll)); err != nil {
+		if err := retry.Sleep(ctx, s.jitter(s.poll)); err != nil {
 			return b, err
 		}
 	}
