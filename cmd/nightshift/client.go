@@ -162,7 +162,7 @@ func (c *cli) follow(ctx context.Context, base string, id uint64, poll time.Dura
 			}
 		default:
 			failed = time.Time{}
-			if run.Status != last {
+			if run.Status != last && !run.Status.Done() {
 				last = run.Status
 				c.progressLine(&run)
 			}
@@ -181,17 +181,14 @@ func (c *cli) follow(ctx context.Context, base string, id uint64, poll time.Dura
 	}
 }
 
-// progressLine says where a followed run is.
+// progressLine says where a followed run is, until its summary.
 func (c *cli) progressLine(r *store.Run) {
 	at := time.Now().Format("15:04:05")
-	switch r.Status {
-	case store.Queued:
+	if r.Status == store.Queued {
 		fmt.Fprintf(c.stdout, "%s run %d queued: it starts when the run going on ends\n", at, r.ID)
-	case store.Running:
-		fmt.Fprintf(c.stdout, "%s run %d running: tag %s, commit %.8s, %d image(s)\n", at, r.ID, r.Tag, r.Commit, len(r.Planned))
-	default:
-		fmt.Fprintf(c.stdout, "%s run %d %s\n", at, r.ID, r.Status)
+		return
 	}
+	fmt.Fprintf(c.stdout, "%s run %d %s: tag %s, commit %.8s, %d image(s)\n", at, r.ID, r.Status, r.Tag, r.Commit, len(r.Planned))
 }
 
 // followedSummary is the summary of a run followed through the API: that
