@@ -102,7 +102,7 @@ type server struct {
 	control   Control
 	logs      string
 	tokens    []hashedToken // empty: writes are refused
-	base      string            // path prefix of links, from PublicURL
+	base      string        // path prefix of links, from PublicURL
 	validates bool
 	log       *slog.Logger
 	reg       *prometheus.Registry

@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	testToken  = "s3cret-token"             // unnamed, as [http] token_file
+	testToken  = "s3cret-token"              // unnamed, as [http] token_file
 	aliceToken = "alice-s3cret-0123456789ab" // named "alice", as a line of [http] tokens_file
 )
 

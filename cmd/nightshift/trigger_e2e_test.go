@@ -37,8 +37,8 @@ var triggerTokens = []string{unnamedToken, aliceToken, jenkinsToken, bobToken}
 func triggerStack(t *testing.T, namespace, listen, overlap string) string {
 	t.Helper()
 	cfg := stack(t, map[string]string{
-		"docker/Dockerfile.slow": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"300\"]\n",
-		"docker/Dockerfile.quick": base,
+		"docker/Dockerfile.slow":   "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sleep\", \"300\"]\n",
+		"docker/Dockerfile.quick":  base,
 		"docker/Dockerfile.broken": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo broken >&2; exit 3\"]\n",
 		"nightshift.toml": fmt.Sprintf(`
 [staging]
