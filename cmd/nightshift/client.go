@@ -19,12 +19,51 @@ import (
 	"nightshift/store"
 )
 
-// apiURL is the base URL of the daemon: --url, or [http] listen.
-func (c *cli) apiURL(flagURL, listen string) string {
-	if flagURL != "" {
-		return strings.TrimRight(flagURL, "/")
+// daemonClient is what a client of the daemon's API knows: where the
+// daemon is, the token to write with, and for summaries the staging
+// repository and the dashboard's public URL ("" when unknown).
+type daemonClient struct {
+	base, token, repo, public string
+}
+
+// newDaemonClient reads what a client needs from the configuration at
+// path: the daemon at flagURL, or at [http] listen; the token of tokenFile,
+// or [http] token_file, or $NIGHTSHIFT_HTTP_TOKEN. With flagURL, a missing
+// configuration is no error (a Jenkins agent, a committer's machine).
+func (c *cli) newDaemonClient(cmd, path, flagURL, tokenFile string) (*daemonClient, int) {
+	d := &daemonClient{base: strings.TrimRight(flagURL, "/"), token: os.Getenv(config.EnvHTTPToken)}
+	if _, err := os.Stat(path); flagURL == "" || !errors.Is(err, os.ErrNotExist) {
+		cfg, code := c.clientConfig(path)
+		if cfg == nil {
+			return nil, code
+		}
+		d.base = cmp.Or(d.base, "http://"+cfg.HTTP.Listen)
+		d.token = cfg.HTTP.Token.Reveal()
+		d.repo, d.public = cfg.Staging.Registry+"/"+cfg.Staging.Namespace, cfg.HTTP.PublicURL
 	}
-	return "http://" + listen
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if d.token = strings.TrimSpace(string(b)); err != nil || d.token == "" {
+			fmt.Fprintf(c.stderr, "nightshift %s: --token-file: cannot read a token from %s: %v\n", cmd, tokenFile, cmp.Or(err, errors.New("it is empty")))
+			return nil, exitUsage
+		}
+	}
+	return d, exitOK
+}
+
+// clientConfig loads the configuration of a client of the daemon's API. It
+// never needs the daemon's named tokens: a tokens_file that only the
+// daemon may read is not the client's problem.
+func (c *cli) clientConfig(path string) (*config.Config, int) {
+	cfg, ps := config.Inspect(path)
+	ps = slices.DeleteFunc(ps, func(p config.Problem) bool { return p.Key == "http.tokens_file" })
+	if len(ps) > 0 {
+		ps = append(ps, pipeline.GraphProblems(cfg, ps)...)
+		ps.Sort()
+		c.printError(ps)
+		return nil, exitUsage
+	}
+	return cfg, exitOK
 }
 
 func (c *cli) trigger(ctx context.Context, args []string) int {
@@ -37,7 +76,8 @@ run's id: it is the run that carries out the request.
 The bearer token comes from --token-file, else [http] token_file, else
 $NIGHTSHIFT_HTTP_TOKEN; with one of [http] tokens_file, the run records
 that token's name as who triggered it. The daemon's tokens_file itself is
-not read here (only the daemon needs it).
+not read here (only the daemon needs it). With --url, the configuration
+file may be absent (a Jenkins agent, a committer's machine).
 
 With --wait, it follows the run by its id until it ends, prints its summary,
 and exits as 'nightshift run' would: 0 when every image succeeded, 1 when
@@ -61,28 +101,19 @@ configuration or token error, 3 when the daemon cannot be reached.
 		fmt.Fprintln(c.stderr, "nightshift trigger: --poll must be positive")
 		return exitUsage
 	}
-	cfg, code := c.clientConfig(*cfgPath)
-	if cfg == nil {
+	d, code := c.newDaemonClient("trigger", *cfgPath, *url, *tokenFile)
+	if d == nil {
 		return code
 	}
-	token := cfg.HTTP.Token.Reveal()
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if token = strings.TrimSpace(string(b)); err != nil || token == "" {
-			fmt.Fprintf(c.stderr, "nightshift trigger: --token-file: cannot read a token from %s: %v\n", *tokenFile, cmp.Or(err, errors.New("empty")))
-			return exitUsage
-		}
-	}
-	base := c.apiURL(*url, cfg.HTTP.Listen)
 	body, _ := json.Marshal(map[string]any{"only": list(*only), "reason": *reason})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/runs", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.base+"/api/v1/runs", bytes.NewReader(body))
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift trigger: %v\n", err)
 		return exitUsage
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if d.token != "" {
+		req.Header.Set("Authorization", "Bearer "+d.token)
 	}
 	var out struct {
 		ID      uint64 `json:"id"`
@@ -97,14 +128,14 @@ configuration or token error, 3 when the daemon cannot be reached.
 	case status == http.StatusAccepted && out.ID != 0:
 		// Followed by id at our own base: the answer's url carries the
 		// prefix of public_url, which only a client behind the proxy uses.
-		fmt.Fprintf(c.stdout, "run %d %s: %s\n", out.ID, out.Outcome, runURL(base, out.ID))
-		if cfg.HTTP.PublicURL != "" {
-			fmt.Fprintf(c.stdout, "  %s/runs/%d\n", cfg.HTTP.PublicURL, out.ID)
+		fmt.Fprintf(c.stdout, "run %d %s: %s\n", out.ID, out.Outcome, runURL(d.base, out.ID))
+		if d.public != "" {
+			fmt.Fprintf(c.stdout, "  %s/runs/%d\n", d.public, out.ID)
 		}
 		if !*wait {
 			return exitOK
 		}
-		return c.follow(ctx, base, out.ID, *poll, cfg.Staging.Registry+"/"+cfg.Staging.Namespace)
+		return c.follow(ctx, d, out.ID, *poll)
 	case status == http.StatusAccepted:
 		fmt.Fprintf(c.stderr, "nightshift trigger: the daemon accepted the run (%s) but named no run to follow: is it an older nightshift?\n", out.Outcome)
 		return exitUnavailable
@@ -129,7 +160,7 @@ const lostAfter = 2 * time.Minute
 // follow asks the daemon at base about run id every poll until the run
 // ends, saying when its status changes, then prints its summary and
 // returns its exit code.
-func (c *cli) follow(ctx context.Context, base string, id uint64, poll time.Duration, repo string) int {
+func (c *cli) follow(ctx context.Context, d *daemonClient, id uint64, poll time.Duration) int {
 	var (
 		last   store.Status
 		failed time.Time // since when the daemon has not answered; zero while it does
@@ -137,7 +168,7 @@ func (c *cli) follow(ctx context.Context, base string, id uint64, poll time.Dura
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, runURL(base, id), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, runURL(d.base, id), nil)
 		if err != nil {
 			fmt.Fprintf(c.stderr, "nightshift trigger: %v\n", err)
 			return exitUsage
@@ -167,7 +198,7 @@ func (c *cli) follow(ctx context.Context, base string, id uint64, poll time.Dura
 				c.progressLine(&run)
 			}
 			if run.Status.Done() {
-				followedSummary(c.stdout, &run, repo)
+				followedSummary(c.stdout, &run, d.repo)
 				if run.Status == store.Succeeded {
 					return exitOK
 				}
@@ -192,46 +223,39 @@ func (c *cli) progressLine(r *store.Run) {
 }
 
 // followedSummary is the summary of a run followed through the API: that
-// of 'nightshift run', or why it never started.
+// of 'nightshift run', or why it never started. repo is the staging
+// repository, "" when unknown: then it is read from the images' refs.
 func followedSummary(w io.Writer, r *store.Run, repo string) {
 	if len(r.Planned) == 0 && len(r.Images) == 0 {
 		fmt.Fprintf(w, "\nrun %d %s: %s\n", r.ID, r.Status, cmp.Or(r.Error, "no image was built"))
 		return
 	}
-	summary(w, r, repo)
+	for i := 0; repo == "" && i < len(r.Images); i++ {
+		im := &r.Images[i]
+		if cut, ok := strings.CutSuffix(im.Ref, "/"+im.Name+":"+r.Tag); ok {
+			repo = cut
+		}
+	}
+	summary(w, r, cmp.Or(repo, "the staging registry"))
 	if r.Error != "" {
 		fmt.Fprintf(w, "  %s\n", r.Error)
 	}
 }
 
-// clientConfig loads the configuration of a client of the daemon's API. It
-// needs [http] only, and never the daemon's named tokens: a tokens_file
-// that only the daemon may read is not the client's problem.
-func (c *cli) clientConfig(path string) (*config.Config, int) {
-	cfg, ps := config.Inspect(path)
-	ps = slices.DeleteFunc(ps, func(p config.Problem) bool { return p.Key == "http.tokens_file" })
-	if len(ps) > 0 {
-		ps = append(ps, pipeline.GraphProblems(cfg, ps)...)
-		ps.Sort()
-		c.printError(ps)
-		return nil, exitUsage
-	}
-	return cfg, exitOK
-}
-
 func (c *cli) status(ctx context.Context, args []string) int {
-	fs, cfgPath := c.flags("status", "[flags]", `Shows, through the running daemon's API, the latest runs and their images.
+	fs, cfgPath := c.flags("status", "[flags]", `Shows, through the running daemon's API, the latest runs and their images,
+and who triggered them. With --url, the configuration file may be absent.
 `)
 	url := fs.String("url", "", "the daemon's base `URL` (default: http://<[http] listen>)")
 	limit := fs.Int("limit", 3, "show the latest `n` runs")
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
-	cfg, code := c.clientConfig(*cfgPath)
-	if cfg == nil {
+	d, code := c.newDaemonClient("status", *cfgPath, *url, "")
+	if d == nil {
 		return code
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/runs?limit=%d", c.apiURL(*url, cfg.HTTP.Listen), *limit), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/runs?limit=%d", d.base, *limit), nil)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift status: %v\n", err)
 		return exitUsage

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"nightshift/config"
 	"nightshift/internal/testenv"
 	"nightshift/store"
 )
@@ -256,6 +257,16 @@ func TestTriggerFollowsItsRun(t *testing.T) {
 		t.Errorf("trigger --wait of a failing run: exit %d, want %d\n%s%s", res.code, exitFailed, res.stdout, res.stderr)
 	}
 
+	// With --url, no configuration: the token from the environment, the
+	// staging repository from the run's refs.
+	res = nightshift(t, []string{config.EnvHTTPToken + "=" + bobToken}, "trigger", "-c", filepath.Join(dir, "absent.toml"), "--url", base+"/",
+		"--only", "quick", "--wait", "--poll", "100ms")
+	seen = append(seen, res.stdout, res.stderr)
+	if res.code != exitOK || !strings.Contains(res.stdout, "run 4 started: "+base+"/api/v1/runs/4") ||
+		!strings.Contains(res.stdout, "run 4 succeeded: 1 of 1 images pushed to "+e2e.registry.Addr+"/trigger with tag") {
+		t.Errorf("trigger --url --wait without a configuration: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+
 	// A client needs none of the daemon's named tokens: a tokens_file it
 	// cannot read is no problem of its own.
 	client := filepath.Join(dir, "client.toml")
@@ -276,13 +287,13 @@ func TestTriggerFollowsItsRun(t *testing.T) {
 	// pending one never starts, and both records say so.
 	a = call(t, http.MethodPost, base+"/api/v1/runs", aliceToken, `{"only": ["slow"]}`)
 	seen = append(seen, a.body)
-	if a.code != http.StatusAccepted || !strings.Contains(a.body, `"id":4`) {
+	if a.code != http.StatusAccepted || !strings.Contains(a.body, `"id":5`) {
 		t.Fatalf("trigger: %d %s", a.code, a.body)
 	}
 	waitForBuild(t, base, "slow")
 	a = call(t, http.MethodPost, base+"/api/v1/runs", jenkinsToken, "")
 	seen = append(seen, a.body)
-	if a.code != http.StatusAccepted || !strings.Contains(a.body, `"id":5`) {
+	if a.code != http.StatusAccepted || !strings.Contains(a.body, `"id":6`) {
 		t.Fatalf("trigger: %d %s", a.code, a.body)
 	}
 	daemon.Process.Signal(syscall.SIGTERM)
@@ -290,13 +301,13 @@ func TestTriggerFollowsItsRun(t *testing.T) {
 		t.Fatalf("daemon after SIGTERM: %v\n%s", err, out.String())
 	}
 	runs := apiRunsFromStore(t, cfg)
-	if len(runs) != 5 {
-		t.Fatalf("%d runs recorded, want 5", len(runs))
+	if len(runs) != 6 {
+		t.Fatalf("%d runs recorded, want 6", len(runs))
 	}
-	if r := runs[0]; r.ID != 5 || r.Status != store.Interrupted || r.Error != "the daemon stopped before the run started" || r.TriggeredBy != "jenkins" {
+	if r := runs[0]; r.ID != 6 || r.Status != store.Interrupted || r.Error != "the daemon stopped before the run started" || r.TriggeredBy != "jenkins" {
 		t.Errorf("the pending run after SIGTERM: %+v, want interrupted before it started", r)
 	}
-	if r := runs[1]; r.ID != 4 || r.Status != store.Interrupted {
+	if r := runs[1]; r.ID != 5 || r.Status != store.Interrupted {
 		t.Errorf("the run going on at SIGTERM: %+v, want interrupted", r)
 	}
 
