@@ -224,6 +224,9 @@ func TestTriggerFollowsItsRun(t *testing.T) {
 	if runs := apiRuns(base); len(runs) != 2 {
 		t.Errorf("%d runs recorded, want 2: three triggers during a run make one pending run", len(runs))
 	}
+	if a := call(t, http.MethodPost, base+"/api/v1/runs/2/cancel", aliceToken, ""); a.code != http.StatusConflict || !strings.Contains(a.body, "queued") {
+		t.Errorf("cancel of the queued run: %d %s, want 409 saying it is queued", a.code, a.body)
+	}
 
 	// Run 1 cancelled (by alice): run 2 starts on its record and ends.
 	if a := call(t, http.MethodPost, base+"/api/v1/runs/1/cancel", aliceToken, ""); a.code != http.StatusAccepted {
