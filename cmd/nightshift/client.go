@@ -136,6 +136,9 @@ configuration or token error, 3 when the daemon cannot be reached.
 			return exitOK
 		}
 		return c.follow(ctx, d, out.ID, *poll)
+	case status == http.StatusAccepted && !*wait:
+		fmt.Fprintf(c.stdout, "run %s\n", out.Outcome) // an older daemon, which names no run
+		return exitOK
 	case status == http.StatusAccepted:
 		fmt.Fprintf(c.stderr, "nightshift trigger: the daemon accepted the run (%s) but named no run to follow: is it an older nightshift?\n", out.Outcome)
 		return exitUnavailable
