@@ -73,4 +73,5 @@ func (l *loader) daemonHTTP(h *HTTP) {
 		l.problem("http.listen", fmt.Sprintf("%q is not host:port, e.g. %q", h.Listen, defaultListen))
 	}
 	h.Token, _ = l.readSecret("http.token_file", &h.TokenFile, EnvHTTPToken, "the API token")
+	l.tokens(h)
 }

@@ -77,6 +77,11 @@ type HTTP struct {
 	// writes are refused.
 	TokenFile string `toml:"token_file"`
 	Token     Secret `toml:"-"`
+	// TokensFile names a file of named bearer tokens, one "name token"
+	// pair a line (see ParseTokens): a run triggered with one of them
+	// records its name. Token, if set, is accepted too, unnamed.
+	TokensFile string       `toml:"tokens_file"`
+	Tokens     []NamedToken `toml:"-"`
 	// PublicURL is where people reach the dashboard; messages link to it.
 	PublicURL string `toml:"public_url"`
 }

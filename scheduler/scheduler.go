@@ -5,6 +5,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type Trigger struct {
 	Reason string    // ReasonSchedule, ReasonCatchUp, ReasonAPI, or the caller's own
 	Only   []string  // images; nil means all
 	Time   time.Time // the scheduled time for schedule and catch-up fires
+	// Record is the caller's record of the run, made by the record
+	// function of TriggerRecorded; 0 if none. The scheduler only carries
+	// it to run (and to the events): merged triggers share one.
+	Record uint64
 }
 
 // Reasons the scheduler gives, and the default for Scheduler.Trigger.
@@ -100,16 +105,17 @@ const (
 	EventMissedRun     = "missed-run"     // a missed fire is made up for; EventFired (or coalesced/rejected) follows
 	EventMissedSkipped = "missed-skipped" // a missed fire is skipped (Missed "skip", or later than Grace)
 	EventCoalesced     = "coalesced"      // Trigger merged into the pending run
-	EventRejected      = "rejected"       // Trigger refused; Err is set if the scheduler is stopped
-	EventDropped       = "dropped"        // the pending run was dropped by Shutdown or by Start's ctx ending
+	EventRejected      = "rejected"       // Trigger refused; Err is set if the scheduler is stopped or the run's record could not be made
+	EventDropped       = "dropped"        // the pending run (and its Record) was dropped by Shutdown or by Start's ctx ending
 	EventPanic         = "panic"          // the run panicked; Err holds the value
 	EventRunError      = "run-error"      // the run returned Err
 	EventRunDone       = "run-done"       // the run returned nil
 	EventStateError    = "state-error"    // State could not be read or written; Err says which
 )
 
-// errStopped is the Err of triggers refused because the scheduler stopped.
-var errStopped = errors.New("scheduler is stopped")
+// ErrStopped is the Err of triggers refused because the scheduler stopped,
+// and of pending runs it dropped.
+var ErrStopped = errors.New("scheduler is stopped")
 
 // Scheduler runs a function on a cron schedule and on demand, one run at a
 // time. Its methods are safe for concurrent use.
@@ -393,7 +399,7 @@ func (s *Scheduler) fire(due, now time.Time, onTime bool) {
 	}
 	if run {
 		var ev Event
-		out, ev = s.admit(t)
+		out, ev, _ = s.admit(&t, nil)
 		evs = append(evs, ev)
 	}
 	s.mu.Unlock()
@@ -408,47 +414,90 @@ func (s *Scheduler) fire(due, now time.Time, onTime bool) {
 // run, merged with other pending triggers) or Rejected (a run is active and
 // Overlap is "reject", or the scheduler is stopped). It works before Start.
 func (s *Scheduler) Trigger(t Trigger) Outcome {
+	out, _, _ := s.TriggerRecorded(t, nil)
+	return out
+}
+
+// TriggerRecorded is Trigger for a caller that follows each run by a record
+// of its own (the daemon's queued record, whose id a trigger answers with).
+// Once t is admitted, record is called with the record of the run t joins:
+// 0 when it has none yet (t starts a run, or is the first trigger with a
+// record to join the pending run, maybe one the schedule coalesced), or
+// the pending run's record, which t shares. record returns the record the
+// run carries from then on as Trigger.Record. It is called with the
+// scheduler's lock held, so that the run cannot start, nor another trigger
+// join it, before it has its record; it must not call the Scheduler. If
+// record fails, t is rejected, nothing else changes, and its error is
+// returned. t.Record is ignored.
+//
+// It returns the outcome, the record of the run that carries t out (0 when
+// rejected), and an error: record's, or ErrStopped when the scheduler is
+// stopped. A trigger rejected because a run is active and Overlap is
+// "reject" has no error.
+func (s *Scheduler) TriggerRecorded(t Trigger, record func(joined uint64) (uint64, error)) (Outcome, uint64, error) {
 	if t.Reason == "" {
 		t.Reason = ReasonAPI
 	}
 	t.Only = slices.Clone(t.Only)
+	t.Record = 0
 	s.mu.Lock()
-	out, ev := s.admit(t)
+	out, ev, err := s.admit(&t, record)
 	s.mu.Unlock()
 	s.emit(ev)
 	if out == Started {
 		go s.chain(t)
 	}
-	return out
+	return out, t.Record, err
 }
 
-// admit applies Overlap to t; s.mu is held. On Started the caller must
-// start chain(t).
-func (s *Scheduler) admit(t Trigger) (Outcome, Event) {
+// admit applies Overlap to t; s.mu is held. record, if not nil, gives the
+// run t starts or joins its record (see TriggerRecorded), which t.Record is
+// set to. On Started the caller must start chain(*t).
+func (s *Scheduler) admit(t *Trigger, record func(joined uint64) (uint64, error)) (Outcome, Event, error) {
 	now := s.clock.Now()
-	switch {
-	case s.closed:
-		return Rejected, Event{Kind: EventRejected, Trigger: t, Err: errStopped, Time: now}
-	case s.active == nil:
-		s.active = &t
-		s.runs.Add(1)
-		return Started, Event{Kind: EventFired, Trigger: t, Time: now}
-	case s.cfg.Overlap == OverlapReject:
-		return Rejected, Event{Kind: EventRejected, Trigger: t, Time: now}
-	case s.pending == nil:
-		p := t
-		s.pending = &p
-	default:
-		p := merge(*s.pending, t)
-		s.pending = &p
+	if s.closed {
+		return Rejected, Event{Kind: EventRejected, Trigger: *t, Err: ErrStopped, Time: now}, ErrStopped
 	}
-	return Coalesced, Event{Kind: EventCoalesced, Trigger: t, Time: now}
+	if s.active == nil {
+		if record != nil {
+			id, err := record(0)
+			if err != nil {
+				err = fmt.Errorf("record the run: %w", err)
+				return Rejected, Event{Kind: EventRejected, Trigger: *t, Err: err, Time: now}, err
+			}
+			t.Record = id
+		}
+		a := *t
+		s.active = &a
+		s.runs.Add(1)
+		return Started, Event{Kind: EventFired, Trigger: *t, Time: now}, nil
+	}
+	if s.cfg.Overlap == OverlapReject {
+		return Rejected, Event{Kind: EventRejected, Trigger: *t, Time: now}, nil
+	}
+	p := *t
+	if s.pending != nil {
+		p = merge(*s.pending, *t)
+	}
+	if record != nil {
+		id, err := record(p.Record)
+		if err != nil {
+			err = fmt.Errorf("record the run: %w", err)
+			return Rejected, Event{Kind: EventRejected, Trigger: *t, Err: err, Time: now}, err
+		}
+		p.Record = id
+	}
+	t.Record = p.Record
+	s.pending = &p
+	return Coalesced, Event{Kind: EventCoalesced, Trigger: *t, Time: now}, nil
 }
 
 // merge folds t into the pending trigger p: the images become the union
-// (nil, all, wins), and a schedule or catch-up trigger lends its Reason and
-// Time so that the run covering the night is recorded as the nightly one.
+// (nil, all, wins), a schedule or catch-up trigger lends its Reason and
+// Time so that the run covering the night is recorded as the nightly one,
+// and p keeps its Record (t's, when p has none).
 func merge(p, t Trigger) Trigger {
+	p.Record = cmp.Or(p.Record, t.Record)
 	if p.Only == nil || t.Only == nil {
 		p.Only = nil
 	} else {
@@ -580,7 +629,7 @@ func (s *Scheduler) close(shutdown bool) []Event {
 	close(s.stop)
 	var evs []Event
 	if s.pending != nil {
-		evs = append(evs, Event{Kind: EventDropped, Trigger: *s.pending, Err: errStopped, Time: s.clock.Now()})
+		evs = append(evs, Event{Kind: EventDropped, Trigger: *s.pending, Err: ErrStopped, Time: s.clock.Now()})
 		s.pending = nil
 	}
 	return evs
@@ -595,6 +644,9 @@ func (s *Scheduler) emit(evs ...Event) {
 		}
 		if e.Trigger.Only != nil {
 			attrs = append(attrs, "only", e.Trigger.Only)
+		}
+		if e.Trigger.Record != 0 {
+			attrs = append(attrs, "run", e.Trigger.Record)
 		}
 		if e.Err != nil {
 			attrs = append(attrs, "err", e.Err)

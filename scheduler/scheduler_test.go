@@ -933,3 +933,161 @@ func TestNewRejects(t *testing.T) {
 		})
 	}
 }
+
+// records is a record function for TriggerRecorded that numbers records
+// from 100 and remembers what it was asked; fail makes the next call fail.
+type records struct {
+	mu     sync.Mutex
+	next   uint64
+	joined []uint64
+	fail   error
+}
+
+func (r *records) record(joined uint64) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.joined = append(r.joined, joined)
+	if err := r.fail; err != nil {
+		r.fail = nil
+		return 0, err
+	}
+	if joined != 0 {
+		return joined, nil
+	}
+	r.next++
+	return 100 + r.next, nil
+}
+
+func (r *records) calls() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.joined)
+}
+
+// Every admitted trigger learns the record of the run that carries it out:
+// its own when it starts one or is the first to wait, the pending run's
+// when it joins one. The run gets the record; a rejected trigger makes
+// none.
+func TestTriggerRecorded(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := newHarness(t, Config{}, utc(1, 1, 12, 0), time.Time{}, blockUntil(release))
+		stop := h.start()
+		defer stop()
+		recs := &records{}
+
+		type answer struct {
+			out Outcome
+			id  uint64
+			err error
+		}
+		ask := func(tr Trigger) answer {
+			out, id, err := h.s.TriggerRecorded(tr, recs.record)
+			return answer{out, id, err}
+		}
+		if got := ask(Trigger{Record: 55}); got != (answer{Started, 101, nil}) {
+			t.Fatalf("first trigger = %+v, want started with record 101 (its own Record ignored)", got)
+		}
+		synctest.Wait()
+		if act, _ := h.s.Active(); act.Record != 101 {
+			t.Errorf("the active run's record = %d, want 101", act.Record)
+		}
+		// A plain Trigger waits first, without a record: the first trigger
+		// that follows its run gives the pending run one, the next shares it.
+		h.s.Trigger(Trigger{Only: []string{"a"}})
+		if got := ask(Trigger{Only: []string{"b"}}); got != (answer{Coalesced, 102, nil}) {
+			t.Errorf("the first trigger with a record to wait = %+v, want coalesced with record 102", got)
+		}
+		if got := ask(Trigger{Only: []string{"c"}}); got != (answer{Coalesced, 102, nil}) {
+			t.Errorf("the second trigger to wait = %+v, want coalesced with the pending run's record 102", got)
+		}
+		// A failing record leaves the pending run as it was.
+		recs.mu.Lock()
+		recs.fail = errors.New("store is read-only")
+		recs.mu.Unlock()
+		if got := ask(Trigger{Only: []string{"d"}}); got.out != Rejected || got.id != 0 || got.err == nil || !strings.Contains(got.err.Error(), "store is read-only") {
+			t.Errorf("a trigger whose record failed = %+v, want rejected with the error", got)
+		}
+		h.s.Trigger(Trigger{Only: []string{"e"}}) // no record: joins the pending one's
+		if got, want := recs.calls(), []uint64{0, 0, 102, 102}; !slices.Equal(got, want) {
+			t.Errorf("record was called with %v, want %v", got, want)
+		}
+
+		release <- struct{}{}
+		synctest.Wait()
+		act, ok := h.s.Active()
+		if !ok || act.Record != 102 || !slices.Equal(act.Only, []string{"a", "b", "c", "e"}) {
+			t.Errorf("the pending run started as %+v, want record 102 for [a b c e] (not d)", act)
+		}
+		release <- struct{}{}
+		synctest.Wait()
+		runs := h.started()
+		if len(runs) != 2 || runs[0].Record != 101 || runs[1].Record != 102 {
+			t.Errorf("runs %+v, want records 101 and 102", runs)
+		}
+		if n := len(h.eventsOf(EventRejected)); n != 1 {
+			t.Errorf("%d rejected events, want the one whose record failed", n)
+		}
+
+		// A failing record for a run that would start starts nothing.
+		recs.mu.Lock()
+		recs.fail = errors.New("disk full")
+		recs.mu.Unlock()
+		if got := ask(Trigger{}); got.out != Rejected || got.err == nil {
+			t.Errorf("a starting trigger whose record failed = %+v, want rejected", got)
+		}
+		synctest.Wait()
+		if _, ok := h.s.Active(); ok || len(h.started()) != 2 {
+			t.Errorf("a run started without its record")
+		}
+		if got := ask(Trigger{}); got != (answer{Started, 103, nil}) {
+			t.Errorf("the next trigger = %+v, want started with record 103", got)
+		}
+		release <- struct{}{}
+		synctest.Wait()
+	})
+}
+
+// With Overlap "reject" a busy scheduler makes no record, and a stopped
+// one says so; the pending run dropped at shutdown names its record.
+func TestTriggerRecordedRejectedAndDropped(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		h := newHarness(t, Config{Overlap: OverlapReject}, utc(1, 1, 12, 0), time.Time{}, blockUntil(release))
+		stop := h.start()
+		defer stop()
+		recs := &records{}
+		h.s.TriggerRecorded(Trigger{}, recs.record)
+		synctest.Wait()
+		if out, id, err := h.s.TriggerRecorded(Trigger{}, recs.record); out != Rejected || id != 0 || err != nil {
+			t.Errorf("a trigger during a run = %v, %d, %v; want rejected, no record, no error", out, id, err)
+		}
+		if got := recs.calls(); !slices.Equal(got, []uint64{0}) {
+			t.Errorf("record was called with %v, want once for the started run", got)
+		}
+		release <- struct{}{}
+		synctest.Wait()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, Config{}, utc(1, 1, 12, 0), time.Time{}, blockUntil(make(chan struct{})))
+		stop := h.start()
+		recs := &records{}
+		h.s.TriggerRecorded(Trigger{}, recs.record)
+		synctest.Wait()
+		h.s.TriggerRecorded(Trigger{}, recs.record)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if ds := h.eventsOf(EventDropped); len(ds) != 1 || ds[0].Trigger.Record != 102 {
+			t.Errorf("dropped events %+v, want the pending run with record 102", ds)
+		}
+		if out, id, err := h.s.TriggerRecorded(Trigger{}, recs.record); out != Rejected || id != 0 || !errors.Is(err, ErrStopped) {
+			t.Errorf("a trigger after Shutdown = %v, %d, %v; want rejected with ErrStopped", out, id, err)
+		}
+		if n := len(recs.calls()); n != 2 {
+			t.Errorf("record was called %d times, want 2", n)
+		}
+	})
+}

@@ -144,7 +144,9 @@ func (db *DB) Runs(limit int) ([]Run, error) {
 // Interrupt marks every run still recorded as running (left so by a crash
 // or a kill) as interrupted, with its running images and stages, queues
 // what outbox (which may be nil) says about each in the same transaction,
-// and returns those runs as they are now recorded.
+// and returns those runs as they are now recorded. A run still queued is
+// interrupted too, saying that it never started, and without news: it is
+// a run cancelled before it started, and the run it waited for is the news.
 func (db *DB) Interrupt(now time.Time, reason string, outbox func(Finish) ([]Message, error)) ([]Run, error) {
 	var out []Run
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
@@ -163,11 +165,16 @@ func (db *DB) Interrupt(now time.Time, reason string, outbox func(Finish) ([]Mes
 			if err != nil {
 				return err
 			}
-			r.MarkInterrupted(now, reason)
+			queued := r.Status == Queued
+			if queued {
+				r.MarkInterrupted(now, "nightshift stopped before the run started")
+			} else {
+				r.MarkInterrupted(now, reason)
+			}
 			if err := putRun(tx, r); err != nil {
 				return err
 			}
-			if outbox != nil {
+			if outbox != nil && !queued {
 				if err := queueFor(tx, r, outbox); err != nil {
 					return err
 				}

@@ -134,3 +134,39 @@ func TestLastFireSurvivesReopen(t *testing.T) {
 		t.Errorf("LastFire after reopening = %v, %v; want %v", got, err, fired)
 	}
 }
+
+// A queued run is active like a running one: a crash leaves it to
+// Interrupt, which ends it saying it never started, with news only of the
+// run it waited for.
+func TestCrashEndsQueuedRunWithoutNews(t *testing.T) {
+	t.Parallel()
+	db, _ := openTemp(t)
+	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
+	running := &Run{Tag: "t", Status: Running, Started: start}
+	queued := &Run{Status: Queued, Trigger: "api", TriggeredBy: "alice", Started: start.Add(time.Minute)}
+	for _, r := range []*Run{running, queued} {
+		if err := db.CreateRun(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if queued.Status.Done() {
+		t.Error("queued is done")
+	}
+	var told []uint64
+	outbox := func(f Finish) ([]Message, error) {
+		told = append(told, f.Run.ID)
+		return nil, nil
+	}
+	now := start.Add(time.Hour)
+	got, err := db.Interrupt(now, "nightshift stopped during the run", outbox)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Interrupt = %+v, %v; want both runs", got, err)
+	}
+	if len(told) != 1 || told[0] != running.ID {
+		t.Errorf("news queued for runs %v, want only %d", told, running.ID)
+	}
+	r, err := db.Run(queued.ID)
+	if err != nil || r.Status != Interrupted || r.Finished == nil || r.Error != "nightshift stopped before the run started" || r.TriggeredBy != "alice" {
+		t.Errorf("the queued run after the crash: %+v, %v", r, err)
+	}
+}

@@ -185,8 +185,17 @@ func (s *server) runWithNotes(id uint64) (*store.Run, []notification, error) {
 	return run, notes, nil
 }
 
+// triggerAnswer is what POST /api/v1/runs answers an accepted trigger
+// with: the run that carries it out, to follow.
+type triggerAnswer struct {
+	ID      uint64 `json:"id"`
+	URL     string `json:"url"`
+	Outcome string `json:"outcome"`
+}
+
 func (s *server) apiTrigger(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
+	by, ok := s.authorized(w, r)
+	if !ok {
 		return
 	}
 	if s.control == nil {
@@ -213,25 +222,27 @@ func (s *server) apiTrigger(w http.ResponseWriter, r *http.Request) {
 	if reason == "" {
 		reason = "api"
 	}
-	outcome, err := s.control.Trigger(reason, req.Only)
+	res, err := s.control.Trigger(reason, req.Only, by)
 	switch {
-	case outcome == outcomeRejected:
+	case res.Outcome == outcomeRejected:
 		msg := "a run is going on and [schedule] overlap is \"reject\""
 		if err != nil {
 			msg = err.Error()
 		}
-		writeJSON(w, http.StatusConflict, map[string]string{"outcome": outcome, "error": msg})
+		writeJSON(w, http.StatusConflict, map[string]string{"outcome": res.Outcome, "error": msg})
 	case err != nil:
-		s.log.Error("trigger failed", "err", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+		s.internal(w, r, fmt.Errorf("trigger: %w", err))
 	default:
-		s.log.Info("run triggered through the API", "reason", reason, "only", req.Only, "outcome", outcome)
-		writeJSON(w, http.StatusAccepted, map[string]string{"outcome": outcome})
+		u := s.base + "/api/v1/runs/" + strconv.FormatUint(res.ID, 10)
+		s.log.Info("run triggered through the API", "run", res.ID, "outcome", res.Outcome, "by", by, "reason", reason, "only", req.Only)
+		w.Header().Set("Location", u)
+		writeJSON(w, http.StatusAccepted, triggerAnswer{ID: res.ID, URL: u, Outcome: res.Outcome})
 	}
 }
 
 func (s *server) apiCancel(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(w, r) {
+	by, ok := s.authorized(w, r)
+	if !ok {
 		return
 	}
 	id, ok := runID(r)
@@ -243,14 +254,14 @@ func (s *server) apiCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "this server cannot cancel runs")
 		return
 	}
-	err := s.control.Cancel(id)
+	err := s.control.Cancel(id, by)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no run %d", id))
 	case err != nil:
 		writeError(w, http.StatusConflict, err.Error())
 	default:
-		s.log.Info("run cancelled through the API", "run", id)
+		s.log.Info("run cancelled through the API", "run", id, "by", by)
 		writeJSON(w, http.StatusAccepted, map[string]any{"run": id, "outcome": "cancelling"})
 	}
 }

@@ -87,7 +87,7 @@ func (s *server) homeData(h store.History, next time.Time) homeData {
 	for _, c := range []int{7, 30, 90, 365} {
 		d.Choices = append(d.Choices, link{fmt.Sprintf("%s/?runs=%d", s.base, c), strconv.Itoa(c)})
 	}
-	for _, st := range []string{"validated", "built", "failed", "skipped", "interrupted", "running"} {
+	for _, st := range []string{"validated", "built", "failed", "skipped", "interrupted", "running", "queued"} {
 		d.Legend = append(d.Legend, newBadge(st))
 	}
 	if len(nights) > 0 {
@@ -99,7 +99,7 @@ func (s *server) homeData(h store.History, next time.Time) homeData {
 	for i := range nights {
 		night := &nights[i]
 		status := night.Status()
-		d.Running = d.Running || status == store.Running
+		d.Running = d.Running || status == store.Running || status == store.Queued
 		title := fmt.Sprintf("run %d, %s: %s", night.ID(), fmtTime(night.Run.Started), status)
 		for _, v := range night.Validations {
 			title += fmt.Sprintf("; validation run %d: %s", v.ID, v.Status)
@@ -323,7 +323,7 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	for _, n := range notes {
 		d.Notes = append(d.Notes, noteView{notification: n, Badge: newBadge(string(n.Status))})
 	}
-	if run.Status == store.Running {
+	if run.Status == store.Running || run.Status == store.Queued {
 		d.Refresh = homeRefreshEvery
 	}
 	s.render(w, r, http.StatusOK, "run", d)

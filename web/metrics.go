@@ -14,7 +14,7 @@ import (
 var (
 	// A gauge, not a counter: pruning old runs lowers it.
 	descRuns = prometheus.NewDesc("nightshift_runs",
-		"Nights recorded in the store now, by outcome (running, succeeded, failed, interrupted): a nightly run and the runs that validated its images count once; pruning old runs lowers it.",
+		"Nights recorded in the store now, by outcome (queued, running, succeeded, failed, interrupted): a nightly run and the runs that validated its images count once; pruning old runs lowers it.",
 		[]string{"status"}, nil)
 	descLastSuccess = prometheus.NewDesc("nightshift_image_last_success_timestamp_seconds",
 		"When the image last finished successfully (Unix time): built, and validated when validation is configured or its night validated it.",
@@ -32,7 +32,7 @@ var (
 
 // runStatuses are the statuses a run can have, reported even at zero so
 // that alerts on them and absent() work from the first scrape.
-var runStatuses = []store.Status{store.Running, store.Succeeded, store.Failed, store.Interrupted}
+var runStatuses = []store.Status{store.Queued, store.Running, store.Succeeded, store.Failed, store.Interrupted}
 
 // collector is nightshift's prometheus.Collector.
 type collector struct{ s *server }

@@ -145,7 +145,7 @@ type badge struct {
 
 var symbols = map[string]string{
 	"built": "✓", "validated": "★", "succeeded": "✓", "failed": "✗", "skipped": "–",
-	"interrupted": "!", "running": "…", "pending": "…", "sent": "✓", "given-up": "✗",
+	"interrupted": "!", "running": "…", "queued": "○", "pending": "…", "sent": "✓", "given-up": "✗",
 }
 
 func newBadge(status string) badge {

@@ -30,14 +30,33 @@ import (
 
 // Control is what the daemon gives the web side to act with.
 type Control interface {
-	// Trigger asks for a run now. outcome is "started", "coalesced" (queued
-	// behind the run going on) or "rejected"; err is shown to the caller.
-	Trigger(reason string, only []string) (outcome string, err error)
-	// Cancel cancels run runID. The error wraps store.ErrNotFound when no
-	// such run exists; any other error means the run is not running.
-	Cancel(runID uint64) error
+	// Trigger asks for a run now, for the API token named by ("" for the
+	// unnamed token). The outcome is "started", "coalesced" (queued behind
+	// the run going on) or "rejected"; an accepted run has its record at
+	// once, queued until it starts. The err of a rejected trigger is shown
+	// to the caller; any other is logged, and answered 500.
+	Trigger(reason string, only []string, by string) (Triggered, error)
+	// Cancel cancels run runID for the token named by. The error wraps
+	// store.ErrNotFound when no such run exists; any other error means
+	// the run is not running.
+	Cancel(runID uint64, by string) error
 	// Next is the schedule's next fire time, zero if none.
 	Next() time.Time
+}
+
+// Triggered is what became of a trigger.
+type Triggered struct {
+	Outcome string // "started", "coalesced" or "rejected"
+	// ID is the record of the run that carries the trigger out: its own,
+	// or the pending run's it joined. 0 when rejected.
+	ID uint64
+}
+
+// Token is a bearer token that API writes accept, and the name the runs
+// it triggers are recorded with ("" for an unnamed token).
+type Token struct {
+	Name   string
+	Secret string
 }
 
 // Config is what New needs.
@@ -47,8 +66,9 @@ type Config struct {
 	// Logs is the store's log directory; the log of image name in run id is
 	// <Logs>/<id>/<name>.log.
 	Logs string
-	// Token is the bearer token that writes need. "" refuses every write.
-	Token string
+	// Tokens are the bearer tokens that writes accept. None refuses every
+	// write. Of two with the same secret, the later one's name is recorded.
+	Tokens []Token
 	// PublicURL is where people reach the dashboard ("" if unset). Its path,
 	// if any, prefixes the dashboard's links, for a reverse proxy that
 	// publishes this handler under a prefix it strips.
@@ -81,9 +101,8 @@ type server struct {
 	db        *store.DB
 	control   Control
 	logs      string
-	token     [sha256.Size]byte // hashed, so comparing leaks neither content nor length
-	canW      bool              // a token is configured
-	base      string            // path prefix of links, from PublicURL
+	tokens    []hashedToken // empty: writes are refused
+	base      string        // path prefix of links, from PublicURL
 	validates bool
 	log       *slog.Logger
 	reg       *prometheus.Registry
@@ -130,8 +149,11 @@ func newServer(c Config) (*server, error) {
 		poll: defaultLogPoll,
 		now:  time.Now,
 	}
-	if c.Token != "" {
-		s.token, s.canW = sha256.Sum256([]byte(c.Token)), true
+	for _, t := range c.Tokens {
+		if t.Secret == "" {
+			return nil, fmt.Errorf("web: token %q is empty", t.Name)
+		}
+		s.tokens = append(s.tokens, hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Secret))})
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -279,30 +301,44 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// authorized reports whether r carries the bearer token, and if not, has
-// answered 401.
-func (s *server) authorized(w http.ResponseWriter, r *http.Request) bool {
+// hashedToken is a Token as the server keeps it: hashed, so that comparing
+// leaks neither its content nor its length.
+type hashedToken struct {
+	name string
+	sum  [sha256.Size]byte
+}
+
+// authorized reports whether r carries one of the bearer tokens, and the
+// name of that token; if not, it has answered 401.
+func (s *server) authorized(w http.ResponseWriter, r *http.Request) (name string, ok bool) {
 	const scheme = "bearer "
 	h := r.Header.Get("Authorization")
 	given := len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme)
-	if given && s.canW {
+	if given && len(s.tokens) > 0 {
 		sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(scheme):])))
-		if subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1 {
-			return true
+		// Every token is compared, in constant time, so that the time
+		// taken says nothing of which one, if any, matched.
+		match := -1
+		for i := range s.tokens {
+			eq := subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:])
+			match = subtle.ConstantTimeSelect(eq, i, match)
+		}
+		if match >= 0 {
+			return s.tokens[match].name, true
 		}
 	}
 	switch {
-	case !s.canW:
+	case len(s.tokens) == 0:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift"`)
-		writeError(w, http.StatusUnauthorized, "writes are disabled: the daemon has no API token ([http] token_file)")
+		writeError(w, http.StatusUnauthorized, "writes are disabled: the daemon has no API token ([http] token_file or tokens_file)")
 	case !given:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift"`)
-		writeError(w, http.StatusUnauthorized, "this needs the API token: Authorization: Bearer <token>")
+		writeError(w, http.StatusUnauthorized, "this needs an API token: Authorization: Bearer <token>")
 	default:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="nightshift", error="invalid_token"`)
-		writeError(w, http.StatusUnauthorized, "the token is not the daemon's API token")
+		writeError(w, http.StatusUnauthorized, "the token is not one of the daemon's API tokens")
 	}
-	return false
+	return "", false
 }
 
 // notFound answers 404 in the style of the path: JSON under /api/.

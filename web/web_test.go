@@ -21,7 +21,10 @@ import (
 	"nightshift/store"
 )
 
-const testToken = "s3cret-token"
+const (
+	testToken  = "s3cret-token"              // unnamed, as [http] token_file
+	aliceToken = "alice-s3cret-0123456789ab" // named "alice", as a line of [http] tokens_file
+)
 
 // fakeControl stands in for the daemon.
 type fakeControl struct {
@@ -32,19 +35,38 @@ type fakeControl struct {
 	running uint64 // the run Cancel accepts
 	db      *store.DB
 	calls   []string
+	// record makes an accepted trigger record a queued run, as the daemon
+	// does, and answer with its id.
+	record bool
 }
 
-func (c *fakeControl) Trigger(reason string, only []string) (string, error) {
+func (c *fakeControl) Trigger(reason string, only []string, by string) (Triggered, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls = append(c.calls, fmt.Sprintf("trigger %s %v", reason, only))
-	return c.outcome, c.err
+	call := fmt.Sprintf("trigger %s %v", reason, only)
+	if by != "" {
+		call += " by " + by
+	}
+	c.calls = append(c.calls, call)
+	res := Triggered{Outcome: c.outcome}
+	if c.record && c.err == nil && c.outcome != outcomeRejected {
+		r := &store.Run{Status: store.Queued, Trigger: reason, TriggeredBy: by, Started: time.Now().UTC()}
+		if err := c.db.CreateRun(r); err != nil {
+			return Triggered{}, err
+		}
+		res.ID = r.ID
+	}
+	return res, c.err
 }
 
-func (c *fakeControl) Cancel(id uint64) error {
+func (c *fakeControl) Cancel(id uint64, by string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls = append(c.calls, fmt.Sprintf("cancel %d", id))
+	call := fmt.Sprintf("cancel %d", id)
+	if by != "" {
+		call += " by " + by
+	}
+	c.calls = append(c.calls, call)
 	if id == c.running {
 		return nil
 	}
@@ -140,7 +162,8 @@ func newFixture(t *testing.T, mod ...func(*Config)) *fixture {
 	}
 
 	f.ctl = &fakeControl{outcome: "started", next: time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC), running: run.ID, db: db}
-	c := Config{DB: db, Control: f.ctl, Logs: f.logs, Token: testToken, Registry: f.reg}
+	c := Config{DB: db, Control: f.ctl, Logs: f.logs, Registry: f.reg,
+		Tokens: []Token{{Secret: testToken}, {Name: "alice", Secret: aliceToken}}}
 	for _, m := range mod {
 		m(&c)
 	}
@@ -267,10 +290,10 @@ func TestAPI(t *testing.T) {
 		{name: "trigger with token as basic auth", method: "POST", path: "/api/v1/runs", auth: "Basic " + testToken, code: 401, check: unauthorized},
 		{name: "trigger with a longer token", method: "POST", path: "/api/v1/runs", auth: bearer + "x", code: 401, check: unauthorized},
 		{name: "trigger", method: "POST", path: "/api/v1/runs", auth: bearer, code: 202, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
-			var got map[string]string
+			var got triggerAnswer
 			decode(t, rec, &got)
-			if got["outcome"] != "started" || f.ctl.lastCall() != "trigger api []" {
-				t.Errorf("answer %v, daemon got %q", got, f.ctl.lastCall())
+			if got.Outcome != "started" || f.ctl.lastCall() != "trigger api []" {
+				t.Errorf("answer %+v, daemon got %q", got, f.ctl.lastCall())
 			}
 		}},
 		{name: "trigger some images", method: "POST", path: "/api/v1/runs", auth: "bearer " + testToken, body: `{"only":["ci_cpu","ci_lint"],"reason":"hotfix"}`, outcome: "coalesced", code: 202, check: func(t *testing.T, f *fixture, rec *httptest.ResponseRecorder) {
@@ -427,8 +450,8 @@ func html(want ...string) func(t *testing.T, f *fixture, rec *httptest.ResponseR
 // Without a token every write is refused, whatever the request says.
 func TestNoTokenRefusesWrites(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *Config) { c.Token = "" })
-	for _, auth := range []string{"", "Bearer ", "Bearer x", "Bearer " + testToken} {
+	f := newFixture(t, func(c *Config) { c.Tokens = nil })
+	for _, auth := range []string{"", "Bearer ", "Bearer x", "Bearer " + testToken, "Bearer " + aliceToken} {
 		for _, path := range []string{"/api/v1/runs", "/api/v1/runs/9/cancel"} {
 			rec := f.do("POST", path, auth, "")
 			if rec.Code != http.StatusUnauthorized {

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nightshift/config"
 	"nightshift/pipeline"
 	"nightshift/scheduler"
 	"nightshift/store"
@@ -22,8 +25,18 @@ func (c *cli) daemon(ctx context.Context, args []string) int {
 	fs, cfgPath := c.flags("daemon", "[flags]", `Runs nightshift on a build host: nightly runs on [schedule] cron (a night
 missed while down is made up for, or skipped, by [schedule] missed), the HTTP
 API, dashboard and /metrics on [http] listen, and delivery of notifications.
+
+Runs are also triggered through the API (POST /api/v1/runs, 'nightshift
+trigger'), with a bearer token of [http] token_file (unnamed) or of
+[http] tokens_file ("name token" a line: the run records the name as
+triggered_by). A trigger answers with the id of its run, recorded at once
+as queued: one run at a time, so a trigger during a run waits in the one
+pending run ([schedule] overlap = "coalesce", whose triggers share its id)
+or is refused with 409 and no record ("reject").
+
 One daemon per database: a second one exits 3. SIGTERM or SIGINT stop it,
-letting the current run finish within [schedule] shutdown_grace.
+letting the current run finish within [schedule] shutdown_grace; the
+pending run, if any, is then recorded interrupted, never started.
 `)
 	if ok, code := parse(fs, args); !ok {
 		return code
@@ -49,7 +62,7 @@ letting the current run finish within [schedule] shutdown_grace.
 
 	metrics := prometheus.NewRegistry()
 	handler, err := web.New(web.Config{
-		DB: db, Control: d, Logs: cfg.Store.Logs, Token: cfg.HTTP.Token.Reveal(),
+		DB: db, Control: d, Logs: cfg.Store.Logs, Tokens: apiTokens(cfg.HTTP),
 		PublicURL: cfg.HTTP.PublicURL, Log: c.log, Registry: metrics, Validates: cfg.Validates(),
 	})
 	if err != nil {
@@ -109,12 +122,28 @@ type daemonState struct {
 	cancel  context.CancelCauseFunc
 }
 
-// run is the scheduler's run function: one nightly.
+// apiTokens are the tokens API writes accept: the unnamed one of
+// token_file, then the named ones of tokens_file (which win, should one be
+// the same).
+func apiTokens(h config.HTTP) []web.Token {
+	var ts []web.Token
+	if tok := h.Token.Reveal(); tok != "" {
+		ts = append(ts, web.Token{Secret: tok})
+	}
+	for _, t := range h.Tokens {
+		ts = append(ts, web.Token{Name: t.Name, Secret: t.Token.Reveal()})
+	}
+	return ts
+}
+
+// run is the scheduler's run function: one nightly. A triggered run takes
+// over the queued record its trigger made (t.Record), and can be cancelled
+// by its id from the start.
 func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	d.mu.Lock()
-	d.cancel = cancel
+	d.current, d.cancel = t.Record, cancel
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -124,9 +153,13 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 	}()
 	// The pipeline only queues news; d.deliver, woken by the deferred call
 	// above, sends it.
-	run, err := d.p.Nightly(ctx, pipeline.Request{Selection: pipeline.Selection{Only: t.Only}, Trigger: t.Reason, Unattended: true})
+	run, err := d.p.Nightly(ctx, pipeline.Request{Selection: pipeline.Selection{Only: t.Only}, Trigger: t.Reason, Unattended: true, Record: t.Record})
 	if err != nil {
-		d.log.Error("the run could not start", "err", err)
+		if t.Record != 0 {
+			d.log.Error("the run could not start", "run", t.Record, "err", err)
+		} else {
+			d.log.Error("the run could not start", "err", err)
+		}
 		return fmt.Errorf("the run could not start: %w", err)
 	}
 	d.mu.Lock()
@@ -139,9 +172,15 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 }
 
 // event acts on what the scheduler reports (which it logs itself): people
-// are told of a night skipped, and a run that panicked is recorded.
+// are told of a night skipped, a run that panicked is recorded, and the
+// queued record of a pending run dropped at shutdown is ended.
 func (d *daemonState) event(e scheduler.Event) {
 	switch e.Kind {
+	case scheduler.EventDropped:
+		if e.Trigger.Record != 0 {
+			d.endQueued(e.Trigger.Record, "the daemon stopped before the run started")
+		}
+		return
 	case scheduler.EventMissedSkipped:
 		reason := fmt.Sprintf("the run scheduled for %s was missed while nightshift was down, and skipped ([schedule] missed)", e.Time.Format(time.RFC3339))
 		if err := d.p.QueueNews(reason); err != nil {
@@ -191,24 +230,89 @@ func (d *daemonState) wakeDelivery() {
 	}
 }
 
-// Trigger starts a run now, or queues it behind the current one.
-func (d *daemonState) Trigger(reason string, only []string) (string, error) {
+// Trigger starts a run now, or queues it behind the current one, as the
+// scheduler's overlap policy says. Every accepted trigger has a record at
+// once, queued until its run starts, and answers with its id: a trigger
+// coalesced into the pending run shares that run's record (and adds its
+// token's name to triggered_by), because the pending run is the one that
+// carries it out, and the one whose end its caller waits for. A rejected
+// trigger makes no record.
+func (d *daemonState) Trigger(reason string, only []string, by string) (web.Triggered, error) {
 	if reason == "" {
-		reason = "api"
+		reason = scheduler.ReasonAPI
 	}
-	return string(d.sched.Trigger(scheduler.Trigger{Reason: reason, Only: only, Time: time.Now().UTC()})), nil
+	now := time.Now().UTC()
+	record := func(joined uint64) (uint64, error) {
+		if joined != 0 {
+			return joined, d.addTriggerer(joined, by)
+		}
+		r := &store.Run{Status: store.Queued, Trigger: reason, TriggeredBy: by, Started: now}
+		if err := d.db.CreateRun(r); err != nil {
+			return 0, err
+		}
+		return r.ID, nil
+	}
+	out, id, err := d.sched.TriggerRecorded(scheduler.Trigger{Reason: reason, Only: only, Time: now}, record)
+	switch {
+	case errors.Is(err, scheduler.ErrStopped):
+		return web.Triggered{Outcome: string(out)}, errors.New("the daemon is stopping: it starts no more runs")
+	case err != nil:
+		return web.Triggered{}, err
+	}
+	return web.Triggered{Outcome: string(out), ID: id}, nil
 }
 
-// Cancel cancels run id if it is the one going on.
-func (d *daemonState) Cancel(id uint64) error {
+// addTriggerer adds by to the names of who triggered queued run id.
+func (d *daemonState) addTriggerer(id uint64, by string) error {
+	if by == "" {
+		return nil
+	}
+	return d.db.UpdateRun(id, func(r *store.Run) error {
+		names := strings.Split(r.TriggeredBy, ", ")
+		if r.TriggeredBy == "" {
+			names = nil
+		}
+		if !slices.Contains(names, by) {
+			r.TriggeredBy = strings.Join(append(names, by), ", ")
+		}
+		return nil
+	})
+}
+
+// endQueued ends the queued record of a run that will not start, as
+// interrupted: it never started, so it is not news.
+func (d *daemonState) endQueued(id uint64, why string) {
+	now := time.Now().UTC()
+	_, err := d.db.FinishRun(id, func(r *store.Run) error {
+		if r.Status == store.Queued {
+			r.MarkInterrupted(now, why)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		d.log.Error("recording that a queued run will not start", "run", id, "err", err)
+	}
+}
+
+// Cancel cancels run id if it is the one going on; by names the API token
+// that asked, for the record.
+func (d *daemonState) Cancel(id uint64, by string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.current == id && d.cancel != nil {
-		d.cancel(errors.New("cancelled through the API"))
+		cause := "cancelled through the API"
+		if by != "" {
+			cause += " by " + by
+		}
+		d.cancel(errors.New(cause))
 		return nil
 	}
-	if _, err := d.db.Run(id); err != nil {
+	r, err := d.db.Run(id)
+	if err != nil {
 		return err
+	}
+	if r.Status == store.Queued {
+		return fmt.Errorf("run %d is queued: it can be cancelled once it has started", id)
 	}
 	return fmt.Errorf("run %d is not running", id)
 }

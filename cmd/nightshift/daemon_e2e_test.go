@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,7 +175,7 @@ dockerfile = "docker/Dockerfile.slow"
 		t.Errorf("trigger with the token: %d, want 202", code)
 	}
 	if res := nightshift(t, nil, "trigger", "-c", cfg, "--reason", "test"); res.code != 0 ||
-		(!strings.Contains(res.stdout, "run started") && !strings.Contains(res.stdout, "run coalesced")) {
+		!regexp.MustCompile(`^run \d+ (started|coalesced): `+regexp.QuoteMeta(base)+`/api/v1/runs/\d+\n$`).MatchString(res.stdout) {
 		t.Errorf("trigger: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
 	if res := nightshift(t, nil, "status", "-c", cfg); res.code != 0 || !strings.Contains(res.stdout, "run ") {

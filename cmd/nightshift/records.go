@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -41,13 +42,23 @@ func (c *cli) history(args []string) int {
 	}
 	now := time.Now()
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTATUS\tTAG\tSTARTED\tDURATION\tIMAGES")
+	fmt.Fprintln(tw, "RUN\tSTATUS\tTAG\tSTARTED\tDURATION\tIMAGES\tTRIGGER")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Tag,
-			r.Started.Local().Format("2006-01-02 15:04"), r.Duration(now).Round(time.Second), countImages(r))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, cmp.Or(r.Tag, "-"),
+			r.Started.Local().Format("2006-01-02 15:04"), r.Duration(now).Round(time.Second), countImages(r),
+			cmp.Or(r.Trigger, "-")+triggeredBy(r))
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// triggeredBy is " by <names>" for a run an API token triggered, "" for
+// any other.
+func triggeredBy(r store.Run) string {
+	if r.TriggeredBy == "" {
+		return ""
+	}
+	return " by " + r.TriggeredBy
 }
 
 // countImages summarizes a run's images, e.g. "4 succeeded, 1 failed, 2 skipped".
@@ -105,7 +116,11 @@ failing step (for failed tests, why they failed); the Jenkins job, if any.
 	if r.Dirty {
 		fmt.Fprintln(c.stdout, "         (the tree had uncommitted changes)")
 	}
-	fmt.Fprintf(c.stdout, "started  %s (%s)\nduration %s\n", r.Started.Local().Format(time.RFC3339), r.Trigger, r.Duration(now).Round(time.Millisecond))
+	started := "started "
+	if r.Status == store.Queued {
+		started = "queued  " // waiting its turn since
+	}
+	fmt.Fprintf(c.stdout, "%s %s (%s%s)\nduration %s\n", started, r.Started.Local().Format(time.RFC3339), r.Trigger, triggeredBy(*r), r.Duration(now).Round(time.Millisecond))
 	if r.Error != "" {
 		fmt.Fprintf(c.stdout, "error    %s\n", r.Error)
 	}
