@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -193,9 +194,24 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		if req.Progress != nil {
 			defer close(req.Progress)
 		}
+		defer func() {
+			// A bug of ours (or a library's) ends this run, recorded, not
+			// the process: the daemon has more nights to run.
+			if v := recover(); v != nil {
+				p.log.Error("the run failed: panic", "run", x.id, "panic", v, "stack", string(debug.Stack()))
+				r.rec, r.err = p.Abandon(x.id, fmt.Sprintf("nightshift failed: panic: %v", v))
+				r.err = errors.Join(fmt.Errorf("run %d: panic: %v", x.id, v), r.err)
+			}
+		}()
 		r.rec, r.err = x.run(ctx)
 	}()
 	return r, nil
+}
+
+// Abandon ends run id, running or queued, as interrupted for why, and
+// queues its news: for a run whose carrying out was lost (a panic).
+func (p *Pipeline) Abandon(id uint64, why string) (*store.Run, error) {
+	return p.db.InterruptRun(id, p.now().UTC(), why, p.outbox())
 }
 
 // record makes rec the run's record: the queued one, when there is one.
@@ -299,7 +315,7 @@ func (x *execution) run(ctx context.Context) (*store.Run, error) {
 		if e.Stage == "" && e.Status == store.Succeeded {
 			// Pushed and verified, or pulled: the rest is ours, while the
 			// images built on it go on.
-			after.Go(func() { x.afterPush(ctx, plan.Step(e.Image), e) })
+			after.Go(func() { x.safeAfterPush(ctx, plan.Step(e.Image), e) })
 			continue
 		}
 		x.record(e)
@@ -387,6 +403,22 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 	if st.End(ctx, err, rebuild.Event{Digest: digest, Tags: tags}) == store.Succeeded {
 		x.record(rebuild.Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: tags})
 	}
+}
+
+// safeAfterPush is afterPush, with a panic in it failing that image alone,
+// its stack in the image's log.
+func (x *execution) safeAfterPush(ctx context.Context, s *rebuild.Step, pushed rebuild.Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("nightshift failed: panic: %v", v)
+			if log, lerr := rebuild.AppendLog(filepath.Join(x.logs(), s.Name+".log")); lerr == nil {
+				fmt.Fprintf(log, "==> %v\n%s", err, debug.Stack())
+				log.Close()
+			}
+			x.record(rebuild.Event{Image: s.Name, Status: store.Failed, Err: err, Digest: pushed.Digest, Tags: pushed.Tags})
+		}
+	}()
+	x.afterPush(ctx, s, pushed)
 }
 
 // shown is how an image's own tests are recorded: while the Jenkins job

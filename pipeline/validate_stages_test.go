@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"nightshift/config"
@@ -192,4 +193,57 @@ func TestValidationResolvesTheNight(t *testing.T) {
 			t.Errorf("%s: run %d %q %q %v; want %d %q %q, usage error %v", tc.name, night.ID, night.Tag, night.Commit, err, tc.id, tc.tag, tc.commit, tc.usage)
 		}
 	}
+}
+
+// A panic in what the pipeline does with an image fails that image; one in
+// the run's own work (here the Jenkins job) ends the run interrupted. The
+// process goes on either way.
+func TestPanicsEndRecorded(t *testing.T) {
+	t.Parallel()
+	t.Run("in an image's tests", func(t *testing.T) {
+		t.Parallel()
+		reg := newStubRegistry()
+		p, _ := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+		p.tester = func(*Prepared) tester {
+			return testerFunc(func(s *rebuild.Step) *store.Validation {
+				if s.Name == "cpu" {
+					panic("tester: boom")
+				}
+				return &store.Validation{Status: store.Succeeded}
+			})
+		}
+		got, err := runPrepared(t.Context(), p, &Prepared{Plan: testPlan()}, Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpu := got.Image("cpu")
+		if got.Status != store.Failed || cpu.Status != store.Failed || !strings.Contains(cpu.Error, "panic: tester: boom") {
+			t.Errorf("run %s, cpu %s %q; want both failed by the panic", got.Status, cpu.Status, cpu.Error)
+		}
+		if lint := got.Image("lint"); lint.Status != store.Succeeded {
+			t.Errorf("lint, built on cpu's pushed image, ended %s", lint.Status)
+		}
+	})
+	t.Run("in the run's Jenkins job", func(t *testing.T) {
+		t.Parallel()
+		reg := newStubRegistry()
+		p, db := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+		p.tester = func(*Prepared) tester { return testsFailing("") }
+		p.jenkins = func(*rebuild.Plan) jenkinsJob {
+			return jenkinsFunc(func(context.Context, map[string]string, func(store.JenkinsBuild)) store.JenkinsBuild {
+				panic("jenkins: boom")
+			})
+		}
+		got, err := runPrepared(t.Context(), p, &Prepared{Plan: testPlan()}, Request{})
+		if err == nil || !strings.Contains(err.Error(), "panic: jenkins: boom") {
+			t.Errorf("Wait's error = %v, want the panic", err)
+		}
+		if got == nil || got.Status != store.Interrupted || !strings.Contains(got.Error, "nightshift failed: panic: jenkins: boom") {
+			t.Fatalf("run recorded as %+v, want interrupted by the panic", got)
+		}
+		if n, _ := db.PendingCount(); n != 0 {
+			// No notifier is configured here; the outbox ran without error.
+			t.Errorf("%d messages queued with no notifier", n)
+		}
+	})
 }

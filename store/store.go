@@ -158,32 +158,53 @@ func (db *DB) Interrupt(now time.Time, reason string, outbox func(Finish) ([]Mes
 			return err
 		}
 		for _, id := range ids {
-			r, err := getRun(tx, id)
+			r, err := interrupt(tx, id, now, reason, outbox)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			queued := r.Status == Queued
-			if queued {
-				r.MarkInterrupted(now, "nightshift stopped before the run started")
-			} else {
-				r.MarkInterrupted(now, reason)
-			}
-			if err := putRun(tx, r); err != nil {
-				return err
-			}
-			if outbox != nil && !queued {
-				if err := queueFor(tx, r, outbox); err != nil {
-					return err
-				}
-			}
 			out = append(out, *r)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// InterruptRun is Interrupt for run id alone; a run already done is left
+// as it is, and returned.
+func (db *DB) InterruptRun(id uint64, now time.Time, reason string, outbox func(Finish) ([]Message, error)) (*Run, error) {
+	var out *Run
+	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
+		out, err = interrupt(tx, id, now, reason, outbox)
+		return err
+	})
+	return out, err
+}
+
+// interrupt ends run id if it is not done: a queued run quietly (it never
+// started), a running one with its news.
+func interrupt(tx *bolt.Tx, id uint64, now time.Time, reason string, outbox func(Finish) ([]Message, error)) (*Run, error) {
+	r, err := getRun(tx, id)
+	if err != nil || r.Status.Done() {
+		return r, err
+	}
+	queued := r.Status == Queued
+	if queued {
+		r.MarkInterrupted(now, "nightshift stopped before the run started")
+	} else {
+		r.MarkInterrupted(now, reason)
+	}
+	if err := putRun(tx, r); err != nil {
+		return nil, err
+	}
+	if outbox != nil && !queued {
+		if err := queueFor(tx, r, outbox); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // MarkInterrupted ends r and everything in it that was still running, and

@@ -151,6 +151,22 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 		d.mu.Unlock()
 		d.wakeDelivery()
 	}()
+	defer func() {
+		// A panic while the run starts ends its record (the queued one, or
+		// the one made) as interrupted, and no other: a run waiting behind
+		// it keeps its own. The scheduler still hears of the panic.
+		if v := recover(); v != nil {
+			d.mu.Lock()
+			id := d.current
+			d.mu.Unlock()
+			if id != 0 {
+				if _, err := d.p.Abandon(id, fmt.Sprintf("nightshift failed: panic: %v", v)); err != nil {
+					d.log.Error("recording the run that panicked", "run", id, "err", err)
+				}
+			}
+			panic(v)
+		}
+	}()
 	// The pipeline only queues news; d.deliver, woken by the deferred call
 	// above, sends it.
 	run, err := d.p.Nightly(ctx, pipeline.Request{Selection: pipeline.Selection{Only: t.Only}, Trigger: t.Reason, Unattended: true, Record: t.Record})
@@ -187,9 +203,7 @@ func (d *daemonState) event(e scheduler.Event) {
 			d.log.Error("queueing a notification", "err", err)
 		}
 	case scheduler.EventPanic:
-		if _, err := d.p.Recover(); err != nil {
-			d.log.Error(err.Error())
-		}
+		// The run's own record was ended as it unwound (daemonState.run).
 	default:
 		return
 	}
