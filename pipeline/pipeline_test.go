@@ -332,4 +332,14 @@ func TestQueuedRecord(t *testing.T) {
 	if err != nil || r.Status != store.Failed || r.Finished == nil || !strings.Contains(r.Error, `could not start: no image "gpu"`) {
 		t.Errorf("the queued run that could not start: %+v (%v), want failed, saying why", r, err)
 	}
+
+	id = queue()
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := p.start(cancelled, Request{Record: id}, nil, &Unavailable{context.Canceled}); err == nil {
+		t.Fatal("start with an error started")
+	}
+	if r, err := db.Run(id); err != nil || r.Status != store.Interrupted {
+		t.Errorf("the queued run cancelled before it started: %+v (%v), want interrupted", r, err)
+	}
 }

@@ -146,7 +146,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		if errors.As(err, &unavailable) || (req.Unattended && !errors.As(err, &usage)) {
 			p.notStarted(ctx, err)
 		}
-		p.dropQueued(req.Record, err)
+		p.dropQueued(ctx, req.Record, err)
 		if req.Progress != nil {
 			close(req.Progress)
 		}
@@ -180,7 +180,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		rec.Planned = append(rec.Planned, s.Name)
 	}
 	if err := p.record(rec, req.Record); err != nil {
-		p.dropQueued(req.Record, err)
+		p.dropQueued(ctx, req.Record, err)
 		if req.Progress != nil {
 			close(req.Progress)
 		}
@@ -232,17 +232,21 @@ func (p *Pipeline) record(rec *store.Run, queued uint64) error {
 }
 
 // dropQueued ends the queued record of a run that could not start: failed,
-// saying why. Its news, when it is news, goes through notStarted.
-func (p *Pipeline) dropQueued(queued uint64, why error) {
+// saying why, or interrupted when it was cancelled. Its news, when it is
+// news, goes through notStarted.
+func (p *Pipeline) dropQueued(ctx context.Context, queued uint64, why error) {
 	if queued == 0 {
 		return
 	}
 	now := p.now()
 	_, err := p.db.FinishRun(queued, func(r *store.Run) error {
-		if r.Status != store.Queued {
-			return nil
+		switch {
+		case r.Status != store.Queued:
+		case ctx.Err() != nil:
+			r.MarkInterrupted(now, "cancelled before the run started: "+context.Cause(ctx).Error())
+		default:
+			r.Status, r.Finished, r.Error = store.Failed, &now, "the run could not start: "+why.Error()
 		}
-		r.Status, r.Finished, r.Error = store.Failed, &now, "the run could not start: "+why.Error()
 		return nil
 	}, nil)
 	if err != nil {
