@@ -10,12 +10,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"nightshift/config"
-	"nightshift/pipeline"
 	"nightshift/store"
 )
 
@@ -55,15 +53,7 @@ func (c *cli) newDaemonClient(cmd, path, flagURL, tokenFile string) (*daemonClie
 // never needs the daemon's named tokens: a tokens_file that only the
 // daemon may read is not the client's problem.
 func (c *cli) clientConfig(path string) (*config.Config, int) {
-	cfg, ps := config.Inspect(path)
-	ps = slices.DeleteFunc(ps, func(p config.Problem) bool { return p.Key == "http.tokens_file" })
-	if len(ps) > 0 {
-		ps = append(ps, pipeline.GraphProblems(cfg, ps)...)
-		ps.Sort()
-		c.printError(ps)
-		return nil, exitUsage
-	}
-	return cfg, exitOK
+	return c.loadConfigExcept(path, func(p config.Problem) bool { return p.Key == "http.tokens_file" })
 }
 
 func (c *cli) trigger(ctx context.Context, args []string) int {

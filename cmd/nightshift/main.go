@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -172,7 +173,16 @@ func parse(fs *flag.FlagSet, args []string, want ...*string) (ok bool, code int)
 
 // loadConfig loads the configuration, printing every problem.
 func (c *cli) loadConfig(path string) (*config.Config, int) {
+	return c.loadConfigExcept(path, nil)
+}
+
+// loadConfigExcept is loadConfig, not counting the problems ignore says a
+// command does not care about.
+func (c *cli) loadConfigExcept(path string, ignore func(config.Problem) bool) (*config.Config, int) {
 	cfg, ps := config.Inspect(path)
+	if ignore != nil {
+		ps = slices.DeleteFunc(ps, ignore)
+	}
 	if len(ps) > 0 {
 		ps = append(ps, pipeline.GraphProblems(cfg, ps)...)
 		ps.Sort()
