@@ -81,7 +81,7 @@ func withClock(now func() time.Time, sleep func(context.Context, time.Duration) 
 // next try (for logs). When ctx ends during a wait, the error says so and
 // holds the last failure too.
 func Do(ctx context.Context, p Policy, f func(ctx context.Context) error, onRetry func(err error, wait time.Duration), opts ...Option) error {
-	o := options{transient: Transient, now: time.Now, sleep: sleep}
+	o := options{transient: Transient, now: time.Now, sleep: Sleep}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -108,7 +108,9 @@ func Do(ctx context.Context, p Policy, f func(ctx context.Context) error, onRetr
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends and returns its error: the wait between
+// tries, and between polls.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

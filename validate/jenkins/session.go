@@ -345,20 +345,12 @@ func (pol policy) retryable(err error) bool {
 	return errors.As(err, &ue) || retry.Transient(err)
 }
 
+// sleep waits between polls.
+func sleep(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }
+
 // jitter spreads d by ±10%.
 func (s *session) jitter(d time.Duration) time.Duration {
 	return d - d/10 + rand.N(d/5+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // StatusError is an answer from Jenkins that was not the one hoped for.
