@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -18,53 +19,18 @@ import (
 	"nightshift/store"
 )
 
-// flakyStack is a parent with two children (one through ARG BASE_IMAGE,
-// one through a bare FROM), a grandchild, and an independent image.
-var flakyStack = map[string]string{
-	"docker/Dockerfile.base": base,
-	"docker/Dockerfile.cpu": `ARG BASE_IMAGE=base
-FROM ${BASE_IMAGE}
-RUN echo cpu > /etc/ci/cpu
-`,
-	"docker/Dockerfile.lint": `FROM base
-RUN echo lint > /etc/ci/lint
-`,
-	"docker/Dockerfile.gpu": `ARG BASE_IMAGE=cpu
-FROM ${BASE_IMAGE}
-RUN echo gpu > /etc/ci/gpu
-`,
-	"docker/Dockerfile.docs": `FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "sh", "-c", "echo docs > /README"]
-`,
-	"nightshift.toml": `
-[staging]
-registry  = "%PROXY%"
-namespace = "flaky"
-
-[build]
-jobs = 2
-
-[[image]]
-name = "base"
-dockerfile = "docker/Dockerfile.base"
-
-[[image]]
-name = "cpu"
-dockerfile = "docker/Dockerfile.cpu"
-
-[[image]]
-name = "lint"
-dockerfile = "docker/Dockerfile.lint"
-
-[[image]]
-name = "gpu"
-dockerfile = "docker/Dockerfile.gpu"
-
-[[image]]
-name = "docs"
-dockerfile = "docker/Dockerfile.docs"
-`,
+// flakyStack is the nightly's stack without its broken branch: a parent,
+// two children (one through ARG BASE_IMAGE, one through a bare FROM), a
+// grandchild and an independent image, at registry.
+func flakyStack(registry string, images []string) map[string]string {
+	toml := fmt.Sprintf("[staging]\nregistry = %q\nnamespace = \"flaky\"\n\n[build]\njobs = 2\n", registry)
+	files := map[string]string{}
+	for _, n := range images {
+		files["docker/Dockerfile."+n] = nightlyStack["docker/Dockerfile."+n]
+		toml += fmt.Sprintf("\n[[image]]\nname = %q\ndockerfile = \"docker/Dockerfile.%s\"\n", n, n)
+	}
+	files["nightshift.toml"] = toml
+	return files
 }
 
 // builderPull tells the engine's reads of a manifest (and its /v2/ pings)
@@ -115,11 +81,8 @@ func TestFlakyRegistryNightly(t *testing.T) {
 	defer proxy.Close()
 	t.Logf("fault proxy %s in front of registry %s fails %v of requests, seed %d (NIGHTSHIFT_FAULT_SEED=%[4]d replays it)", proxy.Addr(), e2e.registry.Addr, rate, seed)
 
-	files := map[string]string{}
-	for path, content := range flakyStack {
-		files[path] = strings.ReplaceAll(content, "%PROXY%", proxy.Addr())
-	}
-	cfg := stack(t, files)
+	images := []string{"base", "cpu", "lint", "gpu", "docs"}
+	cfg := stack(t, flakyStack(proxy.Addr(), images))
 	jsonPath := filepath.Join(filepath.Dir(cfg), "run.json")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -151,7 +114,7 @@ func TestFlakyRegistryNightly(t *testing.T) {
 
 	through := proxy.Addr() + "/flaky/"
 	behind := e2e.registry.Addr + "/flaky/"
-	for _, n := range []string{"base", "cpu", "lint", "gpu", "docs"} {
+	for _, n := range images {
 		im := rec.Image(n)
 		if im == nil || im.Status != store.Succeeded || im.Digest == "" {
 			t.Errorf("image %s = %+v, want it succeeded with a digest", n, im)
