@@ -413,8 +413,10 @@ func (r *Runner) retry(ctx context.Context, log io.Writer, what string, f func()
 	})
 }
 
-// maxRetryWait caps the wait between two tries of a push or pull.
-const maxRetryWait = time.Minute
+// maxRetryWait caps the wait between two tries of a push or pull: with
+// the budget bounding the whole, short waits give more tries (a push is a
+// dozen requests, and the engine retries only its layer uploads).
+const maxRetryWait = 15 * time.Second
 
 // pull resolves s's digest in the registry and pulls exactly that image
 // through the engine, trying again when the failure looks passing. The

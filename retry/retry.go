@@ -108,7 +108,8 @@ func Do(ctx context.Context, p Policy, f func(ctx context.Context) error, onRetr
 	}
 }
 
-// Sleep waits d, or until ctx ends, which it then returns the error of.
+// Sleep waits d, or until ctx ends and returns its error: the wait between
+// tries, and between polls.
 func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -79,7 +79,7 @@ func New(c Config) (*Notifier, error) {
 			return nil, fmt.Errorf("discord: mention %d: %w", i+1, err)
 		}
 	}
-	return &Notifier{cfg: c, target: u, id: id, token: token, sleep: sleep}, nil
+	return &Notifier{cfg: c, target: u, id: id, token: token, sleep: retry.Sleep}, nil
 }
 
 // Name is the notifier's name in the outbox and in the config.
@@ -138,18 +138,6 @@ func (n *Notifier) Notify(ctx context.Context, s notify.Summary) (retry bool, er
 		}
 	}
 	return false, nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // drained reports how long to wait before the next request when Discord
