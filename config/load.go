@@ -420,6 +420,8 @@ func DefaultRetryOn() []string {
 		`Read timed out|ReadTimeoutError|NewConnectionError|ProtocolError`,
 		`CondaHTTPError: HTTP (5\d\d|000 CONNECTION FAILED)`,
 		`returned error: 5\d\d|ERROR 5\d\d|HTTP Error 5\d\d|HTTP/[0-9.]+ 5\d\d`,
+		// A base image's pull during the build (the engine's words).
+		`unexpected HTTP status: 5\d\d|toomanyrequests`,
 		`Hash Sum mismatch`,
 	}
 }

@@ -672,6 +672,8 @@ func TestDefaultRetryOn(t *testing.T) {
 		"curl: (22) The requested URL returned error: 502",
 		"CondaHTTPError: HTTP 000 CONNECTION FAILED for url <https://conda.anaconda.org/conda-forge/noarch/repodata.json>",
 		"pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='pypi.org', port=443): Read timed out.",
+		"Step 1/3 : FROM registry.example.org/ci/base:1\nreceived unexpected HTTP status: 500 Internal Server Error",
+		"toomanyrequests: You have reached your pull rate limit.",
 	} {
 		if !matches(line) {
 			t.Errorf("%q is not retried, want it retried", line)
