@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -33,6 +34,17 @@ func (s Summary) Images() []store.ImageResult {
 		}
 	}
 	return out
+}
+
+// ConsoleURL is the console of the CI build that carried the run out
+// (Jenkins' <BUILD_URL>console); "" when the run records none, or none that
+// is an http(s) URL a reader could follow.
+func (s Summary) ConsoleURL() string {
+	u, err := url.Parse(s.Run.BuildURL)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return ""
+	}
+	return u.JoinPath("console").String()
 }
 
 // Duration is d to the second: sub-second precision is noise in a nightly

@@ -60,6 +60,10 @@ type Run struct {
 	// Jenkins is the project's test job, triggered once the images are
 	// pushed, when [validate.jenkins] is configured.
 	Jenkins *JenkinsBuild `json:"jenkins,omitempty"`
+	// BuildURL is the CI build that ran nightshift for this run, as Jenkins
+	// gives it in $BUILD_URL (its console is BuildURL + "console"); "" when
+	// nightshift ran elsewhere (a terminal, the daemon).
+	BuildURL string `json:"build_url,omitempty"`
 }
 
 // ImageResult is the record of one image in a run.
