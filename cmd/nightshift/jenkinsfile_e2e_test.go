@@ -252,6 +252,13 @@ dockerfile = "docker/Dockerfile.good"
 	if b, _ := os.ReadFile(filepath.Join(other, "nightshift.db")); string(b) != "another history" {
 		t.Errorf("the workspace's own history was changed")
 	}
+	// HISTORY_DIR emptied, or relative, would put the history back in the
+	// workspace.
+	for _, bad := range []string{"", "history"} {
+		if out, err := runScript(t, keep, other, bad); err == nil || !strings.Contains(out, "HISTORY_DIR must be an absolute path") {
+			t.Errorf("HISTORY_DIR %q: %v\n%s", bad, err, out)
+		}
+	}
 
 	// Rebuild CI images, in build 7.
 	runJSON, validateJSON := filepath.Join(ws, "nightshift-run.json"), filepath.Join(ws, "nightshift-validate.json")
