@@ -155,7 +155,7 @@ class Check {
                 problem(m, "pipeline has two ${m.methodAsString} sections")
             }
             seen[m.methodAsString] = m
-            section(m)
+            section(m, 'pipeline')
         }
         for (String required in ['agent', 'stages']) {
             if (!seen.containsKey(required)) {
@@ -164,30 +164,31 @@ class Check {
         }
     }
 
-    void section(MethodCallExpression m) {
+    // section checks a section of the pipeline or of a stage (where says
+    // which); the words only a stage has are the stage's to check.
+    void section(MethodCallExpression m, String where) {
         String name = m.methodAsString
         ClosureExpression c = body(m)
-        switch (name) {
-            case 'agent':
-                agent(m)
-                return
+        if (name == 'agent') {
+            agent(m)
+            return
         }
         if (c == null) {
-            problem(m, "${name} needs a block")
+            problem(m, "${where}: ${name} needs a block")
             return
         }
         switch (name) {
             case 'stages':
                 Set<String> names = [] as Set
-                for (MethodCallExpression s in calls(c, 'stages', ['stage'] as Set)) {
+                for (MethodCallExpression s in calls(c, "${where} stages", ['stage'] as Set)) {
                     stage(s, names)
                 }
                 if (names.isEmpty()) {
-                    problem(m, 'stages holds no stage')
+                    problem(m, "${where}: stages holds no stage")
                 }
                 break
             case 'options':
-                calls(c, 'options', OPTIONS)
+                calls(c, "${where} options", OPTIONS)
                 break
             case 'triggers':
                 calls(c, 'triggers', TRIGGERS)
@@ -204,6 +205,14 @@ class Check {
                 break
             case 'post':
                 post(c)
+                break
+            case 'when':
+                when(m)
+                break
+            case 'steps':
+                if (steps(c, "${where} steps").isEmpty()) {
+                    problem(m, "${where} has no step")
+                }
                 break
         }
     }
@@ -233,35 +242,10 @@ class Check {
         }
         List<String> kinds = []
         for (MethodCallExpression s in calls(body(m), "stage '${name}'", STAGE_SECTIONS)) {
-            ClosureExpression c = body(s)
-            switch (s.methodAsString) {
-                case 'steps':
-                    kinds << 'steps'
-                    if (c == null) {
-                        problem(s, 'steps needs a block')
-                    } else if (steps(c, "stage '${name}' steps").isEmpty()) {
-                        problem(s, "stage '${name}' has no step")
-                    }
-                    break
-                case ['stages', 'parallel', 'matrix']:
-                    kinds << s.methodAsString
-                    break
-                case 'when':
-                    when(s)
-                    break
-                case 'environment':
-                    environment(c)
-                    break
-                case 'post':
-                    post(c)
-                    break
-                case 'agent':
-                    agent(s)
-                    break
-                case 'options':
-                    calls(c, 'stage options', OPTIONS)
-                    break
+            if (s.methodAsString in ['steps', 'stages', 'parallel', 'matrix']) {
+                kinds << s.methodAsString
             }
+            section(s, "stage '${name}'")
         }
         if (kinds.size() != 1) {
             problem(m, "stage '${name}' needs exactly one of steps, stages, parallel or matrix, has ${kinds ?: 'none'}")
