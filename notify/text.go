@@ -35,6 +35,11 @@ func (s Summary) Images() []store.ImageResult {
 	return out
 }
 
+// ConsoleURL is the console of the CI build that carried the run out
+// (Jenkins' <BUILD_URL>console); "" when the run records none, or none that
+// is an http(s) URL a reader could follow.
+func (s Summary) ConsoleURL() string { return s.Run.ConsoleURL() }
+
 // Duration is d to the second: sub-second precision is noise in a nightly
 // build.
 func Duration(d time.Duration) string { return d.Round(time.Second).String() }

@@ -79,3 +79,22 @@ func TestFlakyBuild(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://jenkins.example.com/job/ci-images/42/": "https://jenkins.example.com/job/ci-images/42/console",
+		"https://jenkins.example.com/job/ci-images/42":  "https://jenkins.example.com/job/ci-images/42/console",
+		"http://10.0.0.5:8080/ci/job/a%20b/job/main/7/": "http://10.0.0.5:8080/ci/job/a%20b/job/main/7/console",
+		"":                    "", // not under Jenkins
+		"/job/ci-images/42/":  "", // no host to reach
+		"javascript:alert(1)": "",
+		"file:///var/lib/jenkins/jobs/ci-images/builds/42/": "",
+		"https://jenkins example.com/job/x/1/":              "",
+	} {
+		s := Summary{Run: store.Run{BuildURL: in}}
+		if got := s.ConsoleURL(); got != want {
+			t.Errorf("ConsoleURL of BUILD_URL %q = %q, want %q", in, got, want)
+		}
+	}
+}

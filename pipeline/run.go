@@ -38,6 +38,9 @@ type Request struct {
 
 	// TriggeredBy names who asked for the run (an API token's name).
 	TriggeredBy string
+	// BuildURL is the CI build carrying the run out (Jenkins' $BUILD_URL),
+	// recorded so that news of the run can link to its console.
+	BuildURL string
 	// Record, when set, is the queued record of this run (made when it was
 	// triggered), which the run takes over instead of making its own.
 	Record uint64
@@ -170,6 +173,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		Images:  []store.ImageResult{},
 
 		TriggeredBy: req.TriggeredBy,
+		BuildURL:    req.BuildURL,
 	}
 	if prep.Pull {
 		rec.Kind, rec.Night = store.KindValidate, req.Night

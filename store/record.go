@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -60,6 +61,10 @@ type Run struct {
 	// Jenkins is the project's test job, triggered once the images are
 	// pushed, when [validate.jenkins] is configured.
 	Jenkins *JenkinsBuild `json:"jenkins,omitempty"`
+	// BuildURL is the CI build that ran nightshift for this run, as Jenkins
+	// gives it in $BUILD_URL (its console is BuildURL + "console"); "" when
+	// nightshift ran elsewhere (a terminal, the daemon).
+	BuildURL string `json:"build_url,omitempty"`
 }
 
 // ImageResult is the record of one image in a run.
@@ -238,6 +243,17 @@ func (b JenkinsBuild) Summary() string {
 		s.WriteString(": " + b.Error)
 	}
 	return strings.TrimSpace(s.String())
+}
+
+// ConsoleURL is the console of the Jenkins build that carried the run out
+// (BuildURL + "console"), "" when there was none or its URL is not an
+// http(s) one that can be linked.
+func (r *Run) ConsoleURL() string {
+	u, err := url.Parse(r.BuildURL)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return ""
+	}
+	return u.JoinPath("console").String()
 }
 
 // PartialText says what a partial validation ran without, "" when the job

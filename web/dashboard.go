@@ -220,6 +220,7 @@ type runData struct {
 	Counts   string
 	Jenkins  *jenkinsView // the project's test job of the run, if it had one
 	Night    []nightPart  // the runs of the run's night, when it took more than this one
+	Console  string       // the console of the Jenkins build that carried the run out
 }
 
 // nightPart is one run of a night, as a run's page lists them.
@@ -295,7 +296,7 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	title := fmt.Sprintf("Run %d", run.ID)
 	d := runData{
 		frame: s.frame(title, link{"", title}), Run: run, Badge: newBadge(string(run.Status)),
-		Commit: store.ShortCommit(run.Commit), Duration: run.Duration(s.now()),
+		Commit: store.ShortCommit(run.Commit), Duration: run.Duration(s.now()), Console: run.ConsoleURL(),
 	}
 	count := map[string]int{}
 	for i := range run.Images {

@@ -121,6 +121,9 @@ failing step (for failed tests, why they failed); the Jenkins job, if any.
 		started = "queued  " // waiting its turn since
 	}
 	fmt.Fprintf(c.stdout, "%s %s (%s%s)\nduration %s\n", started, r.Started.Local().Format(time.RFC3339), r.Trigger, triggeredBy(*r), r.Duration(now).Round(time.Millisecond))
+	if u := r.ConsoleURL(); u != "" {
+		fmt.Fprintf(c.stdout, "jenkins  %s\n", u)
+	}
 	if r.Error != "" {
 		fmt.Fprintf(c.stdout, "error    %s\n", r.Error)
 	}

@@ -104,6 +104,8 @@ func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, start st
 		}
 	}()
 	req.Progress, req.Trigger = progress, *out.trigger
+	// Under Jenkins, the record and its news link to the build's console.
+	req.BuildURL = os.Getenv("BUILD_URL")
 	run, err := start(s.p, ctx, req)
 	if err != nil {
 		<-followed

@@ -194,6 +194,9 @@ func describe(s notify.Summary) []string {
 	if r.Finished != nil && !r.Started.IsZero() {
 		ls = append(ls, "Took "+notify.Duration(r.Finished.Sub(r.Started)))
 	}
+	if u := linkable(s.ConsoleURL()); u != "" {
+		ls = append(ls, "Jenkins build: [console]("+u+")")
+	}
 	if r.Error != "" && r.Error != s.Reason {
 		ls = append(ls, "**Error:** "+escape(notify.Shorten(notify.OneLine(r.Error), 500)))
 	}

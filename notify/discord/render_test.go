@@ -404,3 +404,29 @@ func TestTestListCountsWhatDoesNotFit(t *testing.T) {
 		t.Errorf("a first test too long for the field: %d characters, %q", size(long), long)
 	}
 }
+
+// A run carried out by a Jenkins build links to that build's console, and
+// only to one a reader can follow.
+func TestPayloadsLinkTheConsole(t *testing.T) {
+	t.Parallel()
+	for buildURL, want := range map[string]string{
+		"https://jenkins.example.com/job/ci-images/7/": "Jenkins build: [console](https://jenkins.example.com/job/ci-images/7/console)",
+		"https://jenkins.example.com/job/ci (x)/7/":    "Jenkins build: [console](https://jenkins.example.com/job/ci%20%28x%29/7/console)",
+		"":                    "",
+		"javascript:alert(1)": "",
+	} {
+		s := notifytest.Sample()
+		s.Run.BuildURL = buildURL
+		ms := wire(t, Payloads(s, "", nil))
+		if p := validate(ms[0]); len(p) > 0 {
+			t.Fatalf("BUILD_URL %q: refused: %v", buildURL, p)
+		}
+		d := ms[0].Embeds[0].Description
+		switch {
+		case want != "" && !strings.Contains(d, "\n"+want+"\n"):
+			t.Errorf("BUILD_URL %q: description lacks the line %q:\n%s", buildURL, want, d)
+		case want == "" && strings.Contains(d, "Jenkins build"):
+			t.Errorf("BUILD_URL %q: description names a Jenkins build:\n%s", buildURL, d)
+		}
+	}
+}

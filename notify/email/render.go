@@ -91,6 +91,9 @@ func newView(s notify.Summary) view {
 	if r.Finished != nil && !r.Started.IsZero() {
 		v.Facts = append(v.Facts, fact{Label: "Took", Value: notify.Duration(r.Finished.Sub(r.Started))})
 	}
+	if u := s.ConsoleURL(); u != "" {
+		v.Facts = append(v.Facts, fact{Label: "Jenkins build", Value: u, URL: u})
+	}
 	if s.Previous != "" {
 		label := "Previous run"
 		if r.Kind == store.KindValidate {
@@ -171,7 +174,7 @@ func renderText(v view) string {
 		w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, f := range v.Facts {
 			fmt.Fprintf(w, "%s:\t%s\n", f.Label, cell(f.Value))
-			if f.URL != "" {
+			if f.URL != "" && f.URL != f.Value {
 				fmt.Fprintf(w, "\t%s\n", f.URL)
 			}
 		}

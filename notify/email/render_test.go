@@ -172,3 +172,32 @@ func TestRenderPreviousNight(t *testing.T) {
 		}
 	}
 }
+
+// A run carried out by a Jenkins build links to that build's console, in
+// both bodies, the URL written once in the text.
+func TestRenderLinksTheConsole(t *testing.T) {
+	t.Parallel()
+	const console = "https://jenkins.example.com/job/ci-images/job/nightly/1234/console"
+	_, text, html, err := Render(notifytest.Sample())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "\nJenkins build:  "+console+"\n") || strings.Count(text, console) != 1 {
+		t.Errorf("the text names the console %d times, want once after \"Jenkins build:\":\n%s", strings.Count(text, console), text)
+	}
+	if !strings.Contains(html, `<a href="`+console+`">`) {
+		t.Errorf("the HTML does not link the console:\n%s", html)
+	}
+
+	for _, buildURL := range []string{"", "javascript:alert(1)//"} {
+		s := notifytest.Sample()
+		s.Run.BuildURL = buildURL
+		_, text, html, err := Render(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(text+html, "Jenkins build") || strings.Contains(html, "javascript:") {
+			t.Errorf("BUILD_URL %q: the message names a Jenkins build", buildURL)
+		}
+	}
+}

@@ -10,9 +10,9 @@ import (
 	"nightshift/store"
 )
 
-// Sample is a failing run: 5 of 7 images built, one failed with a log tail,
-// its child skipped, one built but failing two of its tests, two messages
-// lost before it.
+// Sample is a failing run, carried out by a Jenkins build: 5 of 7 images
+// built, one failed with a log tail, its child skipped, one built but
+// failing two of its tests, two messages lost before it.
 func Sample() notify.Summary {
 	start := time.Date(2026, 11, 23, 2, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { t := start.Add(d); return &t }
@@ -45,7 +45,8 @@ func Sample() notify.Summary {
 		Run: store.Run{
 			ID: 42, Tag: "2026-11-23-02-00-00-1a2b3c4d", Commit: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
 			Subject: "Bump Python to 3.13 (**finally**)", Status: store.Failed, Trigger: "cron",
-			Started: start, Finished: at(41*time.Minute + 3*time.Second + 400*time.Millisecond),
+			BuildURL: "https://jenkins.example.com/job/ci-images/job/nightly/1234/",
+			Started:  start, Finished: at(41*time.Minute + 3*time.Second + 400*time.Millisecond),
 			Planned: []string{"base", "python", "python_ml", "node", "go", "java", "rust"},
 			Images: []store.ImageResult{
 				validated(ok("base", 0, 4*time.Minute+12*time.Second)),
