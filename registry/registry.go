@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	dockerconfig "github.com/docker/cli/cli/config"
@@ -42,6 +43,9 @@ type Client struct {
 	// handshake for every request.
 	puller *remote.Puller
 	pusher *remote.Pusher
+	// deleters holds the HTTP client of deletes per repository (see
+	// deleter): repository string -> *http.Client.
+	deleters sync.Map
 }
 
 // Option configures a Client.
