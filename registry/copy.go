@@ -100,7 +100,9 @@ func (m mountableIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
 // Layer is the remote index's child that is neither image nor index (an
 // artifact's blob), which go-containerregistry copies as a layer.
 func (m mountableIndex) Layer(h v1.Hash) (v1.Layer, error) {
-	wl, ok := m.index.(interface{ Layer(v1.Hash) (v1.Layer, error) })
+	wl, ok := m.index.(interface {
+		Layer(v1.Hash) (v1.Layer, error)
+	})
 	if !ok {
 		return nil, fmt.Errorf("index %s: child %s is neither an image nor an index", m.from, h)
 	}
