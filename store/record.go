@@ -60,6 +60,12 @@ type Run struct {
 	// Jenkins is the project's test job, triggered once the images are
 	// pushed, when [validate.jenkins] is configured.
 	Jenkins *JenkinsBuild `json:"jenkins,omitempty"`
+	// Promotions are the promotions of a nightly run's images to release
+	// tags (nightshift promote), oldest first.
+	Promotions []Promotion `json:"promotions,omitempty"`
+	// Pruned is when retention pruned the run (nightshift prune): its
+	// logs were deleted and its tags removed from staging; nil if not.
+	Pruned *time.Time `json:"pruned,omitempty"`
 }
 
 // ImageResult is the record of one image in a run.
