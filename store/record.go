@@ -276,3 +276,11 @@ const ShortLen = 8
 
 // ShortCommit is a commit hash as nightshift shows it, cut to ShortLen.
 func ShortCommit(hash string) string { return hash[:min(len(hash), ShortLen)] }
+
+// ShortDigest keeps enough of a digest to tell it apart: sha256:1a2b3c4d5e6f.
+func ShortDigest(d string) string {
+	if alg, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
+	}
+	return d
+}
