@@ -206,3 +206,21 @@ func isStatus(err error, code int) bool {
 
 // Host is the registry's host[:port].
 func (c *Client) Host() string { return c.host }
+
+// Pair is a promotion's two registries: images are read in Source and
+// written, tagged and checked in Target, the same client when the two are
+// one registry.
+type Pair struct{ Source, Target *Client }
+
+// Copy copies src, in Source, to dst, a tag in Target (see Client.Copy).
+func (p Pair) Copy(ctx context.Context, src, dst string) (string, error) {
+	return p.Source.Copy(ctx, src, p.Target, dst)
+}
+
+// Tag tags in Target (see Client.Tag).
+func (p Pair) Tag(ctx context.Context, ref, tag string) error { return p.Target.Tag(ctx, ref, tag) }
+
+// Digest reads a digest in Target (see Client.Digest).
+func (p Pair) Digest(ctx context.Context, ref string) (string, error) {
+	return p.Target.Digest(ctx, ref)
+}
