@@ -85,10 +85,10 @@ type Refused struct {
 }
 
 func (e *Refused) Error() string {
-	return fmt.Sprintf("the registry %s refuses to delete manifests (%v): nothing was pruned. "+
-		"Enable deletes in its configuration: for distribution (docker-registry), `storage: delete: enabled: true` "+
-		"in its config.yml (or REGISTRY_STORAGE_DELETE_ENABLED=true) and restart it; its garbage collector "+
-		"(registry garbage-collect) then frees the space. Then run nightshift prune again", e.Registry, e.Err)
+	return fmt.Sprintf("nothing was pruned: %v. To prune, enable deletes in the configuration of the registry %s: "+
+		"for distribution (docker-registry), `storage: delete: enabled: true` in its config.yml "+
+		"(or REGISTRY_STORAGE_DELETE_ENABLED=true), and restart it; its garbage collector "+
+		"(registry garbage-collect) then frees the space", e.Err, e.Registry)
 }
 
 func (e *Refused) Unwrap() error { return e.Err }
