@@ -501,15 +501,15 @@ type entryView struct {
 // releaseView is one release tag of an image: the night it was promoted
 // from.
 type releaseView struct {
-	Ref     string
-	RunID   uint64
-	Href    string // the image in that run
-	Tag     string // the run's
-	Digest  string
-	Short   string
-	When    time.Time
-	By      string
-	Forced  bool
+	Ref    string
+	RunID  uint64
+	Href   string // the image in that run
+	Tag    string // the run's
+	Digest string
+	Short  string
+	When   time.Time
+	By     string
+	Forced bool
 }
 
 // validationWord is a validation's verdict in a word or three.
