@@ -103,7 +103,7 @@ func WithClock(now func() time.Time) Option { return func(p *Promoter) { p.now =
 // New returns the promoter of cfg's images, which reads and records in db
 // and promotes through reg.
 func New(cfg *config.Config, db *store.DB, reg Registry, opts ...Option) *Promoter {
-	p := &Promoter{cfg: cfg, db: db, reg: reg, now: time.Now, log: slog.New(slog.DiscardHandler), jobs: 4}
+	p := &Promoter{cfg: cfg, db: db, reg: reg, now: time.Now, log: slog.New(slog.DiscardHandler), jobs: 10}
 	for _, o := range opts {
 		o(p)
 	}

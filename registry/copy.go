@@ -30,7 +30,9 @@ func (c *Client) Copy(ctx context.Context, src string, to *Client, dst string) (
 	if err != nil {
 		return "", err
 	}
-	desc, err := c.puller.Get(ctx, s)
+	puller := c.remotes(ctx).puller
+	pusher := to.remotes(ctx).pusher
+	desc, err := puller.Get(ctx, s)
 	if err != nil {
 		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
@@ -49,7 +51,7 @@ func (c *Client) Copy(ctx context.Context, src string, to *Client, dst string) (
 		}
 		t = mountableIndex{idx, s}
 	}
-	if err := to.pusher.Push(ctx, d, t); err != nil {
+	if err := pusher.Push(ctx, d, t); err != nil {
 		return "", fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
 	return desc.Digest.String(), nil
@@ -116,7 +118,8 @@ func (c *Client) Tags(ctx context.Context, repo string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := c.puller.List(ctx, r)
+	puller := c.remotes(ctx).puller
+	tags, err := puller.List(ctx, r)
 	if isStatus(err, http.StatusNotFound) {
 		return nil, nil
 	}
@@ -172,6 +175,9 @@ func (c *Client) Delete(ctx context.Context, repo, digest string) error {
 func (c *Client) deleter(ctx context.Context, r name.Repository) (*http.Client, error) {
 	if v, ok := c.deleters.Load(r.String()); ok {
 		return v.(*http.Client), nil
+	}
+	if tr := c.remotes(ctx).transport; tr != nil {
+		return &http.Client{Transport: tr}, nil
 	}
 	tr, err := transport.NewWithContext(ctx, r.Registry, c.auth, c.rt, []string{r.Scope(transport.DeleteScope)})
 	if err != nil {
