@@ -87,20 +87,11 @@ func RenderPromoteName(tmpl, name string) (string, error) {
 }
 
 func renderRelease(what, text string, d ReleaseData) (string, error) {
-	t, err := template.New(what).Funcs(template.FuncMap{
+	return execute(what, text, template.FuncMap{
 		"utc":     func(layout string) string { return d.When.Format(layout) },
 		"replace": func(s, old, new string) string { return strings.ReplaceAll(s, old, new) },
 		"lower":   strings.ToLower,
-	}).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", fmt.Errorf("not a valid template: %s", strings.TrimPrefix(err.Error(), "template: "))
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("cannot render: %s (fields: .Name .Tag .Commit .Short .Year .Quarter .Month .Day .Date; functions: utc, replace, lower)",
-			strings.TrimPrefix(err.Error(), "template: "))
-	}
-	return b.String(), nil
+	}, d, "fields: .Name .Tag .Commit .Short .Year .Quarter .Month .Day .Date; functions: utc, replace, lower")
 }
 
 func (l *loader) promote(c *Config) {
