@@ -24,7 +24,11 @@ check:
 	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" $(PKGS); \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
 
-# Speed goals, measured against their baselines in one run; prints ratios.
+# Speed goals, measured against their baselines in one run; prints ratios:
+# the nightly (schedule, overhead, push of both tags), command tests,
+# promote of a 10-image stack to another namespace (vs docker pull + tag +
+# push of each), prune of 1,000 tags (vs crane digest + crane delete per
+# tag), the idle daemon; then the dashboard's latency.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
 	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/

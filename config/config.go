@@ -25,7 +25,10 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Schedule Schedule `toml:"schedule"`
 	Validate Validate `toml:"validate"`
-	Images   []Image  `toml:"image"`
+	Promote  Promote  `toml:"promote"`
+	// Retention is how long nightly runs keep their staging tags and logs.
+	Retention Retention `toml:"retention"`
+	Images    []Image   `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
 	lines keyLines

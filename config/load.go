@@ -238,6 +238,8 @@ func (l *loader) validate(c *Config) bool {
 	l.schedule(&c.Schedule)
 	l.images(c)
 	l.validateSection(c)
+	l.promote(c)
+	l.retention(&c.Retention)
 	return repoOK
 }
 
@@ -271,21 +273,11 @@ func (l *loader) source(s *Source) bool {
 }
 
 func (l *loader) staging(s *Staging) {
-	const (
-		hostOnly      = "write only the host[:port] that staging images are pushed to"
-		componentRule = `lowercase letters and digits, separated by ".", "_", "__" or "-"`
-	)
-	switch {
-	case s.Registry == "":
+	const componentRule = `lowercase letters and digits, separated by ".", "_", "__" or "-"`
+	if s.Registry == "" {
 		l.problem("staging.registry", "required: the registry host[:port] that staging images are pushed to")
-	case strings.Contains(s.Registry, "://"):
-		scheme, _, _ := strings.Cut(s.Registry, "://")
-		l.problem("staging.registry", fmt.Sprintf("%q has a scheme: remove %q and %s", s.Registry, scheme+"://", hostOnly))
-	case strings.Contains(s.Registry, "/"):
-		host, rest, _ := strings.Cut(s.Registry, "/")
-		l.problem("staging.registry", fmt.Sprintf("%q has a path: write %q here and put %q in staging.namespace", s.Registry, host, rest))
-	case !registryHost.MatchString(s.Registry):
-		l.problem("staging.registry", fmt.Sprintf("%q is not a host[:port]: %s", s.Registry, hostOnly))
+	} else if msg := hostProblem(s.Registry, "staging.namespace", "that staging images are pushed to"); msg != "" {
+		l.problem("staging.registry", msg)
 	}
 
 	switch {
@@ -327,6 +319,24 @@ func (l *loader) staging(s *Staging) {
 
 	l.published(s)
 	l.secret(s)
+}
+
+// hostProblem says what is wrong with registry, a registry host[:port]
+// whose repository path belongs in the key namespaceKey; "" if nothing.
+// what says what the registry is for.
+func hostProblem(registry, namespaceKey, what string) string {
+	hostOnly := "write only the host[:port] " + what
+	switch {
+	case strings.Contains(registry, "://"):
+		scheme, _, _ := strings.Cut(registry, "://")
+		return fmt.Sprintf("%q has a scheme: remove %q and %s", registry, scheme+"://", hostOnly)
+	case strings.Contains(registry, "/"):
+		host, rest, _ := strings.Cut(registry, "/")
+		return fmt.Sprintf("%q has a path: write %q here and put %q in %s", registry, host, rest, namespaceKey)
+	case !registryHost.MatchString(registry):
+		return fmt.Sprintf("%q is not a host[:port]: %s", registry, hostOnly)
+	}
+	return ""
 }
 
 func validNamespace(ns string) bool {

@@ -21,7 +21,7 @@ func TestNotifyProblems(t *testing.T) {
 			toml: "[notify.discord]\non = [\"failure\", \"sometimes\"]\nmentions = [\"@here\", \"<@abc>\", \"<@!12>\"]\nusername = \"Clyde bot\"\n", // 7-10
 			want: []string{
 				"bad.toml:7: notify.discord: no webhook URL: name a file holding it with webhook_url_file, or set $NIGHTSHIFT_DISCORD_WEBHOOK_URL",
-				`bad.toml:8: notify.discord.on: "sometimes" is not one of failure, fixed, success, always`,
+				`bad.toml:8: notify.discord.on: "sometimes" is not one of failure, fixed, success, promote, always`,
 				`bad.toml:9: notify.discord.mentions: mention 2: "<@abc>" is not <@user id>, <@!user id>, <@&role id>, @here or @everyone`,
 				`bad.toml:10: notify.discord.username: username "Clyde bot" contains "clyde", which Discord refuses`,
 			},

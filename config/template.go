@@ -80,14 +80,19 @@ func RenderArg(tmpl string, d TemplateData) (string, error) {
 }
 
 func render(name, text string, d TemplateData) (string, error) {
-	t, err := template.New(name).Funcs(TemplateFuncs(d.start())).Parse(text)
+	return execute(name, text, TemplateFuncs(d.start()), d, "fields: .Timestamp .Date .Commit .Short .Tag .Name; function: utc")
+}
+
+// execute renders text with funcs and data; a failure names what the
+// template may use (help).
+func execute(name, text string, funcs template.FuncMap, data any, help string) (string, error) {
+	t, err := template.New(name).Funcs(funcs).Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("not a valid template: %s", strings.TrimPrefix(err.Error(), "template: "))
 	}
 	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("cannot render: %s (fields: .Timestamp .Date .Commit .Short .Tag .Name; function: utc)",
-			strings.TrimPrefix(err.Error(), "template: "))
+	if err := t.Execute(&b, data); err != nil {
+		return "", fmt.Errorf("cannot render: %s (%s)", strings.TrimPrefix(err.Error(), "template: "), help)
 	}
 	return b.String(), nil
 }

@@ -21,6 +21,7 @@ const (
 	EventSuccess     = event.Success
 	EventInterrupted = event.Interrupted
 	EventNotStarted  = event.NotStarted
+	EventPromote     = event.Promote
 )
 
 // Summary is everything one message says about one run.
@@ -43,6 +44,8 @@ type Summary struct {
 	// Sample marks a made-up summary (nightshift notify test): it pings
 	// nobody, whatever mentions a notifier has.
 	Sample bool `json:"sample,omitempty"`
+	// Promotion is what a promotion of Run's images did (EventPromote).
+	Promotion *store.Promotion `json:"promotion,omitempty"`
 }
 
 // Headline is the one line that says it all, used as email subject and
@@ -65,6 +68,8 @@ func (s Summary) Headline() string {
 	switch s.Event {
 	case EventNotStarted:
 		return "could not start: " + s.Reason
+	case EventPromote:
+		return s.promotionHeadline()
 	case EventFixed:
 		status = "fixed"
 	}
@@ -120,3 +125,18 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // RetryAfter is the server's wait, as retry.After finds it.
 func (e *RetryAfterError) RetryAfter() time.Duration { return e.After }
+
+// promotionHeadline says what a promotion did: "promoted 4 of 5 images of
+// <tag> to stable, 2026.2-stable (forced)".
+func (s Summary) promotionHeadline() string {
+	p := s.Promotion
+	if p == nil {
+		return "promoted " + s.Run.Tag
+	}
+	n := len(p.Images) + len(p.Refused)
+	h := fmt.Sprintf("promoted %d of %d images of %s to %s", len(p.Images), n, s.Run.Tag, strings.Join(p.Tags, ", "))
+	if p.Forced {
+		h += " (forced)"
+	}
+	return h
+}

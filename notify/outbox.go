@@ -36,7 +36,8 @@ func EventOf(r *store.Run, prev *store.Run) string {
 // Wants reports whether a notifier whose policy is on speaks of event, with
 // Jenkins' meanings: "failure" covers every run that did not succeed (and
 // a run that could not start), "success" every success, "fixed" the first
-// success after a failure, "always" everything.
+// success after a failure, "always" everything; "promote" is a promotion
+// of a run's images, which only it and "always" want.
 func Wants(on []string, event string) bool {
 	for _, o := range on {
 		switch {
@@ -91,6 +92,24 @@ func NotStarted(routes []Route, reason, repo, publicURL string, now time.Time) (
 			return nil, err
 		}
 		msgs = append(msgs, store.Message{Notifier: rt.Notifier, Payload: payload})
+	}
+	return msgs, nil
+}
+
+// Promoted returns the messages saying that p promoted images of run: one
+// for each route whose policy wants promotions.
+func Promoted(routes []Route, run *store.Run, p store.Promotion, repo, publicURL string) ([]store.Message, error) {
+	var msgs []store.Message
+	for _, rt := range routes {
+		if !Wants(rt.On, EventPromote) {
+			continue
+		}
+		s := Summary{Event: EventPromote, Run: *run, Promotion: &p, Repo: repo, PublicURL: publicURL}
+		payload, err := json.Marshal(s)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, store.Message{RunID: run.ID, Notifier: rt.Notifier, Payload: payload})
 	}
 	return msgs, nil
 }

@@ -434,3 +434,35 @@ func TestLateOutcomeDoesNotOverwriteSent(t *testing.T) {
 		t.Errorf("message = %+v, want it left sent", msgs[0])
 	}
 }
+
+// A promotion is news only to notifiers that ask for it (or for
+// everything), and its headline says what went where.
+func TestPromoted(t *testing.T) {
+	t.Parallel()
+	run := &store.Run{ID: 7, Tag: "2026-11-23-02-00-00-1a2b3c4d", Status: store.Failed}
+	p := store.Promotion{Tags: []string{"stable", "2026.4-stable"}, Forced: true,
+		Images: []store.PromotedImage{{Name: "base"}, {Name: "cpu"}}, Refused: []store.RefusedImage{{Name: "gpu"}}}
+	routes := []Route{{"discord", []string{"failure", "fixed"}}, {"email", []string{"promote"}}, {"chat", []string{"always"}}}
+	msgs, err := Promoted(routes, run, p, "reg/ns", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to []string
+	for _, m := range msgs {
+		to = append(to, m.Notifier)
+		var s Summary
+		if err := json.Unmarshal(m.Payload, &s); err != nil {
+			t.Fatal(err)
+		}
+		want := "promoted 2 of 3 images of 2026-11-23-02-00-00-1a2b3c4d to stable, 2026.4-stable (forced)"
+		if m.RunID != 7 || s.Event != EventPromote || s.Promotion == nil || s.Headline() != want {
+			t.Errorf("message %+v: headline %q, want run 7, event promote, %q", m, s.Headline(), want)
+		}
+	}
+	if len(to) != 2 || to[0] != "email" || to[1] != "chat" {
+		t.Errorf("messages to %v, want email and chat", to)
+	}
+	if !Wants([]string{"always"}, EventPromote) || Wants([]string{"success", "failure"}, EventPromote) {
+		t.Error("promote is wanted by promote and always alone")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	dockerconfig "github.com/docker/cli/cli/config"
@@ -42,6 +43,13 @@ type Client struct {
 	// handshake for every request.
 	puller *remote.Puller
 	pusher *remote.Pusher
+	// deleters holds the HTTP client of deletes per repository (see
+	// deleter): repository string -> *http.Client.
+	deleters sync.Map
+	// handshake guards shaken and direct, which remotes settles once.
+	handshake sync.Mutex
+	shaken    bool
+	direct    direct
 }
 
 // Option configures a Client.
@@ -160,7 +168,8 @@ func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	desc, err := c.puller.Head(ctx, r)
+	puller := c.remotes(ctx).puller
+	desc, err := puller.Head(ctx, r)
 	if err != nil {
 		return "", fmt.Errorf("digest of %s: %w", ref, err)
 	}
@@ -174,11 +183,13 @@ func (c *Client) Tag(ctx context.Context, ref, tag string) error {
 	if err != nil {
 		return err
 	}
-	desc, err := c.puller.Get(ctx, src)
+	r := c.remotes(ctx)
+	puller, pusher := r.puller, r.pusher
+	desc, err := puller.Get(ctx, src)
 	if err != nil {
 		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
 	}
-	if err := c.pusher.Put(ctx, src.Context().Tag(tag), desc); err != nil {
+	if err := pusher.Put(ctx, src.Context().Tag(tag), desc); err != nil {
 		return fmt.Errorf("tag %s as %s: %w", ref, tag, err)
 	}
 	return nil

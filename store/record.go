@@ -65,6 +65,12 @@ type Run struct {
 	// gives it in $BUILD_URL (its console is BuildURL + "console"); "" when
 	// nightshift ran elsewhere (a terminal, the daemon).
 	BuildURL string `json:"build_url,omitempty"`
+	// Promotions are the promotions of a nightly run's images to release
+	// tags (nightshift promote), oldest first.
+	Promotions []Promotion `json:"promotions,omitempty"`
+	// Pruned is when retention pruned the run (nightshift prune): its
+	// logs were deleted and its tags removed from staging; nil if not.
+	Pruned *time.Time `json:"pruned,omitempty"`
 }
 
 // ImageResult is the record of one image in a run.
@@ -286,3 +292,11 @@ const ShortLen = 8
 
 // ShortCommit is a commit hash as nightshift shows it, cut to ShortLen.
 func ShortCommit(hash string) string { return hash[:min(len(hash), ShortLen)] }
+
+// ShortDigest keeps enough of a digest to tell it apart: sha256:1a2b3c4d5e6f.
+func ShortDigest(d string) string {
+	if alg, hex, ok := strings.Cut(d, ":"); ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
+	}
+	return d
+}

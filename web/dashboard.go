@@ -183,6 +183,9 @@ type imageView struct {
 	Parent     string
 	Error      string
 	Tail       string
+	// Pruned says that the run was pruned: its log is gone, so there is
+	// nothing to link to.
+	Pruned bool
 }
 
 type stageView struct {
@@ -200,7 +203,7 @@ func (s *server) imageView(run *store.Run, im *store.ImageResult) imageView {
 		RawLogHref: fmt.Sprintf("%s/api/v1/runs/%d/images/%s/log", s.base, run.ID, url.PathEscape(im.Name)),
 		Badge:      imageBadge(im), Duration: im.Duration(now), Started: im.Started,
 		Ref: im.Ref, Digest: im.Digest, Short: shortDigest(im.Digest), Tags: im.Tags,
-		Parent: im.Parent, Error: im.Error, Tail: strings.Join(im.Tail, "\n"),
+		Parent: im.Parent, Error: im.Error, Tail: strings.Join(im.Tail, "\n"), Pruned: run.Pruned != nil,
 	}
 	for _, st := range im.Stages {
 		v.Stages = append(v.Stages, stageView{Name: st.Name, Badge: newBadge(string(st.Status)), Duration: st.Duration(now), Error: st.Error})
@@ -221,6 +224,41 @@ type runData struct {
 	Jenkins  *jenkinsView // the project's test job of the run, if it had one
 	Night    []nightPart  // the runs of the run's night, when it took more than this one
 	Console  string       // the console of the Jenkins build that carried the run out
+	// Pruned is when retention pruned the run (zero if not): its logs
+	// are gone.
+	Pruned     time.Time
+	Promotions []promotionView
+}
+
+// promotionView is one promotion of the run's images, as its page shows it.
+type promotionView struct {
+	When    time.Time
+	By      string
+	Tags    []string
+	Forced  bool
+	Images  []promotedView
+	Refused []store.RefusedImage
+}
+
+type promotedView struct {
+	Name, Href    string
+	Refs          []string
+	Digest, Short string
+	Validated     bool
+}
+
+func (s *server) promotionViews(run *store.Run) []promotionView {
+	var out []promotionView
+	for i := range run.Promotions {
+		p := &run.Promotions[i]
+		v := promotionView{When: p.When, By: p.By, Tags: p.Tags, Forced: p.Forced, Refused: p.Refused}
+		for _, im := range p.Images {
+			v.Images = append(v.Images, promotedView{Name: im.Name, Href: s.imageRunHref(run.ID, im.Name), Refs: p.Refs(im),
+				Digest: im.Digest, Short: shortDigest(im.Digest), Validated: im.Validated})
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // nightPart is one run of a night, as a run's page lists them.
@@ -321,6 +359,10 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Night = s.nightParts(night, id)
+	d.Promotions = s.promotionViews(run)
+	if run.Pruned != nil {
+		d.Pruned = *run.Pruned
+	}
 	for _, n := range notes {
 		d.Notes = append(d.Notes, noteView{notification: n, Badge: newBadge(string(n.Status))})
 	}
@@ -430,6 +472,7 @@ type imageData struct {
 	FirstBad *entryView
 	Range    string // last good commit..first bad commit
 	Chart    chart
+	Releases []releaseView // where the image's release tags point
 
 	size int // of the rows and bars, for the page's buffer
 }
@@ -454,6 +497,20 @@ type entryView struct {
 	// the night did not validate the image.
 	Validation     *link
 	ValidationText string
+}
+
+// releaseView is one release tag of an image: the night it was promoted
+// from.
+type releaseView struct {
+	Ref    string
+	RunID  uint64
+	Href   string // the image in that run
+	Tag    string // the run's
+	Digest string
+	Short  string
+	When   time.Time
+	By     string
+	Forced bool
 }
 
 // validationWord is a validation's verdict in a word or three.
@@ -534,6 +591,15 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		d.Range = store.ShortCommit(h.LastGood.Commit) + ".." + store.ShortCommit(h.FirstBad.Commit)
 	}
 	d.Chart = durationChart(entries, name)
+	rels, err := s.db.Releases(name)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	for _, rel := range rels {
+		d.Releases = append(d.Releases, releaseView{Ref: rel.Ref, RunID: rel.Run, Href: s.imageRunHref(rel.Run, name), Tag: rel.Tag,
+			Digest: rel.Digest, Short: shortDigest(rel.Digest), When: rel.When, By: rel.By, Forced: rel.Forced})
+	}
 	if !h.clocked {
 		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))
 	}

@@ -184,6 +184,7 @@ func (d *daemonState) run(ctx context.Context, t scheduler.Trigger) error {
 	if _, err := run.Wait(); err != nil {
 		d.log.Error("recording the run", "run", run.ID(), "err", err)
 	}
+	d.prune(ctx) // [retention], as 'nightshift prune' applies it
 	return nil
 }
 

@@ -43,6 +43,8 @@ Commands:
   plan           print what a run would do: order, refs, parents, build args
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
+  promote        promote a night's validated images to release tags
+  prune          delete the staging tags and logs of runs beyond [retention]
   config check   check the configuration and the image graph, build nothing
   daemon         run on a schedule, serve the API, dashboard and metrics
   trigger        ask the daemon for a run now (through its API)
@@ -96,6 +98,10 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.history(rest)
 	case "show":
 		return c.show(rest)
+	case "promote":
+		return c.promote(ctx, rest)
+	case "prune":
+		return c.prune(ctx, rest)
 	case "notify":
 		return c.notifyCmd(ctx, rest)
 	case "daemon":

@@ -82,7 +82,9 @@ func countImages(r store.Run) string {
 func (c *cli) show(args []string) int {
 	fs, cfgPath := c.flags("show", "[flags] RUN", `Shows one run in detail: every image with its refs, digest, stages and
 durations, its tests and validation, and for a failure the last lines of the
-failing step (for failed tests, why they failed); the Jenkins job, if any.
+failing step (for failed tests, why they failed); the Jenkins job, if any;
+its promotions (when, by whom, to which tags, each image's target and
+digest), and whether it was pruned.
 `)
 	asJSON := fs.Bool("json", false, "print the run record as JSON")
 	var arg string
@@ -127,6 +129,9 @@ failing step (for failed tests, why they failed); the Jenkins job, if any.
 	if r.Error != "" {
 		fmt.Fprintf(c.stdout, "error    %s\n", r.Error)
 	}
+	if r.Pruned != nil {
+		fmt.Fprintf(c.stdout, "pruned   %s: its logs deleted, its tags removed from staging\n", r.Pruned.Local().Format(time.RFC3339))
+	}
 	for _, im := range r.Images {
 		fmt.Fprintf(c.stdout, "\n%s  %s  %s\n", im.Name, im.Status, im.Duration(now).Round(time.Millisecond))
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -156,6 +161,7 @@ failing step (for failed tests, why they failed); the Jenkins job, if any.
 			fmt.Fprintln(c.stdout, "    | "+line)
 		}
 	}
+	c.showPromotions(r)
 	msgs, err := db.Messages(id)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift show: %v\n", err)

@@ -109,7 +109,11 @@ func StartDockerd(dir string) (*Process, error) {
 
 // StartRegistry starts Debian's docker-registry (CNCF distribution) with a
 // config of its own: storage under dir, deletes enabled, loopback only.
-func StartRegistry(dir string) (*Process, error) { return startRegistry(dir, "") }
+func StartRegistry(dir string) (*Process, error) { return startRegistry(dir, "", true) }
+
+// StartRegistryWithoutDelete is StartRegistry as distribution ships:
+// deletes disabled, so that it answers them 405 UNSUPPORTED.
+func StartRegistryWithoutDelete(dir string) (*Process, error) { return startRegistry(dir, "", false) }
 
 // StartRegistryWithAuth is StartRegistry with HTTP basic auth for one user.
 func StartRegistryWithAuth(dir, user, password string) (*Process, error) {
@@ -124,10 +128,10 @@ func StartRegistryWithAuth(dir, user, password string) (*Process, error) {
 	if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	return startRegistry(dir, fmt.Sprintf("auth:\n  htpasswd:\n    realm: nightshift-test\n    path: %s\n", htpasswd))
+	return startRegistry(dir, fmt.Sprintf("auth:\n  htpasswd:\n    realm: nightshift-test\n    path: %s\n", htpasswd), true)
 }
 
-func startRegistry(dir, auth string) (*Process, error) {
+func startRegistry(dir, auth string, deletes bool) (*Process, error) {
 	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -144,10 +148,10 @@ storage:
   filesystem:
     rootdirectory: %s
   delete:
-    enabled: true
+    enabled: %t
 http:
   addr: %s
-%s`, filepath.Join(dir, "data"), addr, auth)
+%s`, filepath.Join(dir, "data"), deletes, addr, auth)
 	confPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err

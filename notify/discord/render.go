@@ -101,13 +101,19 @@ func bad(s notify.Summary) bool {
 	switch s.Event {
 	case notify.EventFailure, notify.EventInterrupted, notify.EventNotStarted:
 		return true
-	case notify.EventSuccess, notify.EventFixed:
+	case notify.EventSuccess, notify.EventFixed, notify.EventPromote:
 		return false
 	}
 	return s.Run.Status == store.Failed || s.Run.Status == store.Interrupted
 }
 
 func colour(s notify.Summary) int {
+	if s.Event == notify.EventPromote {
+		if s.Promotion != nil && len(s.Promotion.Refused) > 0 {
+			return orange
+		}
+		return green
+	}
 	switch s.Event {
 	case notify.EventSuccess:
 		return green
@@ -191,6 +197,9 @@ func describe(s notify.Summary) []string {
 		}
 		ls = append(ls, c)
 	}
+	if p := s.Promotion; p != nil {
+		return append(ls, promotionLines(s, p)...)
+	}
 	if r.Finished != nil && !r.Started.IsZero() {
 		ls = append(ls, "Took "+notify.Duration(r.Finished.Sub(r.Started)))
 	}
@@ -211,6 +220,41 @@ func describe(s notify.Summary) []string {
 		ls = append(ls, "", "1 earlier message could not be delivered.")
 	case s.Undelivered > 1:
 		ls = append(ls, "", fmt.Sprintf("%d earlier messages could not be delivered.", s.Undelivered))
+	}
+	return ls
+}
+
+// promotionLines say who promoted what, then one line per image: where it
+// went, or why it did not.
+func promotionLines(s notify.Summary, p *store.Promotion) []string {
+	code := func(v string) string {
+		return "`" + notify.Shorten(strings.ReplaceAll(notify.OneLine(v), "`", ""), 200) + "`"
+	}
+	by := "Promoted"
+	if who := notify.OneLine(p.By); who != "" {
+		by += " by " + escape(notify.Shorten(who, 100))
+	}
+	if p.Forced {
+		by += ", with --force"
+	}
+	ls := []string{by, ""}
+	for _, im := range p.Images {
+		name := escape(notify.Shorten(notify.OneLine(im.Name), 100))
+		if u := linkable(s.ImageURL(im.Name)); u != "" {
+			name = "[" + name + "](" + u + ")"
+		}
+		l := "✅ " + name + " → " + code(im.Ref)
+		if len(p.Tags) > 1 {
+			l += fmt.Sprintf(" (and %d more tags)", len(p.Tags)-1)
+		}
+		l += " · " + code(store.ShortDigest(im.Digest))
+		if !im.Validated {
+			l += " · not validated"
+		}
+		ls = append(ls, l)
+	}
+	for _, im := range p.Refused {
+		ls = append(ls, "⛔ "+escape(notify.Shorten(notify.OneLine(im.Name), 100))+": "+escape(notify.Shorten(notify.OneLine(im.Reason), 300)))
 	}
 	return ls
 }
@@ -274,6 +318,9 @@ func symbol(s store.Status) string {
 // one reason, the last lines of each log say which, the dashboard has the
 // rest, and a summary of a few messages is read where one of ten is not.
 func failures(s notify.Summary) []*discordgo.MessageEmbedField {
+	if s.Promotion != nil {
+		return nil // the run's failures were news when it ended
+	}
 	var failed []store.ImageResult
 	n := 0
 	for _, im := range s.Images() {

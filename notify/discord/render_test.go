@@ -430,3 +430,43 @@ func TestPayloadsLinkTheConsole(t *testing.T) {
 		}
 	}
 }
+
+// A promotion pings nobody, lists where each image went and why the
+// others did not, and leaves the run's failures out: they were news when
+// it ended.
+func TestPayloadsPromotion(t *testing.T) {
+	t.Parallel()
+	s := notifytest.Promotion()
+	ps := Payloads(s, "", testMentions)
+	ms := wire(t, ps)
+	if len(ms) != 1 {
+		t.Fatalf("%d messages, want 1", len(ms))
+	}
+	if p := validate(ms[0]); len(p) > 0 {
+		t.Fatalf("refused: %v", p)
+	}
+	e := ms[0].Embeds[0]
+	if ps[0].Content != "" || len(ps[0].AllowedMentions.Users)+len(ps[0].AllowedMentions.Roles) > 0 {
+		t.Errorf("a promotion mentions %q", ps[0].Content)
+	}
+	if e.Color != orange {
+		t.Errorf("colour %#x, want orange: two images were refused", e.Color)
+	}
+	if want := "nightshift promoted 3 of 5 images of 2026-11-23-02-00-00-1a2b3c4d to stable, 2026.4-stable (forced)"; e.Title != want {
+		t.Errorf("title %q, want %q", e.Title, want)
+	}
+	for _, w := range []string{"Promoted by alice, with --force",
+		"✅ [base](https://ci.example.com/nightshift/runs/42/images/base) → `registry.example.com/release/base:stable` (and 1 more tags) · `sha256:0a0a0a0a0a0a`",
+		"`sha256:2c2c2c2c2c2c` · not validated", "⛔ node: not validated in night 42: validation failed"} {
+		if !strings.Contains(e.Description, w) {
+			t.Errorf("description lacks %q:\n%s", w, e.Description)
+		}
+	}
+	if len(e.Fields) > 0 || strings.Contains(e.Description, "Took") {
+		t.Errorf("a promotion quotes the run's failures or duration: %+v", e)
+	}
+	s.Promotion.Refused = nil
+	if c := Payloads(s, "", nil)[0].Embeds[0].Color; c != green {
+		t.Errorf("colour %#x, want green when every image asked for was promoted", c)
+	}
+}

@@ -88,6 +88,9 @@ func newView(s notify.Summary) view {
 		}
 		v.Facts = append(v.Facts, fact{Label: "Started", Value: started})
 	}
+	if p := s.Promotion; p != nil {
+		return promotionView(s, p, v)
+	}
 	if r.Finished != nil && !r.Started.IsZero() {
 		v.Facts = append(v.Facts, fact{Label: "Took", Value: notify.Duration(r.Finished.Sub(r.Started))})
 	}
@@ -160,6 +163,35 @@ func newView(s notify.Summary) view {
 		v.Undelivered = "1 earlier message could not be delivered."
 	case s.Undelivered > 1:
 		v.Undelivered = fmt.Sprintf("%d earlier messages could not be delivered.", s.Undelivered)
+	}
+	return v
+}
+
+// promotionView adds to v, which has the run's facts, who promoted its
+// images and a row per image: where it went, or why it did not.
+func promotionView(s notify.Summary, p *store.Promotion, v view) view {
+	by := p.By
+	if by == "" {
+		by = "-"
+	}
+	v.Facts = append(v.Facts,
+		fact{Label: "Promoted", Value: p.When.UTC().Format("2006-01-02 15:04:05 UTC") + " by " + by},
+		fact{Label: "Tags", Value: strings.Join(p.Tags, ", ")})
+	if p.Forced {
+		v.Facts = append(v.Facts, fact{Label: "Forced", Value: "yes: images the night did not validate were promoted too"})
+	}
+	v.Validates = true
+	for _, im := range p.Images {
+		rw := row{Name: im.Name, URL: s.ImageURL(im.Name), Status: "promoted", Duration: "-", Color: color(store.Succeeded),
+			Validation: "validated", Detail: im.Ref + "@" + store.ShortDigest(im.Digest)}
+		if !im.Validated {
+			rw.Validation = "not validated"
+		}
+		v.Rows = append(v.Rows, rw)
+	}
+	for _, im := range p.Refused {
+		v.Rows = append(v.Rows, row{Name: im.Name, URL: s.ImageURL(im.Name), Status: "not promoted", Duration: "-",
+			Color: color(store.Failed), Validation: "-", Detail: notify.Shorten(notify.OneLine(im.Reason), detailWidth)})
 	}
 	return v
 }

@@ -201,3 +201,30 @@ func TestRenderLinksTheConsole(t *testing.T) {
 		}
 	}
 }
+
+// A promotion mail says who promoted what, where each image went, and why
+// the others did not; not the run's failures.
+func TestRenderPromotion(t *testing.T) {
+	t.Parallel()
+	subject, text, html, err := Render(notifytest.Promotion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[nightshift] promoted 3 of 5 images of 2026-11-23-02-00-00-1a2b3c4d to stable, 2026.4-stable (forced)"; subject != want {
+		t.Errorf("subject = %q, want %q", subject, want)
+	}
+	for _, body := range []string{text, html} {
+		for _, w := range []string{"2026-11-24 09:30:00 UTC by alice", "stable, 2026.4-stable", "Forced",
+			"registry.example.com/release/base:stable@sha256:0a0a0a0a0a0a", "not validated", "not promoted",
+			"not validated in night 42: validation failed"} {
+			if !strings.Contains(body, w) {
+				t.Errorf("body lacks %q:\n%s", w, body)
+			}
+		}
+		for _, n := range []string{"FAIL", "No matching distribution", "Took"} {
+			if strings.Contains(body, n) {
+				t.Errorf("body has %q:\n%s", n, body)
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ const (
 	Success     = "success"     // the run succeeded
 	Interrupted = "interrupted" // the run was cut short (crash, signal)
 	NotStarted  = "not-started" // a run could not start (engine or registry down)
+	Promote     = "promote"     // a run's images were promoted to release tags
 )
 
 // Always is the policy word that wants every event.
@@ -18,4 +19,4 @@ const Always = "always"
 
 // Policy returns the words an `on` policy may use, in the order they are
 // listed to people.
-func Policy() []string { return []string{Failure, Fixed, Success, Always} }
+func Policy() []string { return []string{Failure, Fixed, Success, Promote, Always} }

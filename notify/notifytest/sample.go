@@ -70,3 +70,25 @@ func withValidation(im store.ImageResult, v *store.Validation) store.ImageResult
 func validated(im store.ImageResult, tests ...store.TestResult) store.ImageResult {
 	return withValidation(im, &store.Validation{Status: store.Succeeded, Tests: append([]store.TestResult{{Name: "busybox works", Passed: true}}, tests...)})
 }
+
+// Promotion is the news that the sample run's images were promoted to
+// stable and 2026.4-stable: three of them, one without being validated
+// (--force), and two refused.
+func Promotion() notify.Summary {
+	s := Sample()
+	s.Event, s.Undelivered = notify.EventPromote, 0
+	rel := "registry.example.com/release/"
+	image := func(name, hex string, validated bool) store.PromotedImage {
+		return store.PromotedImage{Name: name, Digest: "sha256:" + strings.Repeat(hex, 32), Ref: rel + name + ":stable",
+			Repository: rel + name, Validated: validated}
+	}
+	s.Promotion = &store.Promotion{
+		When: time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC), By: "alice", Tags: []string{"stable", "2026.4-stable"}, Forced: true,
+		Images: []store.PromotedImage{image("base", "0a", true), image("java", "1b", true), image("python", "2c", false)},
+		Refused: []store.RefusedImage{
+			{Name: "node", Reason: "not validated in night 42: validation failed"},
+			{Name: "python_ml", Reason: "nothing was pushed in night 42 (skipped)"},
+		},
+	}
+	return s
+}
