@@ -202,7 +202,7 @@ func (s *server) imageView(run *store.Run, im *store.ImageResult) imageView {
 		LogHref:    s.imageRunHref(run.ID, im.Name) + "/logs",
 		RawLogHref: fmt.Sprintf("%s/api/v1/runs/%d/images/%s/log", s.base, run.ID, url.PathEscape(im.Name)),
 		Badge:      imageBadge(im), Duration: im.Duration(now), Started: im.Started,
-		Ref: im.Ref, Digest: im.Digest, Short: shortDigest(im.Digest), Tags: im.Tags,
+		Ref: im.Ref, Digest: im.Digest, Short: store.ShortDigest(im.Digest), Tags: im.Tags,
 		Parent: im.Parent, Error: im.Error, Tail: strings.Join(im.Tail, "\n"), Pruned: run.Pruned != nil,
 	}
 	for _, st := range im.Stages {
@@ -254,7 +254,7 @@ func (s *server) promotionViews(run *store.Run) []promotionView {
 		v := promotionView{When: p.When, By: p.By, Tags: p.Tags, Forced: p.Forced, Refused: p.Refused}
 		for _, im := range p.Images {
 			v.Images = append(v.Images, promotedView{Name: im.Name, Href: s.imageRunHref(run.ID, im.Name), Refs: p.Refs(im),
-				Digest: im.Digest, Short: shortDigest(im.Digest), Validated: im.Validated})
+				Digest: im.Digest, Short: store.ShortDigest(im.Digest), Validated: im.Validated})
 		}
 		out = append(out, v)
 	}
@@ -563,7 +563,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 			RunID: e.RunID, RunHref: s.runHref(e.RunID), Href: s.imageRunHref(e.RunID, name),
 			When: e.night.Run.Started, Tag: e.Tag, Commit: store.ShortCommit(e.Commit), Subject: e.night.Run.Subject,
 			Badge: e.badge, Duration: time.Duration(e.DurationSeconds * float64(time.Second)),
-			Digest: e.Digest, Short: shortDigest(e.Digest), Error: e.Error,
+			Digest: e.Digest, Short: store.ShortDigest(e.Digest), Error: e.Error,
 		}
 		if e.Validation != nil {
 			v.ValidationText = validationWord(e.Validation.Status)
@@ -598,7 +598,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rel := range rels {
 		d.Releases = append(d.Releases, releaseView{Ref: rel.Ref, RunID: rel.Run, Href: s.imageRunHref(rel.Run, name), Tag: rel.Tag,
-			Digest: rel.Digest, Short: shortDigest(rel.Digest), When: rel.When, By: rel.By, Forced: rel.Forced})
+			Digest: rel.Digest, Short: store.ShortDigest(rel.Digest), When: rel.When, By: rel.By, Forced: rel.Forced})
 	}
 	if !h.clocked {
 		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))

@@ -26,7 +26,7 @@ func TestPromotionsShown(t *testing.T) {
 	rec := f.do("GET", "/runs/3", "", "")
 	html(`<h2 id="promotions">Promotions</h2>`, "by alice@ci to <code>stable</code>, <code>2025.4-stable</code>", "(forced:",
 		`<a href="/runs/3/images/ci_base">ci_base</a></th><td><code class="ref">registry.example.org/release/ci-base:stable</code><br><code class="ref">registry.example.org/release/ci-base:2025.4-stable</code>`,
-		shortDigest(base.Digest), "not promoted: nothing was pushed in night 3 (failed) &lt;b&gt;")(t, f, rec)
+		store.ShortDigest(base.Digest), "not promoted: nothing was pushed in night 3 (failed) &lt;b&gt;")(t, f, rec)
 
 	rec = f.do("GET", "/images/ci_base", "", "")
 	html(`<h2 id="releases">Release tags</h2>`, `<code class="ref">registry.example.org/release/ci-base:2025.4-stable</code>`,
