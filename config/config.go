@@ -25,6 +25,8 @@ type Config struct {
 	HTTP     HTTP     `toml:"http"`
 	Schedule Schedule `toml:"schedule"`
 	Validate Validate `toml:"validate"`
+	Ensure   Ensure   `toml:"ensure"`
+	Changes  Changes  `toml:"changes"`
 	Images   []Image  `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
@@ -105,6 +107,11 @@ type Image struct {
 	// Tests are container-structure-test files for this image alone,
 	// relative to the source repository root.
 	Tests []string `toml:"tests"`
+	// Inputs are globs of further files the image is built from (scripts
+	// its build reaches outside its context, say), relative to the source
+	// repository root: a change to one rebuilds the image
+	// (run --changed-since) and changes its content tag (ensure).
+	Inputs []string `toml:"inputs"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

@@ -238,6 +238,7 @@ func (l *loader) validate(c *Config) bool {
 	l.schedule(&c.Schedule)
 	l.images(c)
 	l.validateSection(c)
+	l.ensureSection(c)
 	return repoOK
 }
 
