@@ -50,6 +50,9 @@ type Registry interface {
 	Ping(ctx context.Context) error
 	// CheckPush checks that the credentials may push to repo.
 	CheckPush(repo string) error
+	// Lookup returns the digest ref has in the registry, and whether it is
+	// there at all (a 404 is found false, not an error).
+	Lookup(ctx context.Context, ref string) (digest string, found bool, err error)
 }
 
 // Pipeline carries out runs of one configuration.

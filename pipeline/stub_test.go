@@ -154,6 +154,13 @@ func (r *stubRegistry) Digest(_ context.Context, ref string) (string, error) {
 	return d, nil
 }
 
+func (r *stubRegistry) Lookup(_ context.Context, ref string) (string, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.digests[ref]
+	return d, ok, nil
+}
+
 // imageOf is the image name of "<repo>/<name>:<tag>" or "<repo>/<name>@<digest>".
 func imageOf(ref string) string {
 	ref = ref[strings.LastIndex(ref, "/")+1:]

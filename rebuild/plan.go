@@ -23,6 +23,16 @@ type Plan struct {
 	Repo   string // <registry>/<namespace>
 	Start  time.Time
 	Steps  []Step // in dependency order
+	// Since is, for a change-detected plan, the commit changes are
+	// counted from; Unchanged are the images it leaves alone, in order.
+	Since     string
+	Unchanged []Unchanged
+}
+
+// Unchanged is an image a change-detected plan does not rebuild, and why.
+type Unchanged struct {
+	Name   string
+	Reason string
 }
 
 // Step is one image of a plan.
@@ -45,6 +55,9 @@ type Step struct {
 	Args              map[string]string
 	Target            string
 	Timeout           time.Duration
+	// Reason says why a change-detected plan rebuilds the image; "" in a
+	// plan of every image.
+	Reason string
 }
 
 // Tag is the run's immutable tag of the image.

@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"nightshift/config"
+	"nightshift/rebuild"
+	"nightshift/source"
+)
+
+// Which images a change rebuilds, and the reason each is given.
+func TestChangeDetection(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for p, content := range map[string]string{
+		"docker/base/Dockerfile":    "FROM scratch\n",
+		"docker/base/.dockerignore": "*.log\n",
+		"docker/Dockerfile.cpu":     "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\n",
+		"docker/Dockerfile.gpu":     "ARG BASE_IMAGE=cpu\nFROM ${BASE_IMAGE}\n",
+		"lint/Dockerfile":           "FROM scratch\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	images := []config.Image{
+		{Name: "base", Dockerfile: "docker/base/Dockerfile", Context: "docker/base"},
+		{Name: "cpu", Dockerfile: "docker/Dockerfile.cpu", Context: "docker/cpu_ctx", Inputs: []string{"scripts/cpu_*.sh"}},
+		{Name: "gpu", Dockerfile: "docker/Dockerfile.gpu", Context: "docker/gpu_ctx"},
+		{Name: "lint", Dockerfile: "lint/Dockerfile", Context: "lint"},
+	}
+	cfg := &config.Config{Images: images, Changes: config.Changes{BuildAll: []string{"docker/install"}, Ignore: []string{"**/*.md"}}}
+	g, ps := rebuild.NewGraph("ns.toml", root, "reg/ns", images)
+	if len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	const since = "1a2b3c4d5e6f"
+	unchanged := "unchanged since 1a2b3c4d"
+	for _, tc := range []struct {
+		name    string
+		paths   []string
+		message string
+		want    map[string]string // image -> reason
+	}{
+		{"nothing", nil, "", map[string]string{"base": unchanged, "cpu": unchanged, "gpu": unchanged, "lint": unchanged}},
+		{"a Dockerfile outside its context", []string{"docker/Dockerfile.cpu"}, "",
+			map[string]string{"base": unchanged, "cpu": "docker/Dockerfile.cpu changed", "gpu": "parent cpu rebuilt", "lint": unchanged}},
+		{"a parent's context, twice", []string{"docker/base/a.sh", "docker/base/b.sh"}, "",
+			map[string]string{"base": "docker/base/a.sh changed (and 1 more)", "cpu": "parent base rebuilt", "gpu": "parent cpu rebuilt", "lint": unchanged}},
+		{"a file .dockerignore leaves out", []string{"docker/base/build.log"}, "",
+			map[string]string{"base": unchanged, "cpu": unchanged, "gpu": unchanged, "lint": unchanged}},
+		{"an input", []string{"scripts/cpu_llvm.sh", "scripts/other.sh"}, "",
+			map[string]string{"base": unchanged, "cpu": "scripts/cpu_llvm.sh changed", "gpu": "parent cpu rebuilt", "lint": unchanged}},
+		{"an ignored file in a context", []string{"lint/README.md"}, "",
+			map[string]string{"base": unchanged, "cpu": unchanged, "gpu": unchanged, "lint": unchanged}},
+		{"build_all", []string{"docker/install/common.sh"}, "",
+			map[string]string{"base": "build_all: docker/install/common.sh", "cpu": "build_all: docker/install/common.sh", "gpu": "build_all: docker/install/common.sh", "lint": "build_all: docker/install/common.sh"}},
+		{"full rebuild", []string{"lint/README.md"}, "docs\n\nthen a Full Rebuild please",
+			map[string]string{"base": `"full rebuild" in 9f8e7d6c`, "cpu": `"full rebuild" in 9f8e7d6c`, "gpu": `"full rebuild" in 9f8e7d6c`, "lint": `"full rebuild" in 9f8e7d6c`}},
+	} {
+		commits := []source.Commit{{Hash: "0123456789", Message: "nothing to see"}, {Hash: "9f8e7d6c5b4a", Message: tc.message}}
+		got, err := detector{cfg: cfg, root: root}.decide(g, since, tc.paths, commits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(tc.want) {
+			t.Fatalf("%s: %d changes, want %d", tc.name, len(got), len(tc.want))
+		}
+		for _, c := range got {
+			if c.Reason != tc.want[c.Image] || c.Rebuild != (c.Reason != unchanged) {
+				t.Errorf("%s: %s = %+v, want reason %q", tc.name, c.Image, c, tc.want[c.Image])
+			}
+		}
+	}
+}
