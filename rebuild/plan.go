@@ -209,7 +209,9 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 }
 
 // stagingRepo is where cfg's staging images live: <registry>/<namespace>.
-func stagingRepo(cfg *config.Config) string { return cfg.Staging.Registry + "/" + cfg.Staging.Namespace }
+func stagingRepo(cfg *config.Config) string {
+	return cfg.Staging.Registry + "/" + cfg.Staging.Namespace
+}
 
 // ExistingPlan plans the validation of images already in the staging
 // registry under tag: the images named in names (all when empty), each to
