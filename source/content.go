@@ -18,14 +18,15 @@ var ErrNotInCommit = errors.New("not in the commit")
 // ErrNoRevision means a revision names no commit the clone has.
 var ErrNoRevision = errors.New("no such commit in the clone")
 
-// Object returns the hash of what path (slash-separated, relative to the
-// root; "" or "." is the root) is at commit, exactly what
-// `git rev-parse <commit>:<path>` prints: a tree's hash for a directory,
-// a blob's for a file. A path git does not have there is ErrNotInCommit.
+// Object returns the hash of what path (slash-separated, relative to dir;
+// "" or "." is dir itself) is at commit, exactly what
+// `git rev-parse <commit>:<path>` prints from the repository's top: a
+// tree's hash for a directory, a blob's for a file. A path git does not
+// have there is ErrNotInCommit.
 func Object(ctx context.Context, dir, commit, path string) (string, error) {
-	spec := commit + ":" + strings.TrimPrefix(strings.TrimSuffix(path, "/"), "./")
+	spec := commit + ":./" + strings.TrimPrefix(strings.TrimSuffix(path, "/"), "./")
 	if path == "." || path == "" {
-		spec = commit + ":"
+		spec = commit + ":./"
 	}
 	// cat-file -e answers by its exit status alone: 0 there, 128 not.
 	if _, err := gitRaw(ctx, dir, "cat-file", "-e", spec); err != nil {
@@ -65,9 +66,10 @@ type Entry struct {
 	Hash string // the blob's (a submodule's commit for a gitlink)
 }
 
-// Files lists every file of commit's tree, in git's order.
+// Files lists every file of commit's tree under dir, relative to dir, in
+// git's order.
 func Files(ctx context.Context, dir, commit string) ([]Entry, error) {
-	out, err := gitRaw(ctx, dir, "ls-tree", "-r", "-z", "--full-tree", commit)
+	out, err := gitRaw(ctx, dir, "ls-tree", "-r", "-z", commit)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +88,7 @@ func Files(ctx context.Context, dir, commit string) ([]Entry, error) {
 
 // Change is a path whose working tree differs from the commit checked out.
 type Change struct {
-	Path string // slash-separated, relative to the root
+	Path string // slash-separated, relative to the directory asked about
 	// Code is git's two-letter status: " M", "A ", "??" (untracked),
 	// "!!" (ignored), ...
 	Code string
@@ -99,32 +101,36 @@ func (c Change) Untracked() bool { return c.Code == "??" }
 func (c Change) Ignored() bool { return c.Code == "!!" }
 
 // Uncommitted lists what in the working tree at dir, under pathspecs
-// (relative to the root; none is everything), is not as the checked-out
-// commit has it: changed, staged, untracked and ignored files.
+// (relative to dir; none is all of dir), is not as the checked-out commit
+// has it: changed, staged, untracked and ignored files.
 func Uncommitted(ctx context.Context, dir string, pathspecs ...string) ([]Change, error) {
-	args := []string{"status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames", "--"}
-	for _, p := range pathspecs {
-		args = append(args, ":(top)"+p)
+	prefix, err := git(ctx, dir, "rev-parse", "--show-prefix")
+	if err != nil {
+		return nil, err
 	}
+	if len(pathspecs) == 0 {
+		pathspecs = []string{"."}
+	}
+	args := append([]string{"status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames", "--"}, pathspecs...)
 	out, err := gitRaw(ctx, dir, args...)
 	if err != nil {
 		return nil, err
 	}
 	var changes []Change
 	for rec := range bytes.SplitSeq(out, []byte{0}) {
-		// XY SP <path>
+		// XY SP <path>, the path from the repository's top
 		if len(rec) < 4 {
 			continue
 		}
-		changes = append(changes, Change{Code: string(rec[:2]), Path: string(rec[3:])})
+		changes = append(changes, Change{Code: string(rec[:2]), Path: strings.TrimPrefix(string(rec[3:]), prefix)})
 	}
 	return changes, nil
 }
 
-// Diff lists the paths that differ between the trees of commits from and
-// to, a rename as its two paths.
+// Diff lists the paths under dir (relative to it) that differ between the
+// trees of commits from and to, a rename as its two paths.
 func Diff(ctx context.Context, dir, from, to string) ([]string, error) {
-	out, err := gitRaw(ctx, dir, "diff", "--name-only", "-z", "--no-renames", from, to, "--")
+	out, err := gitRaw(ctx, dir, "diff", "--name-only", "-z", "--no-renames", "--relative", from, to, "--")
 	if err != nil {
 		return nil, err
 	}

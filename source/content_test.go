@@ -93,11 +93,11 @@ func TestContent(t *testing.T) {
 		t.Errorf("Log = %+v, %v; want the second commit with its body", log, err)
 	}
 
-	if ch, err := Uncommitted(ctx, dir, "docker"); err != nil || len(ch) != 0 {
+	if ch, err := Uncommitted(ctx, filepath.Join(dir, "docker")); err != nil || len(ch) != 0 {
 		t.Errorf("Uncommitted of a clean tree = %v, %v", ch, err)
 	}
 	write(t, dir, map[string]string{"docker/ a.txt": "new", "docker/build.log": "x", "docker/a b.sh": "changed", "other/x": "x"})
-	ch, err := Uncommitted(ctx, dir, "docker")
+	ch, err := Uncommitted(ctx, filepath.Join(dir, "docker"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,8 @@ func TestContent(t *testing.T) {
 	for _, c := range ch {
 		got[c.Path] = c.Code
 	}
-	want := map[string]string{"docker/ a.txt": "??", "docker/build.log": "!!", "docker/a b.sh": " M"}
+	// Asked from a directory below the top: paths relative to it.
+	want := map[string]string{" a.txt": "??", "build.log": "!!", "a b.sh": " M"}
 	if len(got) != len(want) {
 		t.Errorf("Uncommitted(docker) = %v, want %v", got, want)
 	}
