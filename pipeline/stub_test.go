@@ -55,6 +55,7 @@ type stubEngine struct {
 
 	mu     sync.Mutex
 	builds []string
+	specs  []engine.BuildSpec
 	pulls  []string
 }
 
@@ -64,6 +65,7 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 	name := imageOf(spec.Tags[0])
 	e.mu.Lock()
 	e.builds = append(e.builds, name)
+	e.specs = append(e.specs, spec)
 	e.mu.Unlock()
 	fmt.Fprintf(log, "building %s\n", name)
 	if name == e.hang {
