@@ -239,7 +239,7 @@ func (e *ensurer) wait(ctx context.Context, ref name.Tag) (string, bool, error) 
 		// ±10%, so that many jobs waiting for one image do not ask at once.
 		next := min(left, time.Duration(float64(e.req.Poll)*(0.9+0.2*mathrand.Float64())))
 		fmt.Fprintf(e.req.Progress, "waiting for %s (a builder job with --push makes it): %s left, next look in %s\n",
-			ref, left.Round(time.Second), next.Round(time.Second))
+			ref, roughly(left), roughly(next))
 		t := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
@@ -500,6 +500,14 @@ func (e *ensurer) finish(ctx context.Context, err error) error {
 		return fmt.Errorf("record the end of run %d: %w", e.id, ferr)
 	}
 	return nil
+}
+
+// roughly is d to the second, or to the 10 ms below one.
+func roughly(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(10 * time.Millisecond)
 }
 
 func randomHex(n int) string {
