@@ -19,13 +19,13 @@ var changedStack = map[string]string{
 	"docker/install/common.sh": "echo common\n",
 	// The base's context holds the child's Dockerfile too, as in many
 	// projects: its build is not sent it, so its changes are not the base's.
-	"docker/.dockerignore": "Dockerfile.cpu\n",
-	"docker/Dockerfile.cpu":    "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nCOPY cpu.txt /etc/ci/cpu\n",
-	"cpu/cpu.txt":              "cpu\n",
-	"lint/Dockerfile":          "FROM scratch\nCOPY lint.txt /lint.txt\n",
-	"lint/lint.txt":            "lint\n",
-	"docs/README.md":           "docs\n",
-	".gitignore":               "nightshift.db\nlogs/\n*.json\n*.xml\n",
+	"docker/.dockerignore":  "Dockerfile.cpu\n",
+	"docker/Dockerfile.cpu": "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nCOPY cpu.txt /etc/ci/cpu\n",
+	"cpu/cpu.txt":           "cpu\n",
+	"lint/Dockerfile":       "FROM scratch\nCOPY lint.txt /lint.txt\n",
+	"lint/lint.txt":         "lint\n",
+	"docs/README.md":        "docs\n",
+	".gitignore":            "nightshift.db\nlogs/\n*.json\n*.xml\n",
 	"nightshift.toml": `
 [staging]
 registry  = "%REGISTRY%"
