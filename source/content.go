@@ -28,15 +28,13 @@ func Object(ctx context.Context, dir, commit, path string) (string, error) {
 	if path == "." || path == "" {
 		spec = commit + ":./"
 	}
-	// cat-file -e answers by its exit status alone: 0 there, 128 not.
-	if _, err := gitRaw(ctx, dir, "cat-file", "-e", spec); err != nil {
-		var ge *GitError
-		if errors.As(err, &ge) && ge.Status > 0 {
-			return "", fmt.Errorf("%s at %.8s: %w", path, commit, ErrNotInCommit)
-		}
-		return "", err
+	// --verify --quiet answers a name git cannot resolve by its exit status.
+	out, err := git(ctx, dir, "rev-parse", "--verify", "--quiet", "--end-of-options", spec)
+	var ge *GitError
+	if errors.As(err, &ge) && ge.Status > 0 {
+		return "", fmt.Errorf("%s at %.8s: %w", path, commit, ErrNotInCommit)
 	}
-	return git(ctx, dir, "rev-parse", spec)
+	return out, err
 }
 
 // Shallow reports whether the clone at dir is shallow: it lacks the
