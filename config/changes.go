@@ -25,8 +25,13 @@ type Changes struct {
 	Ignore []string `toml:"ignore"`
 }
 
-// contentHashLen is the length of the hash in a content tag: a git hash's.
-const contentHashLen = 40
+// contentHashLen is the length of the hash in a content tag: a git hash's;
+// attemptSuffix is the room ensure needs after it for the tag of one push
+// attempt ("-try-" and 8 hex digits).
+const (
+	contentHashLen = 40
+	attemptSuffix  = len("-try-01234567")
+)
 
 // globs checks patterns, slash-separated paths relative to the source
 // root in .dockerignore syntax (*, ?, [...], ** for any number of
@@ -51,8 +56,8 @@ func (l *loader) globs(key string, patterns []string) {
 // ensureSection checks [ensure] and [changes].
 func (l *loader) ensureSection(c *Config) {
 	if p := c.Ensure.TagPrefix; p != "" {
-		if err := CheckTag(p + "-" + strings.Repeat("0", contentHashLen)); err != nil {
-			l.problem("ensure.tag_prefix", fmt.Sprintf("%q makes content tags that are %v; keep it under %d characters", p, err, 128-contentHashLen-1))
+		if err := CheckTag(p + "-" + strings.Repeat("0", contentHashLen+attemptSuffix)); err != nil {
+			l.problem("ensure.tag_prefix", fmt.Sprintf("%q makes content tags that are %v; keep it to %d characters", p, err, 128-contentHashLen-attemptSuffix-1))
 		}
 	}
 	l.globs("changes.build_all", c.Changes.BuildAll)

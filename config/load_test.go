@@ -120,7 +120,7 @@ func TestParseProblems(t *testing.T) {
 				"[changes]\nbuild_all = [\"../ci/*.sh\"]\nignore = [\"\", \"docs/[\"]\n" + // 6-8
 				"[[image]]\nname = \"ci_base\"\ndockerfile = \"Dockerfile\"\ninputs = [\"scripts/*.sh\", \"../x\"]\n", // 9-12
 			want: []string{
-				`bad.toml:5: ensure.tag_prefix: "-pr" makes content tags that are not a valid Docker tag: at most 128 letters, digits, "_", "." and "-", not starting with "." or "-"; keep it under 87 characters`,
+				`bad.toml:5: ensure.tag_prefix: "-pr" makes content tags that are not a valid Docker tag: at most 128 letters, digits, "_", "." and "-", not starting with "." or "-"; keep it to 74 characters`,
 				`bad.toml:7: changes.build_all: pattern 1, "../ci/*.sh", is not inside the source repository: write a path relative to its root, without ".."`,
 				`bad.toml:8: changes.ignore: pattern 1 is empty`,
 				`bad.toml:8: changes.ignore: pattern 2, "docs/[": syntax error in pattern`,
