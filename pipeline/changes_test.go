@@ -1,11 +1,17 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"nightshift/config"
+	"nightshift/internal/testenv"
+	"nightshift/notify"
+	"nightshift/store"
 	"nightshift/rebuild"
 	"nightshift/source"
 )
@@ -76,5 +82,69 @@ func TestChangeDetection(t *testing.T) {
 				t.Errorf("%s: %s = %+v, want reason %q", tc.name, c.Image, c, tc.want[c.Image])
 			}
 		}
+	}
+}
+
+// A change-detected nightly: nothing to rebuild is no run (no record, no
+// news); a rebuilt child of an unchanged parent builds on its latest by
+// digest, and needs one.
+func TestNightlyChangedSince(t *testing.T) {
+	t.Parallel()
+	_, _, _, dir := ensureStack(t, nil)
+	cfg, err := config.Load(filepath.Join(dir, "nightshift.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newStubRegistry()
+	eng := &stubEngine{reg: reg}
+	db := openDB(t)
+	p := New(cfg, db, WithEngine(eng), WithRegistry(reg), WithNotifiers(nil, []notify.Route{{Notifier: "discord", On: []string{"always"}}}))
+	ctx := context.Background()
+	changed := Request{Selection: Selection{ChangedSince: "HEAD~1"}}
+
+	commitFiles(t, dir, "docs", map[string]string{"README.md": "more\n"})
+	r, err := p.Nightly(ctx, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := r.Wait()
+	if err != nil || rec.ID != 0 || rec.Status != store.Succeeded || len(rec.Unchanged) != 2 || len(rec.Images) != 0 {
+		t.Errorf("nothing to rebuild: %+v, %v; want an unrecorded success listing both images unchanged", rec, err)
+	}
+	if runs, _ := db.Runs(0); len(runs) != 0 {
+		t.Errorf("nothing to rebuild was recorded: %+v", runs)
+	}
+	if pending, _ := db.PendingMessages(); len(pending) != 0 {
+		t.Errorf("nothing to rebuild queued %d messages", len(pending))
+	}
+
+	commitFiles(t, dir, "cpu", map[string]string{"docker/Dockerfile.cpu": "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nRUN true\n"})
+	var usage *UsageError
+	if _, err := p.Nightly(ctx, changed); !errors.As(err, &usage) || !strings.Contains(err.Error(), "no reg.example:5000/ns/base:latest") {
+		t.Errorf("a child of a parent never pushed: %v, want a usage error", err)
+	}
+	reg.put("reg.example:5000/ns/base:latest", "sha256:"+strings.Repeat("ab", 32))
+	r, err = p.Nightly(ctx, changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec, err = r.Wait(); err != nil || rec.ID == 0 || len(rec.Images) != 1 || len(rec.Unchanged) != 1 || rec.Unchanged[0].Name != "base" {
+		t.Fatalf("cpu changed: %+v, %v", rec, err)
+	}
+	pinned := "reg.example:5000/ns/base@sha256:" + strings.Repeat("ab", 32)
+	if im := rec.Image("cpu"); im.BaseRef != pinned || im.Reason != "docker/Dockerfile.cpu changed" || eng.specs[0].Args["BASE_IMAGE"] != pinned {
+		t.Errorf("cpu: %+v built with BASE_IMAGE %q; want it on %s", im, eng.specs[0].Args["BASE_IMAGE"], pinned)
+	}
+}
+
+func commitFiles(t *testing.T, dir, msg string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := testenv.CommitAll(dir, msg); err != nil {
+		t.Fatal(err)
 	}
 }
