@@ -11,9 +11,9 @@ import (
 	"nightshift/config"
 	"nightshift/internal/testenv"
 	"nightshift/notify"
-	"nightshift/store"
 	"nightshift/rebuild"
 	"nightshift/source"
+	"nightshift/store"
 )
 
 // Which images a change rebuilds, and the reason each is given.
