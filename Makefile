@@ -24,7 +24,9 @@ check:
 	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" $(PKGS); \
 	else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@latest); skipped"; fi
 
-# Speed goals, measured against their baselines in one run; prints ratios.
+# Speed goals, measured against their baselines in one run; prints ratios
+# (the nightly's, the push's, and ensure's and --changed-since's against one
+# curl -I and one git diff: bench/ensure_test.go).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
 	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/

@@ -84,15 +84,16 @@ func contentTags(ctx context.Context, cfg *config.Config, g *rebuild.Graph, co s
 			problem("context", "%v", err)
 			continue
 		}
-		dockerfile, err := object(ctx, co, img.Dockerfile)
-		if err != nil {
-			problem("dockerfile", "%v", err)
-			continue
-		}
 		simple := len(node.Parents) == 0 && len(img.Inputs) == 0 && len(img.BuildArgs) == 0 && img.Target == "" &&
 			inContext(img.Context, path.Clean(img.Dockerfile), nil)
 		tag := tree
 		if !simple {
+			// A Dockerfile inside the context is in its tree hash already.
+			dockerfile, err := object(ctx, co, img.Dockerfile)
+			if err != nil {
+				problem("dockerfile", "%v", err)
+				continue
+			}
 			h := sha256.New()
 			line := func(format string, a ...any) { fmt.Fprintf(h, format+"\n", a...) }
 			line("%s", contentTagVersion)
