@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -12,9 +11,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
 
 	"nightshift/config"
+	"nightshift/engine"
 	"nightshift/rebuild"
 	"nightshift/source"
 	"nightshift/store"
@@ -181,20 +180,12 @@ func matches(m *patternmatcher.PatternMatcher, p string) bool {
 	return err == nil && ok
 }
 
-// readDockerignore reads the .dockerignore of the context at dir; nil when
-// there is none.
+// readDockerignore reads the .dockerignore of the context at dir, as the
+// engine's build reads it; nil when there is none.
 func readDockerignore(dir string) (*patternmatcher.PatternMatcher, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	patterns, err := engine.ReadIgnore(dir)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	patterns, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name(), err)
 	}
 	return matcher(patterns)
 }
