@@ -317,4 +317,15 @@ func TestEnsureTwoHostsE2E(t *testing.T) {
 		}
 		t.Logf("round %d: %s / %s, %s", round, a.Outcome, b.Outcome, a.Pinned())
 	}
+	// The race was run: both hosts built (and recorded) in some round,
+	// rather than one finding the other's image before building.
+	built := 0
+	for _, c := range cfgs {
+		if n := len(ensureRuns(t, c)); n > 0 {
+			built++
+		}
+	}
+	if built != 2 {
+		t.Errorf("only %d host(s) built in 3 rounds: the race was not run", built)
+	}
 }
