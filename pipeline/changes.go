@@ -206,7 +206,7 @@ func (p *Pipeline) pinUnchanged(ctx context.Context, prep *Prepared) error {
 			if rebuilt[parent] || bases[parent] != "" {
 				continue
 			}
-			latest, _, err := refsOf(p.Repo(), parent)
+			latest, err := name.NewTag(p.Repo() + "/" + parent + ":latest")
 			if err != nil {
 				return err
 			}
@@ -238,13 +238,13 @@ func (prep *Prepared) reason(image string) string {
 	return ""
 }
 
-// refsOf is image's latest in repo, and the repository.
-func refsOf(repo, image string) (name.Tag, name.Repository, error) {
-	r, err := name.NewRepository(repo + "/" + image)
-	if err != nil {
-		return name.Tag{}, name.Repository{}, err
+// unchanged is how the record lists the images plan leaves alone.
+func unchanged(plan *rebuild.Plan) []store.UnchangedImage {
+	var out []store.UnchangedImage
+	for _, u := range plan.Unchanged {
+		out = append(out, store.UnchangedImage{Name: u.Name, Status: store.Skipped, Reason: u.Reason})
 	}
-	return r.Tag("latest"), r, nil
+	return out
 }
 
 // nothingToRebuild is the end of a change-detected run that found nothing
@@ -253,10 +253,7 @@ func refsOf(repo, image string) (name.Tag, name.Repository, error) {
 func nothingToRebuild(req Request, prep *Prepared, now time.Time) *Run {
 	rec := &store.Run{Kind: store.KindNightly, Tag: prep.Plan.Tag, Commit: prep.Source.Commit, Subject: prep.Source.Subject,
 		Dirty: prep.Source.Dirty, Status: store.Succeeded, Trigger: req.Trigger, TriggeredBy: req.TriggeredBy,
-		Started: prep.Plan.Start, Finished: &now, Images: []store.ImageResult{}, ChangedSince: prep.Since}
-	for _, u := range prep.Plan.Unchanged {
-		rec.Unchanged = append(rec.Unchanged, store.UnchangedImage{Name: u.Name, Status: store.Skipped, Reason: u.Reason})
-	}
+		Started: prep.Plan.Start, Finished: &now, Images: []store.ImageResult{}, ChangedSince: prep.Since, Unchanged: unchanged(prep.Plan)}
 	if req.Progress != nil {
 		close(req.Progress)
 	}

@@ -139,15 +139,7 @@ func TestNightlyChangedSince(t *testing.T) {
 
 func commitFiles(t *testing.T, dir, msg string, files map[string]string) {
 	t.Helper()
-	for p, content := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := testenv.CommitAll(dir, msg); err != nil {
+	if _, err := testenv.CommitFiles(dir, msg, files); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -190,10 +190,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 	for _, s := range prep.Plan.Steps {
 		rec.Planned = append(rec.Planned, s.Name)
 	}
-	rec.ChangedSince = prep.Plan.Since
-	for _, u := range prep.Plan.Unchanged {
-		rec.Unchanged = append(rec.Unchanged, store.UnchangedImage{Name: u.Name, Status: store.Skipped, Reason: u.Reason})
-	}
+	rec.ChangedSince, rec.Unchanged = prep.Plan.Since, unchanged(prep.Plan)
 	if err := p.record(rec, req.Record); err != nil {
 		p.dropQueued(req.Record, err)
 		if req.Progress != nil {

@@ -65,15 +65,7 @@ func ensureStack(t *testing.T, registry, namespace string) string {
 // commit writes files into the repository at dir and commits everything.
 func commit(t *testing.T, dir, msg string, files map[string]string) string {
 	t.Helper()
-	for p, content := range files {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hash, err := testenv.CommitAll(dir, msg)
+	hash, err := testenv.CommitFiles(dir, msg, files)
 	if err != nil {
 		t.Fatalf("git commit: %v", err)
 	}
