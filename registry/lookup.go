@@ -53,7 +53,7 @@ func (c *Client) Lookup(ctx context.Context, ref string) (digest string, found b
 	}
 	// A token to fetch, or an answer without its digest: the full client.
 	desc, err := c.puller.Head(ctx, r)
-	if NotFound(err) {
+	if notFound(err) {
 		return "", false, nil
 	}
 	if err != nil {
@@ -62,9 +62,9 @@ func (c *Client) Lookup(ctx context.Context, ref string) (digest string, found b
 	return desc.Digest.String(), true, nil
 }
 
-// NotFound reports whether err is the registry's answer that what was
+// notFound reports whether err is the registry's answer that what was
 // asked for is not there (404).
-func NotFound(err error) bool {
+func notFound(err error) bool {
 	var terr *transport.Error
 	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
