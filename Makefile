@@ -28,7 +28,8 @@ check:
 # the nightly (schedule, overhead, push of both tags), command tests,
 # promote of a 10-image stack to another namespace (vs docker pull + tag +
 # push of each), prune of 1,000 tags (vs crane digest + crane delete per
-# tag), the idle daemon; then the dashboard's latency.
+# tag), ensure and --changed-since (vs one curl -I and one git diff), the
+# idle daemon; then the dashboard's latency.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
 	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/

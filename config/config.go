@@ -28,6 +28,8 @@ type Config struct {
 	Promote  Promote  `toml:"promote"`
 	// Retention is how long nightly runs keep their staging tags and logs.
 	Retention Retention `toml:"retention"`
+	Ensure    Ensure    `toml:"ensure"`
+	Changes   Changes   `toml:"changes"`
 	Images    []Image   `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
@@ -108,6 +110,11 @@ type Image struct {
 	// Tests are container-structure-test files for this image alone,
 	// relative to the source repository root.
 	Tests []string `toml:"tests"`
+	// Inputs are globs of further files the image is built from (scripts
+	// its build reaches outside its context, say), relative to the source
+	// repository root: a change to one rebuilds the image
+	// (run --changed-since) and changes its content tag (ensure).
+	Inputs []string `toml:"inputs"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

@@ -240,6 +240,7 @@ func (l *loader) validate(c *Config) bool {
 	l.validateSection(c)
 	l.promote(c)
 	l.retention(&c.Retention)
+	l.ensureSection(c)
 	return repoOK
 }
 

@@ -114,6 +114,20 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "ensure and changes",
+			toml: okStaging + // 1-3
+				"[ensure]\ntag_prefix = \"-pr\"\n" + // 4-5
+				"[changes]\nbuild_all = [\"../ci/*.sh\"]\nignore = [\"\", \"docs/[\"]\n" + // 6-8
+				"[[image]]\nname = \"ci_base\"\ndockerfile = \"Dockerfile\"\ninputs = [\"scripts/*.sh\", \"../x\"]\n", // 9-12
+			want: []string{
+				`bad.toml:5: ensure.tag_prefix: "-pr" makes content tags that are not a valid Docker tag: at most 128 letters, digits, "_", "." and "-", not starting with "." or "-"; keep it to 74 characters`,
+				`bad.toml:7: changes.build_all: pattern 1, "../ci/*.sh", is not inside the source repository: write a path relative to its root, without ".."`,
+				`bad.toml:8: changes.ignore: pattern 1 is empty`,
+				`bad.toml:8: changes.ignore: pattern 2, "docs/[": syntax error in pattern`,
+				`bad.toml:12: image[1].inputs: pattern 2, "../x", is not inside the source repository: write a path relative to its root, without ".."`,
+			},
+		},
+		{
 			name: "inline password",
 			toml: okStaging + "password = \"hunter2\"\n" + okImage,
 			want: []string{

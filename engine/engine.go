@@ -334,7 +334,7 @@ func (e *callError) Transient() bool {
 // Dockerfile from outside the context, or with replaced content, is added
 // under a random name that .dockerignore then hides from COPY.
 func contextTar(spec BuildSpec) (io.ReadCloser, string, error) {
-	excludes, err := readIgnore(spec.Context)
+	excludes, err := ReadIgnore(spec.Context)
 	if err != nil {
 		return nil, "", err
 	}
@@ -390,7 +390,9 @@ func contextTar(spec BuildSpec) (io.ReadCloser, string, error) {
 	}), name, nil
 }
 
-func readIgnore(dir string) ([]string, error) {
+// ReadIgnore reads the patterns of the .dockerignore of the build context
+// at dir, as the docker CLI reads them; none when there is no such file.
+func ReadIgnore(dir string) ([]string, error) {
 	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil

@@ -40,6 +40,19 @@ func (s Summary) Images() []store.ImageResult {
 // is an http(s) URL a reader could follow.
 func (s Summary) ConsoleURL() string { return s.Run.ConsoleURL() }
 
+// Unchanged says which images a change-detected run left alone, "" for
+// none: "base, lint (unchanged since 1a2b3c4d: not rebuilt)".
+func Unchanged(r store.Run) string {
+	if len(r.Unchanged) == 0 {
+		return ""
+	}
+	names := make([]string, len(r.Unchanged))
+	for i, u := range r.Unchanged {
+		names[i] = u.Name
+	}
+	return fmt.Sprintf("%s (unchanged since %s: not rebuilt)", strings.Join(names, ", "), ShortCommit(r.ChangedSince))
+}
+
 // Duration is d to the second: sub-second precision is noise in a nightly
 // build.
 func Duration(d time.Duration) string { return d.Round(time.Second).String() }

@@ -50,6 +50,9 @@ type Registry interface {
 	Ping(ctx context.Context) error
 	// CheckPush checks that the credentials may push to repo.
 	CheckPush(repo string) error
+	// Lookup returns the digest ref has in the registry, and whether it is
+	// there at all (a 404 is found false, not an error).
+	Lookup(ctx context.Context, ref string) (digest string, found bool, err error)
 }
 
 // Pipeline carries out runs of one configuration.
@@ -62,6 +65,12 @@ type Pipeline struct {
 	routes    []notify.Route
 	log       *slog.Logger
 	now       func() time.Time
+	// openDB opens the store when a verb needs it and db is nil (an
+	// ensure records only when it builds); claimSettle is ensure's pause
+	// before reading back a tag it pushed (tests shorten it).
+	openDB      func() (*store.DB, error)
+	claimSettle time.Duration
+	ownDB       bool
 
 	// Tests replace the images' tests and the Jenkins job.
 	tester  func(*Prepared) tester
@@ -81,6 +90,45 @@ func WithRegistry(r Registry) Option { return func(p *Pipeline) { p.registry = r
 // whose policy wants it.
 func WithNotifiers(ns map[string]notify.Notifier, routes []notify.Route) Option {
 	return func(p *Pipeline) { p.notifiers, p.routes = ns, routes }
+}
+
+// WithStoreOpener opens the store with open when a verb first needs it,
+// for a pipeline made without one: an ensure that finds its image never
+// takes the store's lock. Close closes a store opened so.
+func WithStoreOpener(open func() (*store.DB, error)) Option {
+	return func(p *Pipeline) { p.openDB = open }
+}
+
+// store returns the record store, opening it when needed.
+func (p *Pipeline) store() (*store.DB, error) {
+	if p.db == nil {
+		if p.openDB == nil {
+			return nil, errors.New("nightshift: no record store")
+		}
+		db, err := p.openDB()
+		if err != nil {
+			return nil, err
+		}
+		p.db, p.ownDB = db, true
+	}
+	return p.db, nil
+}
+
+// Close closes what the pipeline opened itself: a store from its opener.
+func (p *Pipeline) Close() error {
+	if p.ownDB {
+		p.ownDB = false
+		return p.db.Close()
+	}
+	return nil
+}
+
+// settle is ensure's pause before reading back a tag it pushed.
+func (p *Pipeline) settle() time.Duration {
+	if p.claimSettle > 0 {
+		return p.claimSettle
+	}
+	return claimSettle
 }
 
 // WithLogger logs through l.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 type Selection struct {
 	Only     []string
 	WithDeps bool
+	// ChangedSince, when set, rebuilds only the images that changed since
+	// this revision (a commit, branch or tag of the source), and those
+	// built on them; see Prepared.Changes.
+	ChangedSince string
 }
 
 // Prepared is a run ready to go: its source pinned and its plan made.
@@ -30,6 +35,11 @@ type Prepared struct {
 	// Pull validates the images the plan names as they are in the
 	// registry instead of rebuilding them (nightshift validate).
 	Pull bool
+	// Changes says, for a change-detected run (Selection.ChangedSince),
+	// what happens to each selected image and why, in order; the plan
+	// holds the images rebuilt. Since is the commit they are counted from.
+	Changes []Change
+	Since   string
 }
 
 // Prepare pins the source and plans a nightly started at start. Problems
@@ -41,11 +51,67 @@ func Prepare(ctx context.Context, cfg *config.Config, sel Selection, start time.
 		return nil, err
 	}
 	co := prep.Source
-	prep.Plan, err = rebuild.NewPlan(cfg, prep.Graph, co.Dir, rebuild.Commit{Hash: co.Commit, Short: co.Short()}, start, names)
-	if err != nil {
+	commit := rebuild.Commit{Hash: co.Commit, Short: co.Short()}
+	if sel.ChangedSince == "" {
+		prep.Plan, err = rebuild.NewPlan(cfg, prep.Graph, co.Dir, commit, start, names)
+		return prep, err
+	}
+	if err := prep.detect(ctx, cfg, sel); err != nil {
 		return nil, err
 	}
-	return prep, nil
+	return prep, prep.planChanged(cfg, commit, start, nil)
+}
+
+// detect decides which of the selected images changed since
+// sel.ChangedSince, into prep.Changes.
+func (prep *Prepared) detect(ctx context.Context, cfg *config.Config, sel Selection) error {
+	since, all, err := changes(ctx, cfg, prep.Graph, prep.Source, sel.ChangedSince)
+	if err != nil {
+		return err
+	}
+	selected := prep.Graph.Order()
+	if len(sel.Only) > 0 {
+		selected, _ = prep.Graph.Select(sel.Only, sel.WithDeps) // checked by prepare
+	}
+	prep.Since = since
+	for _, c := range all {
+		if slices.Contains(selected, c.Image) {
+			prep.Changes = append(prep.Changes, c)
+		}
+	}
+	return nil
+}
+
+// planChanged plans the images prep.Changes rebuilds, each child of an
+// image left alone building on bases[that image] (its latest when bases
+// has none).
+func (prep *Prepared) planChanged(cfg *config.Config, commit rebuild.Commit, start time.Time, bases map[string]string) error {
+	var names []string
+	var unchanged []rebuild.Unchanged
+	reasons := map[string]string{}
+	for _, c := range prep.Changes {
+		if c.Rebuild {
+			names = append(names, c.Image)
+			reasons[c.Image] = c.Reason
+		} else {
+			unchanged = append(unchanged, rebuild.Unchanged{Name: c.Image, Reason: c.Reason})
+		}
+	}
+	var err error
+	if len(names) == 0 {
+		tag, err := config.RenderTag(cfg.Staging.TagFormat, start, commit.Hash)
+		if err != nil {
+			return err
+		}
+		prep.Plan = &rebuild.Plan{Tag: tag, Commit: commit.Hash, Repo: stagingRepo(cfg), Start: start}
+	} else if prep.Plan, err = rebuild.NewPlan(cfg, prep.Graph, prep.Source.Dir, commit, start, names, rebuild.BuildOn(bases)); err != nil {
+		return err
+	}
+	prep.Plan.Since, prep.Plan.Unchanged = prep.Since, unchanged
+	for i := range prep.Plan.Steps {
+		prep.Plan.Steps[i].Reason = reasons[prep.Plan.Steps[i].Name]
+	}
+	return nil
 }
 
 // PrepareValidation readies the validation of the images already pushed
@@ -76,7 +142,7 @@ func PrepareValidation(ctx context.Context, cfg *config.Config, sel Selection, t
 // prepare pins the source at ref (the configured one when ""), reads the
 // image graph and the tests, and selects the images sel names.
 func prepare(ctx context.Context, cfg *config.Config, sel Selection, ref string) (*Prepared, []string, error) {
-	co, err := checkout(ctx, cfg, ref)
+	co, err := checkout(ctx, cfg, ref, sel.ChangedSince != "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,8 +184,8 @@ func GraphProblems(cfg *config.Config, found config.Problems) config.Problems {
 }
 
 // checkout pins the source: a local checkout as it is, or the URL fetched
-// at ref (the configured one when ref is "").
-func checkout(ctx context.Context, cfg *config.Config, ref string) (source.Checkout, error) {
+// at ref (the configured one when ref is ""), with its history when asked.
+func checkout(ctx context.Context, cfg *config.Config, ref string, history bool) (source.Checkout, error) {
 	if !cfg.Source.IsURL() {
 		co, err := source.Local(ctx, cfg.Source.Repo, cfg.Store.Path, cfg.Store.Logs)
 		if err != nil {
@@ -127,7 +193,11 @@ func checkout(ctx context.Context, cfg *config.Config, ref string) (source.Check
 		}
 		return co, nil
 	}
-	co, err := source.Fetch(ctx, cfg.Source.Repo, cmp.Or(ref, cfg.Source.Ref), cfg.Source.Workdir)
+	var opts []source.FetchOption
+	if history {
+		opts = append(opts, source.WithHistory())
+	}
+	co, err := source.Fetch(ctx, cfg.Source.Repo, cmp.Or(ref, cfg.Source.Ref), cfg.Source.Workdir, opts...)
 	switch {
 	case errors.Is(err, source.ErrNoRef):
 		return co, config.Problems{{File: cfg.File, Key: "source.ref", Msg: err.Error() + ": name a branch, a tag or a full commit hash"}}

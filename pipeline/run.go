@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -82,8 +83,19 @@ func (r *Run) Wait() (*store.Run, error) {
 // *UsageError when the request or the configuration is wrong,
 // *Unavailable when what the run needs is not there (the news of which is
 // queued, as it is for an unattended run's configuration problems).
+//
+// With req.ChangedSince, only what changed since is rebuilt, a child of an
+// image left alone building on that image's latest pinned by digest; a run
+// with nothing to rebuild is over at once, recorded nowhere, and its Run's
+// record (ID 0) lists what it left alone.
 func (p *Pipeline) Nightly(ctx context.Context, req Request) (*Run, error) {
 	prep, err := Prepare(ctx, p.cfg, req.Selection, p.now().UTC())
+	if err == nil && req.ChangedSince != "" {
+		if len(prep.Plan.Steps) == 0 {
+			return nothingToRebuild(req, prep, p.now()), nil
+		}
+		err = p.pinUnchanged(ctx, prep)
+	}
 	return p.start(ctx, req, prep, err)
 }
 
@@ -183,6 +195,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 	for _, s := range prep.Plan.Steps {
 		rec.Planned = append(rec.Planned, s.Name)
 	}
+	rec.ChangedSince, rec.Unchanged = prep.Plan.Since, unchanged(prep.Plan)
 	if err := p.record(rec, req.Record); err != nil {
 		p.dropQueued(ctx, req.Record, err)
 		if req.Progress != nil {
@@ -507,6 +520,10 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 		res := store.ImageResult{Name: e.Image}
 		if s := plan.Step(e.Image); s != nil {
 			res.Ref, res.Parent = s.Ref.String(), s.Base
+			res.Reason = s.Reason
+			if s.Reason != "" && s.Base != "" && !slices.Contains(s.Parents, s.Base) {
+				res.BaseRef = s.BaseRef // the parent's latest by digest
+			}
 		}
 		run.Images = append(run.Images, res)
 		im = &run.Images[len(run.Images)-1]

@@ -55,6 +55,7 @@ type stubEngine struct {
 
 	mu     sync.Mutex
 	builds []string
+	specs  []engine.BuildSpec
 	pulls  []string
 }
 
@@ -64,6 +65,7 @@ func (e *stubEngine) Build(ctx context.Context, spec engine.BuildSpec, log io.Wr
 	name := imageOf(spec.Tags[0])
 	e.mu.Lock()
 	e.builds = append(e.builds, name)
+	e.specs = append(e.specs, spec)
 	e.mu.Unlock()
 	fmt.Fprintf(log, "building %s\n", name)
 	if name == e.hang {
@@ -152,6 +154,13 @@ func (r *stubRegistry) Digest(_ context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("%s: MANIFEST_UNKNOWN", ref)
 	}
 	return d, nil
+}
+
+func (r *stubRegistry) Lookup(_ context.Context, ref string) (string, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.digests[ref]
+	return d, ok, nil
 }
 
 // imageOf is the image name of "<repo>/<name>:<tag>" or "<repo>/<name>@<digest>".

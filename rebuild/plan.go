@@ -23,6 +23,16 @@ type Plan struct {
 	Repo   string // <registry>/<namespace>
 	Start  time.Time
 	Steps  []Step // in dependency order
+	// Since is, for a change-detected plan, the commit changes are
+	// counted from; Unchanged are the images it leaves alone, in order.
+	Since     string
+	Unchanged []Unchanged
+}
+
+// Unchanged is an image a change-detected plan does not rebuild, and why.
+type Unchanged struct {
+	Name   string
+	Reason string
 }
 
 // Step is one image of a plan.
@@ -45,6 +55,9 @@ type Step struct {
 	Args              map[string]string
 	Target            string
 	Timeout           time.Duration
+	// Reason says why a change-detected plan rebuilds the image; "" in a
+	// plan of every image.
+	Reason string
 }
 
 // Tag is the run's immutable tag of the image.
@@ -70,13 +83,55 @@ type Commit struct {
 	Short string
 }
 
+// A PlanOption changes how NewPlan names and bases images.
+type PlanOption func(*planOptions)
+
+type planOptions struct {
+	tags   map[string]string
+	bases  map[string]string
+	runTag string
+}
+
+// Tags gives images immutable tags of their own (content tags) instead of
+// the run's; the run's tag, used for images Tags does not name and for
+// build arg templates' .Tag, is run.
+func Tags(run string, tags map[string]string) PlanOption {
+	return func(o *planOptions) { o.runTag, o.tags = run, tags }
+}
+
+// BuildOn says which ref a stack image that a step builds on stands for
+// (by digest, say), whether or not the plan rebuilds it: a child builds on
+// bases[parent] instead of the parent's ref of this run or its latest.
+func BuildOn(bases map[string]string) PlanOption {
+	return func(o *planOptions) { o.bases = bases }
+}
+
 // NewPlan plans a run of the images named in names (all of them when names
 // is empty; see Graph.Select) from the tree at root, pinned at commit and
-// started at start.
-func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start time.Time, names []string) (*Plan, error) {
-	tag, err := config.RenderTag(cfg.Staging.TagFormat, start, commit.Hash)
-	if err != nil {
-		return nil, fmt.Errorf("%s: staging.tag_format: %w", cfg.File, err)
+// started at start. A child of an image not in the plan builds on that
+// image's latest, unless BuildOn says otherwise.
+func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start time.Time, names []string, opts ...PlanOption) (*Plan, error) {
+	var o planOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tag := o.runTag
+	if tag == "" {
+		var err error
+		if tag, err = config.RenderTag(cfg.Staging.TagFormat, start, commit.Hash); err != nil {
+			return nil, fmt.Errorf("%s: staging.tag_format: %w", cfg.File, err)
+		}
+	}
+	tagOf := func(name string) string { return cmp.Or(o.tags[name], tag) }
+	// baseOf is the ref that a child builds on for stack image name.
+	baseOf := func(name string, inPlan bool) string {
+		switch {
+		case o.bases[name] != "":
+			return o.bases[name]
+		case inPlan:
+			return stagingRepo(cfg) + "/" + name + ":" + tagOf(name)
+		}
+		return stagingRepo(cfg) + "/" + name + ":latest"
 	}
 	p := &Plan{
 		Tag:    tag,
@@ -92,14 +147,13 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 		inPlan[n] = true
 	}
 	data := config.NewTemplateData(start, commit.Hash)
-	data.Tag = tag
 	for _, name := range names {
 		node, ok := g.Node(name)
 		if !ok {
 			return nil, fmt.Errorf("no image %q in the graph", name)
 		}
 		img := node.Image
-		ref, latest, err := refs(p.Repo, name, tag)
+		ref, latest, err := refs(p.Repo, name, tagOf(name))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: image %s: %w", cfg.File, img.Line, name, err)
 		}
@@ -122,17 +176,14 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 				s.Parents = append(s.Parents, parent)
 			}
 		}
-		data.Name = name
+		data.Name, data.Tag = name, tagOf(name)
 		for k, v := range img.BuildArgs {
 			if s.Args[k], err = config.RenderArg(v, data); err != nil {
 				return nil, fmt.Errorf("%s:%d: image %s: build_args.%s: %w", cfg.File, img.Line, name, k, err)
 			}
 		}
 		if s.Base != "" {
-			s.BaseRef = p.Repo + "/" + s.Base + ":latest"
-			if inPlan[s.Base] {
-				s.BaseRef = p.Repo + "/" + s.Base + ":" + tag
-			}
+			s.BaseRef = baseOf(s.Base, inPlan[s.Base])
 			s.Args["BASE_IMAGE"] = s.BaseRef
 		}
 		// The FROM lines as this run's build args make them: a reference
@@ -144,14 +195,10 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 		}
 		var pinned map[string]string
 		if s.DockerfileContent, pinned, err = pinFroms(s.Dockerfile, fromArgs, func(image string) string {
-			name := g.stackName(node, image)
-			switch {
-			case name == "":
-				return ""
-			case inPlan[name]:
-				return p.Repo + "/" + name + ":" + tag
+			if name := g.stackName(node, image); name != "" {
+				return baseOf(name, inPlan[name])
 			}
-			return p.Repo + "/" + name + ":latest"
+			return ""
 		}); err != nil {
 			return nil, fmt.Errorf("%s:%d: image %s: %w", cfg.File, img.Line, name, err)
 		}
@@ -159,6 +206,11 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 		p.Steps = append(p.Steps, s)
 	}
 	return p, nil
+}
+
+// stagingRepo is where cfg's staging images live: <registry>/<namespace>.
+func stagingRepo(cfg *config.Config) string {
+	return cfg.Staging.Registry + "/" + cfg.Staging.Namespace
 }
 
 // ExistingPlan plans the validation of images already in the staging

@@ -62,6 +62,23 @@ func TestPlanPointsEveryFromAtThisRun(t *testing.T) {
 		t.Errorf("depends_on for order only: base %q, BASE_IMAGE %q, parents %v; want no base, built after base", s.Base, s.Args["BASE_IMAGE"], s.Parents)
 	}
 
+	// Content tags (ensure), and parents pinned by digest (ensure, a
+	// change-detected run's unchanged parent), in plan or not.
+	pinned := "reg:5000/ns/base@sha256:" + strings.Repeat("ab", 32)
+	for _, names := range [][]string{{"literal", "arg"}, {"base", "literal", "arg"}} {
+		p, err = NewPlan(cfg, g, root, Commit{Hash: "1a2b3c4d5e6f"}, start, names,
+			Tags("pr-run", map[string]string{"arg": "pr-0a1b"}), BuildOn(map[string]string{"base": pinned}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := p.Step("arg"); s.Ref.String() != "reg:5000/ns/arg:pr-0a1b" || s.Args["BASE_IMAGE"] != pinned || s.BaseRef != pinned {
+			t.Errorf("%v: arg's ref %s, BASE_IMAGE %q; want its content tag, on %s", names, s.Ref, s.Args["BASE_IMAGE"], pinned)
+		}
+		if s := p.Step("literal"); s.Ref.TagStr() != "pr-run" || !strings.Contains(string(s.DockerfileContent), "FROM "+pinned+" AS tools") {
+			t.Errorf("%v: literal's ref %s, Dockerfile\n%s\nwant the run's tag, on %s", names, s.Ref, s.DockerfileContent, pinned)
+		}
+	}
+
 	g, ps = NewGraph(cfg.File, root, "reg:5000/ns", append(images[:1:1], images[6]))
 	if len(ps) > 0 {
 		t.Fatal(ps)

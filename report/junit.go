@@ -48,6 +48,11 @@ func JUnit(w io.Writer, run *store.Run) error {
 			}
 		}
 	}
+	for _, u := range run.Unchanged {
+		// One case, skipped: the image is not rebuilt, not failed.
+		suite.AddTestcase(junit.Testcase{Name: "unchanged", Classname: u.Name,
+			Skipped: &junit.Result{Message: xmlText(u.Reason + ": not rebuilt")}})
+	}
 	if run.Jenkins != nil {
 		suite.AddTestcase(jenkinsCase(*run.Jenkins))
 	}

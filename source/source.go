@@ -91,11 +91,25 @@ const keepTrees = 5
 // fetchTimeout bounds a fetch: a stalled remote must not hang the nightly.
 const fetchTimeout = 30 * time.Minute
 
+// FetchOption changes what Fetch fetches.
+type FetchOption func(*fetchOptions)
+
+type fetchOptions struct{ history bool }
+
+// WithHistory fetches ref's whole history instead of its last commit alone,
+// for the commits and trees a change-detected run compares with.
+func WithHistory() FetchOption { return func(o *fetchOptions) { o.history = true } }
+
 // Fetch fetches ref (a branch, tag or commit) of the repository at url into
 // workdir and pins it. Every commit gets a tree of its own, checked out
 // once and never changed, so a second nightshift (a plan, say) fetching
-// another commit cannot change the tree a run is building from.
-func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
+// another commit cannot change the tree a run is building from. Only ref's
+// last commit is fetched, unless WithHistory.
+func Fetch(ctx context.Context, url, ref, workdir string, opts ...FetchOption) (Checkout, error) {
+	var o fetchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	shown := redacted(url) // what errors say: they reach records and messages
 	sum := sha256.Sum256([]byte(url))
 	base := filepath.Join(workdir, repoName(url)+"-"+hex.EncodeToString(sum[:4]))
@@ -116,7 +130,14 @@ func Fetch(ctx context.Context, url, ref, workdir string) (Checkout, error) {
 			return Checkout{}, err
 		}
 	}
-	if _, err := git(ctx, gitDir, "fetch", "--quiet", "--force", "--no-tags", "--depth=1", url, ref); err != nil {
+	args := []string{"fetch", "--quiet", "--force", "--no-tags", "--depth=1", url, ref}
+	if o.history {
+		args = slices.Delete(args, 4, 5)
+		if shallow, err := Shallow(ctx, gitDir); err == nil && shallow {
+			args = slices.Insert(args, 4, "--unshallow")
+		}
+	}
+	if _, err := git(ctx, gitDir, args...); err != nil {
 		if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
 			return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", shown, ref, ErrNoRef)
 		}
@@ -204,6 +225,22 @@ func repoName(url string) string {
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := gitRaw(ctx, dir, args...)
+	return strings.TrimSpace(string(out)), err
+}
+
+// GitError is a git command that failed: its exit status, when it ran,
+// and what it said.
+type GitError struct {
+	Command string // the git subcommand
+	Status  int    // exit status; -1 when git did not run or was killed
+	Stderr  string
+}
+
+func (e *GitError) Error() string { return "git " + e.Command + ": " + e.Stderr }
+
+// gitRaw runs git in dir and returns its standard output as it is.
+func gitRaw(ctx context.Context, dir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 	// Never stop to ask for a password: a run has no one to answer.
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
@@ -214,7 +251,12 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 		if msg == "" {
 			msg = err.Error()
 		}
-		return "", fmt.Errorf("git %s: %s", args[0], msg)
+		status := -1
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			status = exit.ExitCode()
+		}
+		return nil, &GitError{Command: args[0], Status: status, Stderr: msg}
 	}
-	return strings.TrimSpace(out.String()), nil
+	return out.Bytes(), nil
 }

@@ -93,6 +93,37 @@ func TestFetch(t *testing.T) {
 	}
 }
 
+// A change-detected run needs the history back to its revision: a
+// shallow clone has only the last commit until fetched WithHistory.
+func TestFetchWithHistory(t *testing.T) {
+	t.Parallel()
+	upstream, first := newRepo(t)
+	os.WriteFile(filepath.Join(upstream, "Dockerfile"), []byte("FROM scratch\nLABEL v=2\n"), 0o644)
+	if _, err := testenv.CommitAll(upstream, "second"); err != nil {
+		t.Fatal(err)
+	}
+	work, url, ctx := t.TempDir(), "file://"+upstream, context.Background()
+	c, err := Fetch(ctx, url, "main", work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve(ctx, c.Dir, first); !errors.Is(err, ErrNoRevision) {
+		t.Errorf("the first commit in a shallow fetch: %v, want ErrNoRevision", err)
+	}
+	if c, err = Fetch(ctx, url, "main", work, WithHistory()); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resolve(ctx, c.Dir, "HEAD~1"); err != nil || got != first {
+		t.Errorf("HEAD~1 after a fetch with history = %q, %v; want %s", got, err, first)
+	}
+	if paths, err := Diff(ctx, c.Dir, first, c.Commit); err != nil || len(paths) != 1 || paths[0] != "Dockerfile" {
+		t.Errorf("Diff = %v, %v", paths, err)
+	}
+	if _, err := Fetch(ctx, url, "main", work, WithHistory()); err != nil {
+		t.Errorf("fetching with history again (no longer shallow): %v", err)
+	}
+}
+
 // Old trees go, the newest stay.
 func TestFetchKeepsRecentTrees(t *testing.T) {
 	t.Parallel()

@@ -71,6 +71,22 @@ type Run struct {
 	// Pruned is when retention pruned the run (nightshift prune): its
 	// logs were deleted and its tags removed from staging; nil if not.
 	Pruned *time.Time `json:"pruned,omitempty"`
+	// ChangedSince is, for a change-detected run (run --changed-since),
+	// the commit its changes were counted from.
+	ChangedSince string `json:"changed_since,omitempty"`
+	// Unchanged lists the images a change-detected run did not rebuild
+	// because nothing they are built from changed: they were not built,
+	// pushed or tagged. They are not among Images, so that no comparison
+	// (the fixed policy) takes them for skipped by a failure.
+	Unchanged []UnchangedImage `json:"unchanged,omitempty"`
+}
+
+// UnchangedImage is an image a change-detected run skipped because it had
+// not changed.
+type UnchangedImage struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"` // always Skipped
+	Reason string `json:"reason"` // "unchanged since 1a2b3c4d"
 }
 
 // ImageResult is the record of one image in a run.
@@ -93,6 +109,12 @@ type ImageResult struct {
 	// Flaky says the image built only on a retry, after a passing failure
 	// (build.retry_on): it succeeded, but the night was not clean.
 	Flaky bool `json:"flaky,omitempty"`
+	// Reason says, in a change-detected run, why the image was rebuilt
+	// ("docker/Dockerfile.ci_cpu changed", "parent ci_base rebuilt").
+	Reason string `json:"reason,omitempty"`
+	// BaseRef is, in a change-detected run, what the image built on when
+	// its parent was not rebuilt: the parent's latest, pinned by digest.
+	BaseRef string `json:"base_ref,omitempty"`
 }
 
 // Validation is the outcome of validating one image: its own tests, and

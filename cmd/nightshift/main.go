@@ -41,6 +41,7 @@ Commands:
   run            rebuild, push, tag, verify and validate every image now
   validate       validate images already pushed under a tag, without rebuilding
   plan           print what a run would do: order, refs, parents, build args
+  ensure         the image for this commit by content tag: found, waited for, or built
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
   promote        promote a night's validated images to release tags
@@ -92,6 +93,8 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.run(ctx, rest)
 	case "plan":
 		return c.plan(ctx, rest)
+	case "ensure":
+		return c.ensure(ctx, rest)
 	case "validate":
 		return c.validate(ctx, rest)
 	case "history":

@@ -36,10 +36,20 @@ then tested inside (and the Jenkins job run with every ref); what passes is
 tagged <tag>-validated (and only then latest, with staging.latest =
 "validated"). Exit 0 when every image succeeded, 1 when some failed (build,
 push or validation) or the run was interrupted.
+
+With --changed-since REV, only the images built from something that changed
+between REV and the pinned commit are rebuilt: a changed Dockerfile, a file
+of the context (less .dockerignore), a file of [[image]] inputs, a rebuilt
+parent; [changes] build_all files and a commit saying "full rebuild" rebuild
+everything, [changes] ignore files nothing. The others are not built, pushed
+or tagged; a rebuilt child of one builds on its latest, pinned by digest. A
+run with nothing to rebuild says so, records nothing, notifies nobody and
+exits 0.
 `)
 	only := fs.String("only", "", "build only these `images` (comma-separated)")
 	withDeps := fs.Bool("with-deps", false, "with --only: also build what those images build on")
 	noValidate := fs.Bool("no-validate", false, "build and push only; validate later with 'nightshift validate --tag TAG'")
+	since := fs.String("changed-since", "", "rebuild only the images that changed since this `revision` (commit, branch or tag), and those built on them")
 	out := outputFlags(fs)
 	if ok, code := parse(fs, args); !ok {
 		return code
@@ -48,7 +58,7 @@ push or validation) or the run was interrupted.
 		return exitUsage
 	}
 	return c.carryOut(ctx, *cfgPath, out, (*pipeline.Pipeline).Nightly, pipeline.Request{
-		Selection: pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, NoValidate: *noValidate,
+		Selection: pipeline.Selection{Only: list(*only), WithDeps: *withDeps, ChangedSince: *since}, NoValidate: *noValidate,
 	})
 }
 
@@ -129,6 +139,11 @@ func (c *cli) carryOut(ctx context.Context, cfgPath string, out output, start st
 	if err := c.writeReports(rec, *out.junit, *out.json); err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
 		return exitFailed
+	}
+	if rec.ID == 0 { // a change-detected run that found nothing to rebuild
+		fmt.Fprintf(c.stdout, "nothing to rebuild: %d image(s) unchanged since %.8s (commit %.8s); nothing built, pushed or recorded\n",
+			len(rec.Unchanged), rec.ChangedSince, rec.Commit)
+		return exitOK
 	}
 	summary(c.stdout, rec, s.p.Repo())
 	if ctx.Err() == nil {
@@ -234,7 +249,13 @@ func summary(w io.Writer, rec *store.Run, repo string) {
 		if im.Flaky {
 			status += " (flaky build)"
 		}
+		if im.Reason != "" {
+			detail += " (" + im.Reason + ")"
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", im.Name, status, im.Duration(time.Now()).Round(time.Millisecond), detail)
+	}
+	for _, u := range rec.Unchanged {
+		fmt.Fprintf(tw, "  %s\tunchanged\t-\t%s: not rebuilt\n", u.Name, u.Reason)
 	}
 	tw.Flush()
 	for _, im := range rec.Images {
@@ -251,9 +272,17 @@ func (c *cli) plan(ctx context.Context, args []string) int {
 	fs, cfgPath := c.flags("plan", "[flags]", `Prints what 'nightshift run' would do now, without building: the build order,
 each image's refs for this run, the parent it builds on and its build args.
 Warnings, as 'nightshift config check' gives them, go to stderr.
+
+With --changed-since REV, first each image with "rebuild" and why (its
+Dockerfile or a file it is built from changed, a parent is rebuilt, a
+build_all file changed, a commit said "full rebuild") or "unchanged", then
+the images rebuilt. A child of an unchanged image is shown on its latest,
+which a run pins by digest. --json prints the same as one JSON object.
 `)
 	only := fs.String("only", "", "plan only these `images` (comma-separated)")
 	withDeps := fs.Bool("with-deps", false, "with --only: also plan what those images build on")
+	since := fs.String("changed-since", "", "plan only the images that changed since this `revision` (commit, branch or tag)")
+	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	if ok, code := parse(fs, args); !ok {
 		return code
 	}
@@ -264,18 +293,41 @@ Warnings, as 'nightshift config check' gives them, go to stderr.
 	if cfg == nil {
 		return code
 	}
-	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps}, time.Now().UTC())
+	prep, err := pipeline.Prepare(ctx, cfg, pipeline.Selection{Only: list(*only), WithDeps: *withDeps, ChangedSince: *since}, time.Now().UTC())
 	if err != nil {
 		return c.exitCode(err)
 	}
 	c.printWarnings(prep.Graph.Warnings())
+	if *asJSON {
+		return c.planJSON(prep)
+	}
 	p := prep.Plan
 	dirty := ""
 	if prep.Source.Dirty {
 		dirty = " (with uncommitted changes)"
 	}
-	fmt.Fprintf(c.stdout, "commit %s%s %q\ntag    %s\nrepo   %s\n\n", p.Commit, dirty, prep.Source.Subject, p.Tag, p.Repo)
+	fmt.Fprintf(c.stdout, "commit %s%s %q\n", p.Commit, dirty, prep.Source.Subject)
+	if prep.Since != "" {
+		fmt.Fprintf(c.stdout, "since  %s\n", prep.Since)
+	}
+	fmt.Fprintf(c.stdout, "tag    %s\nrepo   %s\n\n", p.Tag, p.Repo)
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	if prep.Since != "" {
+		fmt.Fprintln(tw, "IMAGE\tCHANGE\tWHY")
+		for _, ch := range prep.Changes {
+			what, why := "rebuild", ch.Reason
+			if !ch.Rebuild {
+				what = "unchanged"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Image, what, why)
+		}
+		tw.Flush()
+		if len(p.Steps) == 0 {
+			fmt.Fprintln(c.stdout, "\nnothing to rebuild")
+			return exitOK
+		}
+		fmt.Fprintln(c.stdout)
+	}
 	fmt.Fprintln(tw, "#\tIMAGE\tPARENT\tREF\tALSO\tBUILD ARGS")
 	for i, s := range p.Steps {
 		parent := "-"
@@ -288,6 +340,49 @@ Warnings, as 'nightshift config check' gives them, go to stderr.
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, s.Name, parent, s.Ref, "latest", formatArgs(s.Args))
 	}
 	tw.Flush()
+	return exitOK
+}
+
+// planJSON prints what plan prints, as one JSON object.
+func (c *cli) planJSON(prep *pipeline.Prepared) int {
+	type image struct {
+		Name      string            `json:"name"`
+		Rebuild   bool              `json:"rebuild"`
+		Reason    string            `json:"reason,omitempty"`
+		Ref       string            `json:"ref,omitempty"`
+		Parent    string            `json:"parent,omitempty"`
+		BuildsOn  string            `json:"builds_on,omitempty"`
+		After     []string          `json:"after,omitempty"`
+		BuildArgs map[string]string `json:"build_args,omitempty"`
+	}
+	p := prep.Plan
+	out := struct {
+		Commit       string  `json:"commit"`
+		Dirty        bool    `json:"dirty,omitempty"`
+		ChangedSince string  `json:"changed_since,omitempty"`
+		Tag          string  `json:"tag"`
+		Repo         string  `json:"repo"`
+		Images       []image `json:"images"`
+	}{Commit: p.Commit, Dirty: prep.Source.Dirty, ChangedSince: prep.Since, Tag: p.Tag, Repo: p.Repo, Images: []image{}}
+	changes := prep.Changes
+	if prep.Since == "" {
+		for _, s := range p.Steps {
+			changes = append(changes, pipeline.Change{Image: s.Name, Rebuild: true})
+		}
+	}
+	for _, ch := range changes {
+		im := image{Name: ch.Image, Rebuild: ch.Rebuild, Reason: ch.Reason}
+		if s := p.Step(ch.Image); s != nil {
+			im.Ref, im.Parent, im.BuildsOn, im.After, im.BuildArgs = s.Ref.String(), s.Base, s.BaseRef, s.Parents, s.Args
+		}
+		out.Images = append(out.Images, im)
+	}
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		fmt.Fprintf(c.stderr, "nightshift plan: %v\n", err)
+		return exitFailed
+	}
 	return exitOK
 }
 

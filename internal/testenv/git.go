@@ -3,8 +3,23 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 )
+
+// CommitFiles writes files (path in dir -> content) and commits everything
+// in dir with message msg, as CommitAll; it returns the commit hash.
+func CommitFiles(dir, msg string, files map[string]string) (string, error) {
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return CommitAll(dir, msg)
+}
 
 // CommitAll makes dir a git repository if it is not one, commits everything
 // in it with message msg and returns the commit hash.

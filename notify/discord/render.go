@@ -215,6 +215,9 @@ func describe(s notify.Summary) []string {
 			ls = append(ls, imageLine(s, im))
 		}
 	}
+	if u := notify.Unchanged(r); u != "" {
+		ls = append(ls, symbol(store.Skipped)+" "+escape(notify.Shorten(u, 500)))
+	}
 	switch {
 	case s.Undelivered == 1:
 		ls = append(ls, "", "1 earlier message could not be delivered.")

@@ -215,6 +215,18 @@ func TestPayloadsNotStarted(t *testing.T) {
 	}
 }
 
+// A change-detected run says which images it left alone.
+func TestPayloadsUnchanged(t *testing.T) {
+	t.Parallel()
+	s := notifytest.Sample()
+	s.Run.ChangedSince = "0123456789abcdef0123456789abcdef01234567"
+	s.Run.Unchanged = []store.UnchangedImage{{Name: "go", Status: store.Skipped, Reason: "unchanged since 01234567"}}
+	ms := wire(t, Payloads(s, "", nil))
+	if d := ms[0].Embeds[0].Description; !strings.Contains(d, "⏭️ go (unchanged since 01234567: not rebuilt)") {
+		t.Errorf("description %q does not say go was left alone", d)
+	}
+}
+
 // TestPayloadsWithinLimits renders runs built to break each limit and
 // checks every message against them, and that nothing was dropped.
 func TestPayloadsWithinLimits(t *testing.T) {

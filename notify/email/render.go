@@ -107,6 +107,9 @@ func newView(s notify.Summary) view {
 	if r.Error != "" && r.Error != s.Reason {
 		v.Facts = append(v.Facts, fact{Label: "Error", Value: r.Error})
 	}
+	if u := notify.Unchanged(r); u != "" {
+		v.Facts = append(v.Facts, fact{Label: "Unchanged", Value: u})
+	}
 
 	for _, im := range s.Images() {
 		if im.Validation != nil {

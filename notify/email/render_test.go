@@ -90,6 +90,9 @@ func TestRenderEvents(t *testing.T) {
 	interrupted.Run.Status, interrupted.Run.Finished = store.Interrupted, nil
 	interrupted.Run.Images = interrupted.Run.Images[:3]
 	interrupted.Run.Images[2] = store.ImageResult{Name: "python_ml", Status: store.Running}
+	changed := notifytest.Sample()
+	changed.Run.ChangedSince = "0123456789abcdef0123456789abcdef01234567"
+	changed.Run.Unchanged = []store.UnchangedImage{{Name: "go", Status: store.Skipped, Reason: "unchanged since 01234567"}, {Name: "ruby", Status: store.Skipped, Reason: "unchanged since 01234567"}}
 
 	for _, tc := range []struct {
 		name    string
@@ -102,6 +105,8 @@ func TestRenderEvents(t *testing.T) {
 			[]string{"could not start a run", "after 3 tries"}, []string{"IMAGE", "Image", "Run"}},
 		{"fixed", fixed, "[nightshift] fixed: 7 of 7 images built, 4 validated (2026-11-23-02-00-00-1a2b3c4d)",
 			[]string{"1 earlier message could not be delivered.", "Previous run"}, []string{"failed:", "FAIL", "earlier messages"}},
+		{"change-detected", changed, "[nightshift] failed: 5 of 7 images built, 3 validated (2026-11-23-02-00-00-1a2b3c4d)",
+			[]string{"Unchanged", "go, ruby (unchanged since 01234567: not rebuilt)"}, nil},
 		{"interrupted", interrupted, "[nightshift] interrupted: 1 of 7 images built, 1 validated (2026-11-23-02-00-00-1a2b3c4d)",
 			[]string{"not started", "running", "java"}, []string{"Took"}},
 	} {
