@@ -341,13 +341,10 @@ func contextTar(spec BuildSpec) (io.ReadCloser, string, error) {
 	rel, err := filepath.Rel(spec.Context, spec.Dockerfile)
 	inside := err == nil && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != ".."
 	if inside && spec.DockerfileContent == nil {
-		// The engine needs the Dockerfile even if .dockerignore excludes it.
-		for i, p := range excludes {
-			if filepath.Clean(p) == filepath.Clean(rel) {
-				excludes = append(excludes[:i:i], excludes[i+1:]...)
-				break
-			}
-		}
+		// The engine needs the Dockerfile even if .dockerignore excludes it,
+		// by name or by a pattern: an exception last wins, as the docker CLI
+		// adds it.
+		excludes = append(excludes, "!"+filepath.ToSlash(rel))
 		tr, err := archive.TarWithOptions(spec.Context, &archive.TarOptions{ExcludePatterns: excludes})
 		if err != nil {
 			return nil, "", fmt.Errorf("build context %s: %w", spec.Context, err)

@@ -15,9 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"nightshift/engine"
 	"nightshift/rebuild"
-	"nightshift/retry"
 	"nightshift/source"
 	"nightshift/store"
 )
@@ -311,9 +309,11 @@ func (e *ensurer) build(ctx context.Context, image string, ref name.Tag, bases m
 	if push {
 		localTag = attempt
 	}
-	err = st.Run(ctx, rebuild.StageBuild, func(ctx context.Context) error {
-		return e.engineBuild(ctx, &s, localTag, !local, log)
-	})
+	attempts := 0
+	err = st.RunWith(ctx, rebuild.StageBuild, func(ctx context.Context) (err error) {
+		attempts, err = e.p.runner().Build(ctx, &s, log, rebuild.BuildOptions{Tag: localTag.String(), NoPull: local})
+		return err
+	}, func(done *rebuild.Event) { done.Attempts = attempts })
 	var digest, final string
 	r.Outcome = OutcomeBuilt
 	if err == nil && push && !e.req.ForcePush {
@@ -326,8 +326,9 @@ func (e *ensurer) build(ctx context.Context, image string, ref name.Tag, bases m
 		}
 	}
 	if err == nil && push {
-		err = st.Run(ctx, rebuild.StagePush, func(ctx context.Context) error {
-			return e.pushAttempt(ctx, attempt, log, &digest)
+		err = st.Run(ctx, rebuild.StagePush, func(ctx context.Context) (err error) {
+			digest, err = e.p.runner().Push(ctx, attempt.String(), log)
+			return err
 		})
 		if err == nil {
 			err = st.Run(ctx, rebuild.StageVerify, func(ctx context.Context) error {
@@ -358,45 +359,6 @@ func (e *ensurer) build(ctx context.Context, image string, ref name.Tag, bases m
 	}
 	e.emit(done)
 	return nil
-}
-
-// engineBuild builds s from scratch as tag; pull says every image it
-// builds on is in a registry (not one built here and not pushed).
-func (e *ensurer) engineBuild(ctx context.Context, s *rebuild.Step, tag name.Tag, pull bool, log io.Writer) error {
-	if s.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
-		defer cancel()
-	}
-	auths, err := e.p.registry.BuildAuths()
-	if err != nil {
-		return err
-	}
-	_, err = e.p.engine.Build(ctx, engine.BuildSpec{
-		Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
-		Tags: []string{tag.String()}, Args: s.Args, Target: s.Target,
-		NoCache: true, Pull: pull, RegistryAuths: auths,
-	}, log)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("build timed out after %s", s.Timeout)
-	}
-	return err
-}
-
-// pushAttempt pushes the attempt's tag through the engine, again after a
-// passing failure within the retry budget.
-func (e *ensurer) pushAttempt(ctx context.Context, attempt name.Tag, log io.Writer, digest *string) error {
-	auth, err := e.p.registry.EngineAuth()
-	if err != nil {
-		return err
-	}
-	policy := retry.Policy{Base: 2 * time.Second, Max: time.Minute, Budget: e.p.cfg.Staging.RetryBudget.Duration}
-	return retry.Do(ctx, policy, func(ctx context.Context) (err error) {
-		*digest, err = e.p.engine.Push(ctx, attempt.String(), auth, log)
-		return err
-	}, func(err error, wait time.Duration) {
-		fmt.Fprintf(log, "push failed (%v); trying again in %s\n", err, wait.Round(time.Millisecond))
-	})
 }
 
 // claimSettle is how long after pointing the content tag at its build an

@@ -225,6 +225,14 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 	return r, nil
 }
 
+// runner builds, pushes and verifies through the pipeline's engine and
+// registry, as the configuration says.
+func (p *Pipeline) runner() *rebuild.Runner {
+	return &rebuild.Runner{Engine: p.engine, Registry: p.registry, Jobs: p.cfg.Build.Jobs,
+		RetryBudget:  p.cfg.Staging.RetryBudget.Duration,
+		BuildRetries: p.cfg.Build.Retries, RetryOn: p.cfg.Build.RetryPatterns}
+}
+
 // Abandon ends run id, running or queued, as interrupted for why, and
 // queues its news: for a run whose carrying out was lost (a panic).
 func (p *Pipeline) Abandon(id uint64, why string) (*store.Run, error) {
@@ -326,9 +334,7 @@ func (p *Pipeline) newExecution(prep *Prepared, req Request) *execution {
 // run carries the run out and records its end.
 func (x *execution) run(ctx context.Context) (*store.Run, error) {
 	plan := x.prep.Plan
-	runner := &rebuild.Runner{Engine: x.p.engine, Registry: x.p.registry, Jobs: x.p.cfg.Build.Jobs,
-		RetryBudget:  x.p.cfg.Staging.RetryBudget.Duration,
-		BuildRetries: x.p.cfg.Build.Retries, RetryOn: x.p.cfg.Build.RetryPatterns}
+	runner := x.p.runner()
 	var after sync.WaitGroup
 	for e := range runner.Run(ctx, rebuild.Job{
 		Plan: plan, Logs: x.logs(), Cost: lastDurations(x.p.db, plan), Pull: x.prep.Pull,

@@ -278,15 +278,16 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.S
 		return r.end(ctx, st, err, digest, s)
 	}
 	attempts := 0
-	err = st.RunWith(ctx, StageBuild, func(ctx context.Context) error {
+	err = st.RunWith(ctx, StageBuild, func(ctx context.Context) (err error) {
 		defer freeSlot()
-		return r.buildRetrying(ctx, s, log, &attempts)
+		attempts, err = r.Build(ctx, s, log, BuildOptions{})
+		return err
 	}, func(done *Event) { done.Attempts = attempts })
 	if err == nil {
 		err = st.Run(ctx, StagePush, func(ctx context.Context) (err error) {
 			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 			defer cancel()
-			digest, err = r.push(ctx, s.Ref.String(), log)
+			digest, err = r.Push(ctx, s.Ref.String(), log)
 			return err
 		})
 	}
@@ -309,9 +310,49 @@ func (r *execution) end(ctx context.Context, st *Stages, err error, digest strin
 	return status
 }
 
-// build builds s from scratch: no cache, base images pulled, within the
-// image's timeout.
-func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
+// BuildOptions say how Build builds a step.
+type BuildOptions struct {
+	// Tag is what the engine tags the build; "" is the step's Ref.
+	Tag string
+	// NoPull builds on the engine's own copies of the base images (an
+	// image built here and not pushed) instead of pulling them afresh.
+	NoPull bool
+}
+
+// Build builds s from scratch (no cache, base images pulled, within the
+// image's timeout) into log, and again from scratch, after a backoff,
+// while the failing step's output matches one of RetryOn and retries are
+// left. It returns how many builds it took.
+func (r *Runner) Build(ctx context.Context, s *Step, log *Log, opts BuildOptions) (attempts int, err error) {
+	var passing string // the pattern the last failure matched
+	classify := func(err error) bool {
+		passing = ""
+		if attempts > r.BuildRetries {
+			return false
+		}
+		text := strings.Join(append(log.lines(), err.Error()), "\n")
+		for _, re := range r.RetryOn {
+			if re.MatchString(text) {
+				passing = re.String()
+				return true
+			}
+		}
+		return false
+	}
+	p := retry.Policy{Base: buildRetryWait, Max: 4 * buildRetryWait, Budget: retry.Forever}
+	err = retry.Do(ctx, p, func(ctx context.Context) error {
+		attempts++
+		log.resetTail()
+		return r.build(ctx, s, log, opts)
+	}, func(err error, wait time.Duration) {
+		fmt.Fprintf(log, "==> build failed (%v), matching build.retry_on %q: building again from scratch in %s (try %d of %d)\n",
+			err, passing, wait.Round(time.Second), attempts+1, r.BuildRetries+1)
+	}, retry.WithClassifier(classify))
+	return attempts, err
+}
+
+// build builds s once.
+func (r *Runner) build(ctx context.Context, s *Step, log io.Writer, opts BuildOptions) error {
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
@@ -325,43 +366,13 @@ func (r *execution) build(ctx context.Context, s *Step, log io.Writer) error {
 	// a container commit that costs seconds; the record holds the same facts.
 	_, err = r.Engine.Build(ctx, engine.BuildSpec{
 		Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
-		Tags: []string{s.Ref.String()}, Args: s.Args, Target: s.Target,
-		NoCache: true, Pull: true, RegistryAuths: auths,
+		Tags: []string{cmp.Or(opts.Tag, s.Ref.String())}, Args: s.Args, Target: s.Target,
+		NoCache: true, Pull: !opts.NoPull, RegistryAuths: auths,
 	}, log)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("build timed out after %s", s.Timeout)
 	}
 	return err
-}
-
-// buildRetrying builds s, and from scratch again, after a backoff, while
-// the failing step's output matches one of RetryOn and retries are left;
-// attempts counts the builds.
-func (r *execution) buildRetrying(ctx context.Context, s *Step, log *Log, attempts *int) error {
-	var passing string // the pattern the last failure matched
-	classify := func(err error) bool {
-		passing = ""
-		if *attempts > r.BuildRetries {
-			return false
-		}
-		text := strings.Join(append(log.lines(), err.Error()), "\n")
-		for _, re := range r.RetryOn {
-			if re.MatchString(text) {
-				passing = re.String()
-				return true
-			}
-		}
-		return false
-	}
-	p := retry.Policy{Base: buildRetryWait, Max: 4 * buildRetryWait, Budget: retry.Forever}
-	return retry.Do(ctx, p, func(ctx context.Context) error {
-		*attempts++
-		log.resetTail()
-		return r.build(ctx, s, log)
-	}, func(err error, wait time.Duration) {
-		fmt.Fprintf(log, "==> build failed (%v), matching build.retry_on %q: building again from scratch in %s (try %d of %d)\n",
-			err, passing, wait.Round(time.Second), *attempts+1, r.BuildRetries+1)
-	}, retry.WithClassifier(classify))
 }
 
 // buildRetryWait is the first wait before a build is tried again: long
@@ -386,9 +397,10 @@ func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot func()) (st
 	return r.image(ctx, s, freeSlot)
 }
 
-// push pushes ref once through the engine, trying again when the failure
-// looks passing (a 5xx, a 429, a reset): the engine skips layers that landed.
-func (r *execution) push(ctx context.Context, ref string, log io.Writer) (string, error) {
+// Push pushes ref once through the engine, trying again when the failure
+// is passing (a 5xx, a 429, a reset) within RetryBudget: the engine skips
+// layers that landed. It returns the digest the registry accepted.
+func (r *Runner) Push(ctx context.Context, ref string, log io.Writer) (string, error) {
 	auth, err := r.Registry.EngineAuth()
 	if err != nil {
 		return "", err
