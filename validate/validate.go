@@ -1,7 +1,7 @@
 // Package validate checks the images of a run once they are pushed: the
 // container-structure-test files of each image run inside it (package
 // structure), and the project's own Jenkins test job runs with every new
-// ref (package jenkins). The rebuild runner tags what passes validated.
+// ref (package jenkins). The pipeline tags what passes validated.
 package validate
 
 import (
@@ -79,7 +79,7 @@ func NewTester(cfg *config.Config, suite *Suite, driver structure.Driver) *Teste
 }
 
 // Test runs the tests of s in image, writing what happens to log; it fits
-// rebuild.Runner.Test. An image without tests is Skipped.
+// the pipeline's test stage. An image without tests is Skipped.
 func (t *Tester) Test(ctx context.Context, s *rebuild.Step, image string, log io.Writer) *store.Validation {
 	paths := t.Suite.byName[s.Name]
 	if len(paths) == 0 {
@@ -157,7 +157,7 @@ func NewJob(cfg config.Jenkins, data config.TemplateData, log *slog.Logger) *Job
 }
 
 // Run triggers the job with each image's ref (image name -> ref) and waits
-// for its result; it fits pipeline.Options.Jenkins.
+// for its result: the run's Jenkins job, as the pipeline runs it.
 func (j *Job) Run(ctx context.Context, refs map[string]string, update func(store.JenkinsBuild)) store.JenkinsBuild {
 	b := store.JenkinsBuild{Job: j.Config.Job, Status: store.Running, Started: j.now()}
 	params, err := j.Config.JenkinsParams(j.Data, refs)
