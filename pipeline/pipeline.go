@@ -49,7 +49,7 @@ type Registry interface {
 	// Ping checks that the registry answers.
 	Ping(ctx context.Context) error
 	// CheckPush checks that the credentials may push to repo.
-	CheckPush(repo string) error
+	CheckPush(ctx context.Context, repo string) error
 	// Lookup returns the digest ref has in the registry, and whether it is
 	// there at all (a 404 is found false, not an error).
 	Lookup(ctx context.Context, ref string) (digest string, found bool, err error)
@@ -203,23 +203,32 @@ func (p *Pipeline) notStarted(ctx context.Context, why error) {
 	}
 }
 
-// reach checks that the engine and the registry answer, and that the
-// registry takes pushes to repo, within connectTimeout.
+// reach checks that the engine and the registry answer, within
+// connectTimeout each, and that the registry takes pushes to repo, within
+// checkTimeout: an upload started and cancelled is a few requests, each
+// retried when it fails for a passing reason.
 func (p *Pipeline) reach(ctx context.Context, repo string) error {
 	if p.engine == nil || p.registry == nil {
 		return errors.New("nightshift: a run needs an engine and a registry")
 	}
-	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	if err := p.engine.Ping(ctx); err != nil {
+	within := func(d time.Duration, f func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return f(ctx)
+	}
+	if err := within(connectTimeout, p.engine.Ping); err != nil {
 		return fmt.Errorf("%w\nStart the Docker Engine, or point DOCKER_HOST at one", err)
 	}
-	if err := p.registry.Ping(ctx); err != nil {
+	if err := within(connectTimeout, p.registry.Ping); err != nil {
 		return err
 	}
-	return p.registry.CheckPush(repo)
+	return within(checkTimeout, func(ctx context.Context) error { return p.registry.CheckPush(ctx, repo) })
 }
 
-// connectTimeout bounds how long the engine and the registry may take to
-// answer before a run.
-const connectTimeout = 10 * time.Second
+const (
+	// connectTimeout bounds how long the engine and the registry may take
+	// to answer before a run.
+	connectTimeout = 10 * time.Second
+	// checkTimeout bounds the check that the registry takes pushes.
+	checkTimeout = time.Minute
+)

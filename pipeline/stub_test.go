@@ -119,10 +119,10 @@ type stubRegistry struct {
 
 func newStubRegistry() *stubRegistry { return &stubRegistry{digests: map[string]string{}} }
 
-func (r *stubRegistry) Ping(context.Context) error    { return nil }
-func (r *stubRegistry) CheckPush(string) error        { return nil }
-func (r *stubRegistry) EngineAuth() (string, error)   { return "", nil }
-func (r *stubRegistry) BuildAuths() ([]string, error) { return nil, nil }
+func (r *stubRegistry) Ping(context.Context) error              { return nil }
+func (r *stubRegistry) CheckPush(context.Context, string) error { return nil }
+func (r *stubRegistry) EngineAuth() (string, error)             { return "", nil }
+func (r *stubRegistry) BuildAuths() ([]string, error)           { return nil, nil }
 
 func (r *stubRegistry) put(ref, digest string) {
 	r.mu.Lock()

@@ -146,15 +146,27 @@ func (c *Client) Ping(ctx context.Context) error {
 // credentials are found before hours of builds, not after them. Its
 // requests are tried again after passing failures, each within the retry
 // budget.
-func (c *Client) CheckPush(repo string) error {
+func (c *Client) CheckPush(ctx context.Context, repo string) error {
 	r, err := name.NewRepository(c.host+"/"+repo, c.nameOp...)
 	if err != nil {
 		return err
 	}
-	if err := remote.CheckPushPermission(r.Tag("nightshift-check"), fixedKeychain{c.auth}, c.rt); err != nil {
+	// go-containerregistry's check takes no context: its requests get ours.
+	if err := remote.CheckPushPermission(r.Tag("nightshift-check"), fixedKeychain{c.auth}, withContext{ctx, c.rt}); err != nil {
 		return fmt.Errorf("cannot push to %s: %w", r, err)
 	}
 	return nil
+}
+
+// withContext sends every request under ctx, for callers that take no
+// context of their own.
+type withContext struct {
+	ctx  context.Context
+	next http.RoundTripper
+}
+
+func (t withContext) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.next.RoundTrip(req.WithContext(t.ctx))
 }
 
 // fixedKeychain gives the client's own credentials for any registry.

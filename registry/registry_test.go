@@ -100,7 +100,7 @@ func TestPingAndCheckPushRetryPassingFailures(t *testing.T) {
 	if err := c.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v (requests %v)", err, reg.requests())
 	}
-	if err := c.CheckPush("ci/base"); err != nil {
+	if err := c.CheckPush(t.Context(), "ci/base"); err != nil {
 		t.Fatalf("CheckPush: %v (requests %v)", err, reg.requests())
 	}
 	if got := reg.requests(); len(got) < 6 {
@@ -137,7 +137,7 @@ func TestCheckPushRefusedAtOnce(t *testing.T) {
 		io.WriteString(w, `{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}`)
 		return true
 	})
-	err := client(t, reg.host()).CheckPush("ci/base")
+	err := client(t, reg.host()).CheckPush(t.Context(), "ci/base")
 	if err == nil || !strings.Contains(err.Error(), "DENIED") {
 		t.Errorf("CheckPush = %v, want the registry's DENIED", err)
 	}
