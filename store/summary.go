@@ -41,6 +41,8 @@ type ImageSummary struct {
 	Error      string
 	Validation Status // of its Validation, "" when the run validated nothing
 	Validated  bool   // see ImageResult.Validated
+	// Signature is a failed image's (SignatureOf); zero otherwise.
+	Signature Signature
 }
 
 // BuildTime is how long the image took to build, push, verify and tag,
@@ -105,6 +107,7 @@ func summarize(r *Run) Summary {
 		if im.Validation != nil {
 			is.Validation = im.Validation.Status
 		}
+		is.Signature, _ = SignatureOf(im)
 	}
 	return s
 }
@@ -117,7 +120,7 @@ func putSummary(tx *bolt.Tx, r *Run) error {
 // summaryFormat is the first byte of an encoded summary. Summaries are
 // derived from records: a schema step that changes the format writes them
 // again from the records.
-const summaryFormat = 1
+const summaryFormat = 2
 
 // appendSummary encodes s. Kind and Night come first, so that a reader
 // can tell which night a summary belongs to without decoding the rest
@@ -150,6 +153,8 @@ func appendSummary(b []byte, s *Summary) []byte {
 			flags |= 1
 		}
 		b = append(b, flags)
+		b = appendString(b, im.Signature.ID)
+		b = appendString(b, im.Signature.Text)
 	}
 	return b
 }
@@ -289,6 +294,7 @@ func (d *decoder) summary(b []byte) (Summary, error) {
 		im.Started, im.Finished, im.Tested = r.time(), r.time(), r.time()
 		im.Digest, im.Error, im.Validation = r.unique(), r.string(), Status(r.string())
 		im.Validated = r.byte()&1 != 0
+		im.Signature = Signature{ID: r.string(), Text: r.string()}
 	}
 	if r.err != nil {
 		return Summary{}, r.err
