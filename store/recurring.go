@@ -14,7 +14,8 @@ const RecentNights = 7
 
 // Recurrence is a failure that recurs: seen on Seen of the last Of nights.
 type Recurrence struct {
-	Seen, Of int
+	Seen int `json:"seen"`
+	Of   int `json:"of"`
 }
 
 // Occurrence is one night in which an image failed with a signature: the
