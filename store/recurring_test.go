@@ -54,6 +54,13 @@ func TestSignatureNormalises(t *testing.T) {
 	if !strings.Contains(c.Text, "mirror moved") {
 		t.Errorf("signature %q misses the step's error line", c.Text)
 	}
+	// The classic builder's progress and colour codes are no error line.
+	d, _ := SignatureOf(failed("build", "build: exit code 3", "Step 3/3 : RUN fetch", " ---> Running in 350ec39f6203",
+		"\x1b[91mmirror answered 503 at 15:32:04", "\x1b[0mRemoving intermediate container 350ec39f6203",
+		"The command '/bin/sh -c fetch' returned a non-zero code: 3"))
+	if !strings.HasSuffix(d.Text, "| mirror answered <n> at <time>") {
+		t.Errorf("signature %q misses the step's error line", d.Text)
+	}
 }
 
 func TestRecurringCountsNights(t *testing.T) {

@@ -38,6 +38,7 @@ var normaliser = []struct {
 // Normalise replaces numbers, hashes, paths, times and addresses in line
 // by placeholders.
 func Normalise(line string) string {
+	line = ansi.ReplaceAllString(line, "")
 	for _, n := range normaliser {
 		line = n.re.ReplaceAllString(line, n.with)
 	}
@@ -48,9 +49,12 @@ func Normalise(line string) string {
 // wrong.
 var errorWords = regexp.MustCompile(`(?i)error|fail|fatal|panic|denied|refused|not found|no such|cannot|can't|unable|timed? ?out|invalid|moved|missing|exit(ed)? (code|status)`)
 
-// generic marks the engine's own word that a step failed, which says less
-// than the step's output above it.
-var generic = regexp.MustCompile(`did not complete successfully|returned a non-zero code`)
+// generic marks the engine's own lines: its word that a step failed, which
+// says less than the step's output above it, and its progress.
+var generic = regexp.MustCompile(`did not complete successfully|returned a non-zero code|^(Step \d+/\d+ :|--->|Removing intermediate container|Digest: |Status: )|: Pulling from `)
+
+// ansi is a terminal's colour and cursor codes.
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
 // SignatureOf is the signature of a failed image, and false for an image
 // that did not fail (a skipped image's cause has its own).
@@ -79,15 +83,16 @@ func SignatureOf(im *ImageResult) (Signature, bool) {
 }
 
 // errorLine is the last line of tail that looks like an error, else its
-// last non-empty line.
+// last other line; the engine's own word that the step failed is no error
+// line.
 func errorLine(tail []string) string {
 	last := ""
 	for i := len(tail) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(tail[i])
-		if l == "" {
+		l := strings.TrimSpace(ansi.ReplaceAllString(tail[i], ""))
+		if l == "" || generic.MatchString(l) {
 			continue
 		}
-		if errorWords.MatchString(l) && !generic.MatchString(l) {
+		if errorWords.MatchString(l) {
 			return l
 		}
 		if last == "" {
