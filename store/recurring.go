@@ -40,36 +40,35 @@ func (db *DB) Failures(name string) ([]Failure, error) {
 	var out []Failure
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		nights, err := nightsThrough(tx, 0, 0)
-		if err != nil {
-			return err
-		}
-		at := map[string]int{} // signature id -> index in out
-		for i := range nights {
-			n := &nights[i]
-			for _, o := range n.signatures(name) {
-				j, ok := at[o.sig.ID]
-				if !ok {
-					j = len(out)
-					at[o.sig.ID] = j
-					out = append(out, Failure{Signature: o.sig})
-				}
-				occ := Occurrence{Night: n.ID(), Run: o.run, When: n.Run.Started}
-				r, err := getRun(tx, o.run)
-				if err != nil {
-					return err
-				}
-				occ.Pruned = r.Pruned != nil
-				out[j].Nights = append(out[j].Nights, occ)
-			}
-		}
-		return nil
+		out = FailuresIn(nights, name)
+		return err
 	})
 	return out, err
 }
 
+// FailuresIn is Failures over nights (newest first), for a reader that
+// has them already.
+func FailuresIn(nights []Night, name string) []Failure {
+	var out []Failure
+	at := map[string]int{} // signature id -> index in out
+	for i := range nights {
+		n := &nights[i]
+		for _, o := range n.signatures(name) {
+			j, ok := at[o.sig.ID]
+			if !ok {
+				j = len(out)
+				at[o.sig.ID] = j
+				out = append(out, Failure{Signature: o.sig})
+			}
+			out[j].Nights = append(out[j].Nights, Occurrence{Night: n.ID(), Run: o.run.ID, When: n.Run.Started, Pruned: o.run.Pruned})
+		}
+	}
+	return out
+}
+
 type nightSignature struct {
 	sig Signature
-	run uint64
+	run *Summary
 }
 
 // signatures are image name's failure signatures in the night, each once,
@@ -82,7 +81,7 @@ func (n *Night) signatures(name string) []nightSignature {
 			return
 		}
 		if !slices.ContainsFunc(out, func(o nightSignature) bool { return o.sig.ID == im.Signature.ID }) {
-			out = append(out, nightSignature{im.Signature, s.ID})
+			out = append(out, nightSignature{im.Signature, s})
 		}
 	}
 	add(&n.Run)

@@ -25,6 +25,7 @@ type Summary struct {
 	Status   Status
 	Started  time.Time
 	Finished time.Time // zero while running
+	Pruned   bool      // retention pruned the run: its logs are gone
 	Images   []ImageSummary
 }
 
@@ -87,7 +88,7 @@ var bucketSummaries = []byte("summaries") // run id -> its Summary, encoded by a
 
 func summarize(r *Run) Summary {
 	s := Summary{ID: r.ID, Kind: r.Kind, Night: r.Night, Tag: r.Tag, Commit: r.Commit, Subject: r.Subject,
-		Status: r.Status, Started: r.Started, Images: make([]ImageSummary, len(r.Images))}
+		Status: r.Status, Started: r.Started, Pruned: r.Pruned != nil, Images: make([]ImageSummary, len(r.Images))}
 	if r.Finished != nil {
 		s.Finished = *r.Finished
 	}
@@ -137,6 +138,11 @@ func appendSummary(b []byte, s *Summary) []byte {
 	}
 	b = appendTime(b, s.Started)
 	b = appendTime(b, s.Finished)
+	var flags byte
+	if s.Pruned {
+		flags |= 1
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(s.Images)))
 	for i := range s.Images {
 		im := &s.Images[i]
@@ -280,6 +286,7 @@ func (d *decoder) summary(b []byte) (Summary, error) {
 	s := Summary{Kind: r.string(), Night: r.uvarint(), ID: r.uvarint()}
 	s.Tag, s.Commit, s.Subject, s.Status = r.unique(), r.unique(), r.unique(), Status(r.string())
 	s.Started, s.Finished = r.time(), r.time()
+	s.Pruned = r.byte()&1 != 0
 	n := r.uvarint()
 	if r.err == nil && n > uint64(len(r.b)) { // every image takes bytes
 		r.err = errShort

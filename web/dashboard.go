@@ -617,12 +617,7 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 		d.Releases = append(d.Releases, releaseView{Ref: rel.Ref, RunID: rel.Run, Href: s.imageRunHref(rel.Run, name), Tag: rel.Tag,
 			Digest: rel.Digest, Short: store.ShortDigest(rel.Digest), When: rel.When, By: rel.By, Forced: rel.Forced})
 	}
-	fails, err := s.db.Failures(name)
-	if err != nil {
-		s.internal(w, r, err)
-		return
-	}
-	for _, f := range fails {
+	for _, f := range store.FailuresIn(all.Nights, name) {
 		v := failureView{ID: f.Signature.ID, Text: f.Signature.Text}
 		for _, o := range f.Nights {
 			n := failureNight{Night: o.Night, Run: o.Run, When: o.When}
