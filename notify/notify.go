@@ -44,6 +44,9 @@ type Summary struct {
 	// Sample marks a made-up summary (nightshift notify test): it pings
 	// nobody, whatever mentions a notifier has.
 	Sample bool `json:"sample,omitempty"`
+	// Recurring says, of a failed image whose failure signature recurs,
+	// on how many of the last nights it was seen (store.Finish.Recurring).
+	Recurring map[string]store.Recurrence `json:"recurring,omitempty"`
 	// Promotion is what a promotion of Run's images did (EventPromote).
 	Promotion *store.Promotion `json:"promotion,omitempty"`
 }

@@ -67,7 +67,7 @@ func Messages(routes []Route, repo, publicURL string) func(store.Finish) ([]stor
 				continue
 			}
 			s := Summary{Event: event, Run: *f.Run, Previous: prev, Repo: repo, PublicURL: publicURL,
-				Undelivered: f.Undelivered(rt.Notifier)}
+				Recurring: f.Recurring, Undelivered: f.Undelivered(rt.Notifier)}
 			payload, err := json.Marshal(s)
 			if err != nil {
 				return nil, err

@@ -107,6 +107,16 @@ func FlakyBuild(im store.ImageResult) string {
 	return "flaky build"
 }
 
+// Recurs says "seen on 3 of the last 7 nights" of an image whose
+// failure recurs, "" of any other.
+func (s Summary) Recurs(name string) string {
+	r, ok := s.Recurring[name]
+	if !ok || r.Seen < 2 {
+		return ""
+	}
+	return fmt.Sprintf("seen on %d of the last %d nights", r.Seen, r.Of)
+}
+
 // ValidationStatus says in a few words how an image's validation went:
 // "validated", "validation failed (2 of 5 tests)", "not validated", ...;
 // "" when the run validated nothing.

@@ -98,3 +98,21 @@ func TestConsoleURL(t *testing.T) {
 		}
 	}
 }
+
+func TestRecurs(t *testing.T) {
+	t.Parallel()
+	s := Summary{Recurring: map[string]store.Recurrence{"cpu": {Seen: 3, Of: 7}, "gpu": {Seen: 1, Of: 7}}}
+	for name, want := range map[string]string{"cpu": "seen on 3 of the last 7 nights", "gpu": "", "lint": ""} {
+		if got := s.Recurs(name); got != want {
+			t.Errorf("Recurs(%q) = %q, want %q", name, got, want)
+		}
+	}
+	f := store.Finish{Run: &store.Run{ID: 3, Status: store.Failed}, Recurring: s.Recurring, Undelivered: func(string) int { return 0 }}
+	msgs, err := Messages([]Route{{Notifier: "d", On: []string{"always"}}}, "", "")(f)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("Messages: %d, %v", len(msgs), err)
+	}
+	if !strings.Contains(string(msgs[0].Payload), `"recurring":{"cpu":{"seen":3,"of":7}`) {
+		t.Errorf("payload %s lacks the recurrences", msgs[0].Payload)
+	}
+}

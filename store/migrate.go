@@ -21,6 +21,7 @@ type schema struct {
 func layout() schema {
 	return schema{version: SchemaVersion, steps: map[int]func(*bolt.Tx) error{
 		1: kindsAndNights,
+		2: rewriteSummaries,
 	}}
 }
 
@@ -104,4 +105,17 @@ func kindsAndNights(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// rewriteSummaries (schema 2 to 3) writes every run's summary again, in
+// the format that carries failure signatures.
+func rewriteSummaries(tx *bolt.Tx) error {
+	return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+		r := new(Run)
+		if err := json.Unmarshal(v, r); err != nil {
+			return fmt.Errorf("run %d: %w", btoi(k), err)
+		}
+		r.ID = btoi(k)
+		return putSummary(tx, r)
+	})
 }

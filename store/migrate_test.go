@@ -93,6 +93,10 @@ func TestOpenSchema1(t *testing.T) {
 		len(lint.Validation.Tests) != 1 || lint.Validation.Tests[0].Name != "flake8" {
 		t.Errorf("run 4's ci_lint = %+v, want its failed validation kept", lint)
 	}
+	// Summaries are written again with the failures' signatures (schema 3).
+	if n, err := db.Night(4); err != nil || len(n.Validations) == 0 || n.Validations[len(n.Validations)-1].Image("ci_lint").Signature.ID == "" {
+		t.Errorf("night of run 4 = %+v, %v; want ci_lint's failure signed", n, err)
+	}
 
 	// The rest of the file: the outbox, the schedule, the index of runs
 	// still running.

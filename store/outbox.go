@@ -70,6 +70,11 @@ type Finish struct {
 	// A run without images is compared with the run (night) before it as
 	// a whole. nil when no earlier run had any of Run's images.
 	Previous *Run
+	// Recurring holds, for each of Run's failed images whose failure
+	// signature was seen on more than one of the last RecentNights nights
+	// (Run's own included; a validation run is part of its night), how
+	// many of how many.
+	Recurring map[string]Recurrence
 	// Undelivered counts the messages for notifier that were given up and
 	// not yet reported, and marks them reported when the transaction commits.
 	Undelivered func(notifier string) int
@@ -109,8 +114,12 @@ func queueFor(tx *bolt.Tx, r *Run, outbox func(Finish) ([]Message, error)) error
 	if err != nil {
 		return err
 	}
+	rec, err := recurring(tx, r)
+	if err != nil {
+		return err
+	}
 	var markErr error
-	msgs, err := outbox(Finish{Run: r, Previous: prev, Undelivered: func(notifier string) int {
+	msgs, err := outbox(Finish{Run: r, Previous: prev, Recurring: rec, Undelivered: func(notifier string) int {
 		n, err := takeUndelivered(tx, notifier)
 		markErr = errors.Join(markErr, err)
 		return n

@@ -16,7 +16,7 @@ import (
 )
 
 // SchemaVersion is the version of the database layout this code writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	// ErrLocked means another process has the database open.

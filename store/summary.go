@@ -25,6 +25,7 @@ type Summary struct {
 	Status   Status
 	Started  time.Time
 	Finished time.Time // zero while running
+	Pruned   bool      // retention pruned the run: its logs are gone
 	Images   []ImageSummary
 }
 
@@ -41,6 +42,8 @@ type ImageSummary struct {
 	Error      string
 	Validation Status // of its Validation, "" when the run validated nothing
 	Validated  bool   // see ImageResult.Validated
+	// Signature is a failed image's (SignatureOf); zero otherwise.
+	Signature Signature
 }
 
 // BuildTime is how long the image took to build, push, verify and tag,
@@ -85,7 +88,7 @@ var bucketSummaries = []byte("summaries") // run id -> its Summary, encoded by a
 
 func summarize(r *Run) Summary {
 	s := Summary{ID: r.ID, Kind: r.Kind, Night: r.Night, Tag: r.Tag, Commit: r.Commit, Subject: r.Subject,
-		Status: r.Status, Started: r.Started, Images: make([]ImageSummary, len(r.Images))}
+		Status: r.Status, Started: r.Started, Pruned: r.Pruned != nil, Images: make([]ImageSummary, len(r.Images))}
 	if r.Finished != nil {
 		s.Finished = *r.Finished
 	}
@@ -105,6 +108,7 @@ func summarize(r *Run) Summary {
 		if im.Validation != nil {
 			is.Validation = im.Validation.Status
 		}
+		is.Signature, _ = SignatureOf(im)
 	}
 	return s
 }
@@ -117,7 +121,7 @@ func putSummary(tx *bolt.Tx, r *Run) error {
 // summaryFormat is the first byte of an encoded summary. Summaries are
 // derived from records: a schema step that changes the format writes them
 // again from the records.
-const summaryFormat = 1
+const summaryFormat = 2
 
 // appendSummary encodes s. Kind and Night come first, so that a reader
 // can tell which night a summary belongs to without decoding the rest
@@ -134,6 +138,11 @@ func appendSummary(b []byte, s *Summary) []byte {
 	}
 	b = appendTime(b, s.Started)
 	b = appendTime(b, s.Finished)
+	var flags byte
+	if s.Pruned {
+		flags |= 1
+	}
+	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(s.Images)))
 	for i := range s.Images {
 		im := &s.Images[i]
@@ -150,6 +159,8 @@ func appendSummary(b []byte, s *Summary) []byte {
 			flags |= 1
 		}
 		b = append(b, flags)
+		b = appendString(b, im.Signature.ID)
+		b = appendString(b, im.Signature.Text)
 	}
 	return b
 }
@@ -275,6 +286,7 @@ func (d *decoder) summary(b []byte) (Summary, error) {
 	s := Summary{Kind: r.string(), Night: r.uvarint(), ID: r.uvarint()}
 	s.Tag, s.Commit, s.Subject, s.Status = r.unique(), r.unique(), r.unique(), Status(r.string())
 	s.Started, s.Finished = r.time(), r.time()
+	s.Pruned = r.byte()&1 != 0
 	n := r.uvarint()
 	if r.err == nil && n > uint64(len(r.b)) { // every image takes bytes
 		r.err = errShort
@@ -289,6 +301,7 @@ func (d *decoder) summary(b []byte) (Summary, error) {
 		im.Started, im.Finished, im.Tested = r.time(), r.time(), r.time()
 		im.Digest, im.Error, im.Validation = r.unique(), r.string(), Status(r.string())
 		im.Validated = r.byte()&1 != 0
+		im.Signature = Signature{ID: r.string(), Text: r.string()}
 	}
 	if r.err != nil {
 		return Summary{}, r.err

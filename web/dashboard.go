@@ -473,6 +473,7 @@ type imageData struct {
 	Range    string // last good commit..first bad commit
 	Chart    chart
 	Releases []releaseView // where the image's release tags point
+	Failures []failureView // by signature, the most recent first
 
 	size int // of the rows and bars, for the page's buffer
 }
@@ -497,6 +498,22 @@ type entryView struct {
 	// the night did not validate the image.
 	Validation     *link
 	ValidationText string
+}
+
+// failureView is one failure signature of an image and the nights it
+// occurred, each linked to the log of the run that failed so; a pruned
+// run's night has no link, its log is gone.
+type failureView struct {
+	ID     string
+	Text   string
+	Nights []failureNight
+}
+
+type failureNight struct {
+	Night   uint64
+	Run     uint64
+	When    time.Time
+	LogHref string // "" when the run was pruned
 }
 
 // releaseView is one release tag of an image: the night it was promoted
@@ -599,6 +616,17 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 	for _, rel := range rels {
 		d.Releases = append(d.Releases, releaseView{Ref: rel.Ref, RunID: rel.Run, Href: s.imageRunHref(rel.Run, name), Tag: rel.Tag,
 			Digest: rel.Digest, Short: store.ShortDigest(rel.Digest), When: rel.When, By: rel.By, Forced: rel.Forced})
+	}
+	for _, f := range store.FailuresIn(all.Nights, name) {
+		v := failureView{ID: f.Signature.ID, Text: f.Signature.Text}
+		for _, o := range f.Nights {
+			n := failureNight{Night: o.Night, Run: o.Run, When: o.When}
+			if !o.Pruned {
+				n.LogHref = s.imageRunHref(o.Run, name) + "/logs"
+			}
+			v.Nights = append(v.Nights, n)
+		}
+		d.Failures = append(d.Failures, v)
 	}
 	if !h.clocked {
 		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))

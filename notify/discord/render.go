@@ -290,6 +290,9 @@ func imageLine(s notify.Summary, im store.ImageResult) string {
 	if f := notify.FlakyBuild(im); f != "" {
 		parts = append(parts, f)
 	}
+	if r := s.Recurs(im.Name); r != "" {
+		parts = append(parts, r)
+	}
 	if v := notify.ValidationStatus(im.Validation); v != "" {
 		parts = append(parts, v)
 	}

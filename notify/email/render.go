@@ -128,6 +128,9 @@ func newView(s notify.Summary) view {
 		if f := notify.FlakyBuild(im); f != "" {
 			rw.Status += ", " + f
 		}
+		if r := s.Recurs(im.Name); r != "" {
+			rw.Status += ", " + r
+		}
 		if im.Started != nil && im.Finished != nil {
 			rw.Duration = notify.Duration(im.Finished.Sub(*im.Started))
 		}

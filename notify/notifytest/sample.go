@@ -42,6 +42,7 @@ func Sample() notify.Summary {
 		Repo:        "registry.example.com/ci",
 		PublicURL:   "https://ci.example.com/nightshift/",
 		Undelivered: 2,
+		Recurring:   map[string]store.Recurrence{"python": {Seen: 3, Of: 7}},
 		Run: store.Run{
 			ID: 42, Tag: "2026-11-23-02-00-00-1a2b3c4d", Commit: "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b",
 			Subject: "Bump Python to 3.13 (**finally**)", Status: store.Failed, Trigger: "cron",
