@@ -138,7 +138,7 @@ func Fetch(ctx context.Context, url, ref, workdir string, opts ...FetchOption) (
 		}
 	}
 	if _, err := git(ctx, gitDir, args...); err != nil {
-		if strings.Contains(err.Error(), "couldn't find remote ref") || strings.Contains(err.Error(), "not our ref") {
+		if noRef(ctx, gitDir, url, ref) {
 			return Checkout{}, fmt.Errorf("source %s has no ref %q: %w", shown, ref, ErrNoRef)
 		}
 		return Checkout{}, fmt.Errorf("source %s@%s: %w", shown, ref, err)
@@ -227,6 +227,32 @@ func repoName(url string) string {
 func git(ctx context.Context, dir string, args ...string) (string, error) {
 	out, err := gitRaw(ctx, dir, args...)
 	return strings.TrimSpace(string(out)), err
+}
+
+// noRef tells, after a fetch of ref from url failed, whether the remote
+// answers but has no such ref, from git ls-remote's exit status (2: no ref
+// matches) rather than from the words of the fetch's error. A commit hash
+// is not listed by a remote: it is missing when the remote answers at all.
+func noRef(ctx context.Context, gitDir, url, ref string) bool {
+	pattern := ref
+	if isCommitHash(ref) {
+		pattern = "HEAD"
+	}
+	_, err := git(ctx, gitDir, "ls-remote", "--exit-code", url, pattern)
+	var ge *GitError
+	switch {
+	case err == nil:
+		return isCommitHash(ref)
+	case errors.As(err, &ge) && ge.Status == 2:
+		return !isCommitHash(ref)
+	}
+	return false
+}
+
+// isCommitHash reports whether ref is a full commit hash (SHA-1 or
+// SHA-256), which a remote does not list as a ref.
+func isCommitHash(ref string) bool {
+	return (len(ref) == 40 || len(ref) == 64) && strings.Trim(ref, "0123456789abcdef") == ""
 }
 
 // GitError is a git command that failed: its exit status, when it ran,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"nightshift/internal/testenv"
@@ -90,6 +91,13 @@ func TestFetch(t *testing.T) {
 	}
 	if _, err := Fetch(ctx, url, "no-such-branch", work); !errors.Is(err, ErrNoRef) {
 		t.Errorf("Fetch of a missing ref: %v, want ErrNoRef", err)
+	}
+	if _, err := Fetch(ctx, url, strings.Repeat("0123456789", 4), work); !errors.Is(err, ErrNoRef) {
+		t.Errorf("Fetch of a commit the remote lacks: %v, want ErrNoRef", err)
+	}
+	gone := "file://" + filepath.Join(t.TempDir(), "gone.git")
+	if _, err := Fetch(ctx, gone, "main", work); err == nil || errors.Is(err, ErrNoRef) {
+		t.Errorf("Fetch from a remote that is not there: %v, want an error other than ErrNoRef", err)
 	}
 }
 
