@@ -252,8 +252,10 @@ func (s *session) do(ctx context.Context, method, u string, form url.Values, pol
 	try := func(ctx context.Context) error {
 		err := s.send(ctx, method, u, form, timeout, handle)
 		var se *StatusError
-		if !crumbRenewed && method == http.MethodPost && errors.As(err, &se) && se.crumbRejected() {
-			// The crumb expired with its session, or was never asked for.
+		if !crumbRenewed && method == http.MethodPost && errors.As(err, &se) && se.Status == http.StatusForbidden {
+			// The crumb expired with its session, or was never asked for:
+			// Jenkins says so by a 403 alone (its words vary), so a refused
+			// POST gets one new crumb before the refusal stands.
 			crumbRenewed = true
 			s.crumbKnown = false
 			err = s.send(ctx, method, u, form, timeout, handle)
@@ -379,10 +381,6 @@ func (e *StatusError) Error() string {
 	return b.String()
 }
 
-func (e *StatusError) crumbRejected() bool {
-	return e.Status == http.StatusForbidden && strings.Contains(strings.ToLower(e.Message), "crumb")
-}
-
 // statusError reads what Jenkins said in resp.
 func (s *session) statusError(resp *http.Response) *StatusError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
@@ -411,12 +409,10 @@ func (s *session) explain(err error) error {
 	switch {
 	case se.Status == http.StatusUnauthorized:
 		why = fmt.Sprintf("Jenkins refused the credentials of user %q (check the user name and API token)", s.user)
-	case se.crumbRejected():
-		why = "Jenkins rejected the CSRF crumb even after a new one was fetched (a proxy dropping the session cookie?)"
 	case se.Status == http.StatusForbidden && s.user == "" && s.token == "":
 		why = "Jenkins requires authentication (set a user and API token)"
 	case se.Status == http.StatusForbidden:
-		why = fmt.Sprintf("user %q lacks a permission this needs (Overall/Read, Job/Read, Job/Build, Job/Cancel)", s.user)
+		why = fmt.Sprintf("user %q lacks a permission this needs (Overall/Read, Job/Read, Job/Build, Job/Cancel), or Jenkins refused its CSRF crumb even after a new one was fetched (a proxy dropping the session cookie?)", s.user)
 	case se.Status >= 300 && se.Status < 400:
 		why = "unexpected redirect (a login page, or the wrong Jenkins URL?)"
 	default:
