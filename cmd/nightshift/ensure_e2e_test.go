@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -108,7 +109,10 @@ func localImages(t *testing.T, repo string) []string {
 	if err != nil {
 		t.Fatalf("docker images: %v", err)
 	}
-	return strings.Fields(string(out))
+	// Sorted: the engine lists two tags of one image in no set order.
+	images := strings.Fields(string(out))
+	slices.Sort(images)
+	return images
 }
 
 func ensureRuns(t *testing.T, cfg string) []store.Run {
