@@ -37,17 +37,17 @@ type Engine struct {
 // Connect reaches the engine named by DOCKER_HOST (or the default socket)
 // and checks that it answers within timeout.
 func Connect(ctx context.Context, timeout time.Duration) (*Engine, error) {
-	c, err := client.New(client.FromEnv)
+	e, err := New()
 	if err != nil {
-		return nil, fmt.Errorf("docker engine: %w", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("docker engine at %s: %w", c.DaemonHost(), err)
+	if err := e.Ping(ctx); err != nil {
+		e.Close()
+		return nil, err
 	}
-	return &Engine{c: c}, nil
+	return e, nil
 }
 
 // Close releases the connection.
