@@ -101,16 +101,16 @@ func (x *execution) jenkins(ctx context.Context) {
 // lastValidated is the immutable ref under which image was last
 // validated, according to the record of runs before run; "" if never.
 func lastValidated(db *store.DB, image string, before uint64) string {
-	runs, err := db.Runs(0)
+	sums, _, err := db.Summaries(0) // newest first, without decoding records
 	if err != nil {
 		return ""
 	}
-	for _, r := range runs {
-		if r.ID >= before {
-			continue
-		}
-		if im := r.Image(image); im != nil && im.Status == store.Succeeded && im.Validation != nil && im.Validation.Status == store.Succeeded {
-			return im.Ref
+	for _, r := range sums {
+		if im := r.Image(image); r.ID < before && im != nil && im.Status == store.Succeeded && im.Validated {
+			if run, err := db.Run(r.ID); err == nil && run.Image(image) != nil {
+				return run.Image(image).Ref
+			}
+			return ""
 		}
 	}
 	return ""
