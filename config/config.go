@@ -30,6 +30,8 @@ type Config struct {
 	Retention Retention `toml:"retention"`
 	Ensure    Ensure    `toml:"ensure"`
 	Changes   Changes   `toml:"changes"`
+	// Packages says how the images' packages are listed once pushed.
+	Packages Packages `toml:"packages"`
 	Images    []Image   `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
@@ -115,6 +117,9 @@ type Image struct {
 	// repository root: a change to one rebuilds the image
 	// (run --changed-since) and changes its content tag (ensure).
 	Inputs []string `toml:"inputs"`
+	// Packages are info commands for this image alone, added to (or, by
+	// name, replacing) [packages] commands.
+	Packages []PackageCommand `toml:"packages"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

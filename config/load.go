@@ -241,6 +241,7 @@ func (l *loader) validate(c *Config) bool {
 	l.promote(c)
 	l.retention(&c.Retention)
 	l.ensureSection(c)
+	l.packages(c)
 	return repoOK
 }
 

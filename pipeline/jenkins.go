@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -84,17 +83,7 @@ func (x *execution) jenkins(ctx context.Context) {
 				Digest: im.Digest, Tags: im.Tags, Tail: build.Console})
 			continue
 		}
-		x.record(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Running})
-		added, err := x.tagValidated(ctx, &plan.Steps[i], im.Digest)
-		if err != nil {
-			err = fmt.Errorf("%s: %w", rebuild.StageValidated, err)
-			x.record(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Failed, Err: err})
-			x.record(rebuild.Event{Image: s.Name, Status: store.Failed, Err: err, Digest: im.Digest, Tags: im.Tags})
-			continue
-		}
-		v.Status = store.Succeeded
-		x.record(rebuild.Event{Image: s.Name, Stage: rebuild.StageValidated, Status: store.Succeeded, Validation: v})
-		x.record(rebuild.Event{Image: s.Name, Status: store.Succeeded, Digest: im.Digest, Tags: append(slices.Clone(im.Tags), added...)})
+		x.validate(ctx, &plan.Steps[i], im, v)
 	}
 }
 

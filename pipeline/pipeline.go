@@ -15,6 +15,7 @@ import (
 
 	"nightshift/config"
 	"nightshift/notify"
+	"nightshift/packages"
 	"nightshift/rebuild"
 	"nightshift/store"
 	"nightshift/validate/structure"
@@ -53,6 +54,8 @@ type Registry interface {
 	// Lookup returns the digest ref has in the registry, and whether it is
 	// there at all (a 404 is found false, not an error).
 	Lookup(ctx context.Context, ref string) (digest string, found bool, err error)
+	// History reads an image's layers and the steps that made them.
+	packages.Registry
 }
 
 // Pipeline carries out runs of one configuration.

@@ -241,10 +241,10 @@ func TestRun(t *testing.T) {
 	if im := got.Image("cpu"); im != nil && !slices.Contains(im.Tail, "make: *** [all] Error 2") {
 		t.Errorf("cpu's tail %q lacks the build's last line", im.Tail)
 	}
-	if im := got.Image("base"); im != nil && (im.Digest != "sha256:base" || len(im.Stages) != 4) {
-		t.Errorf("base recorded with digest %q and %d stages, want sha256:base and 4", im.Digest, len(im.Stages))
+	if im := got.Image("base"); im != nil && (im.Digest != "sha256:base" || len(im.Stages) != 5) {
+		t.Errorf("base recorded with digest %q and %d stages, want sha256:base and 5", im.Digest, len(im.Stages))
 	}
-	if want := 10 + 4 + 1; len(observed) != want { // base, cpu to its failed build, lint skipped
+	if want := 12 + 4 + 1; len(observed) != want { // base, cpu to its failed build, lint skipped
 		t.Errorf("Progress saw %d events, want %d: %q", len(observed), want, observed)
 	}
 

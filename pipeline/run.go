@@ -348,8 +348,13 @@ func (x *execution) run(ctx context.Context) (*store.Run, error) {
 		x.record(e)
 	}
 	after.Wait()
-	if x.job != nil && ctx.Err() == nil {
-		x.jenkins(ctx)
+	if x.tests != nil && ctx.Err() == nil {
+		x.consistency()
+		if x.job != nil {
+			x.jenkins(ctx)
+		} else {
+			x.release(ctx)
+		}
 	}
 
 	failed := false
@@ -400,6 +405,9 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 			tags = append(tags, "latest")
 		}
 	}
+	if err == nil && !x.prep.Pull {
+		x.readContents(ctx, st, s, digest) // insight: it fails no image
+	}
 	var v *store.Validation
 	if err == nil && x.tests != nil {
 		image := s.Ref.String()
@@ -415,9 +423,9 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 				return rebuild.ErrNothingToDo
 			}
 			return errors.New(v.Error)
-		}, func(done *rebuild.Event) { done.Validation = x.shown(v) })
+		}, func(done *rebuild.Event) { done.Validation = x.shown(s.Name, v) })
 	}
-	if err == nil && x.tests != nil && x.job == nil {
+	if err == nil && x.tests != nil && x.holds(s.Name) == "" {
 		err = st.Run(ctx, rebuild.StageValidated, func(ctx context.Context) error {
 			if v.Status != store.Succeeded {
 				return rebuild.ErrNothingToDo
@@ -450,15 +458,28 @@ func (x *execution) safeAfterPush(ctx context.Context, s *rebuild.Step, pushed r
 
 // shown is how an image's own tests are recorded: while the Jenkins job
 // has yet to run, passing them is not being validated.
-func (x *execution) shown(v *store.Validation) *store.Validation {
+func (x *execution) shown(name string, v *store.Validation) *store.Validation {
 	if v == nil {
 		return nil
 	}
 	shown := *v
-	if x.job != nil && (v.Status == store.Succeeded || v.Status == store.Skipped) {
-		shown.Status, shown.Error = store.Running, "waiting for the Jenkins job"
+	if why := x.holds(name); why != "" && (v.Status == store.Succeeded || v.Status == store.Skipped) {
+		shown.Status, shown.Error = store.Running, "waiting for "+why
 	}
 	return &shown
+}
+
+// holds says what an image that passed its own tests waits for before it
+// is validated, once every image of the run is through: the Jenkins job,
+// or the package consistency check of its group; "" when nothing.
+func (x *execution) holds(image string) string {
+	switch {
+	case x.job != nil:
+		return "the Jenkins job"
+	case len(x.p.cfg.ConsistentGroups(image)) > 0:
+		return "the package consistency check of its group"
+	}
+	return ""
 }
 
 // tag points ref, a tag of the image's repository, at digest by a remote
@@ -536,6 +557,9 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 	}
 	if e.Digest != "" {
 		im.Digest = e.Digest
+	}
+	if e.Packages != nil {
+		im.Packages = e.Packages
 	}
 	if e.Validation != nil {
 		v := *e.Validation

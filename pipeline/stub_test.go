@@ -15,6 +15,7 @@ import (
 	"nightshift/config"
 	"nightshift/engine"
 	"nightshift/rebuild"
+	"nightshift/registry"
 	"nightshift/store"
 )
 
@@ -46,12 +47,14 @@ func runPrepared(ctx context.Context, p *Pipeline, prep *Prepared, req Request) 
 
 // stubEngine builds and pushes in memory; images named in fail fail to
 // build, and the build of hang closes hanging and waits for ctx to end.
-// It runs no containers: tests replace the tester.
+// It runs no containers (tests replace the tester), but for the info
+// commands of an image named in lists, which print lists[image].
 type stubEngine struct {
 	reg     *stubRegistry
 	fail    map[string]bool
 	hang    string
 	hanging chan struct{}
+	lists   map[string]string
 
 	mu     sync.Mutex
 	builds []string
@@ -99,17 +102,42 @@ var errNoContainers = errors.New("stub engine: no containers")
 func (e *stubEngine) ImageConfig(context.Context, string) (engine.ImageConfig, error) {
 	return engine.ImageConfig{}, errNoContainers
 }
-func (e *stubEngine) RunContainer(context.Context, engine.ContainerSpec) (engine.Run, error) {
+func (e *stubEngine) RunContainer(_ context.Context, spec engine.ContainerSpec) (engine.Run, error) {
+	if out, ok := e.listOf(spec.Image); ok {
+		return engine.Run{Stdout: []byte(out)}, nil
+	}
 	return engine.Run{}, errNoContainers
 }
+
+// listOf is what the info commands print in image, a ref of the run.
+func (e *stubEngine) listOf(image string) (string, bool) {
+	ref, err := name.NewTag(image)
+	if err != nil {
+		return "", false
+	}
+	repo := ref.RepositoryStr()
+	out, ok := e.lists[repo[strings.LastIndex(repo, "/")+1:]]
+	return out, ok
+}
 func (e *stubEngine) RemoveImage(context.Context, string) error { return errNoContainers }
-func (e *stubEngine) CreateContainer(context.Context, engine.ContainerSpec) (string, error) {
+func (e *stubEngine) CreateContainer(_ context.Context, spec engine.ContainerSpec) (string, error) {
+	if _, ok := e.listOf(spec.Image); ok {
+		return spec.Image, nil
+	}
 	return "", errNoContainers
 }
-func (e *stubEngine) CopyFromContainer(context.Context, string, string) (io.ReadCloser, error) {
+func (e *stubEngine) CopyFromContainer(_ context.Context, id, _ string) (io.ReadCloser, error) {
+	if _, ok := e.listOf(id); ok {
+		return io.NopCloser(strings.NewReader("")), nil // every path is there
+	}
 	return nil, errNoContainers
 }
-func (e *stubEngine) RemoveContainer(context.Context, string) error { return errNoContainers }
+func (e *stubEngine) RemoveContainer(_ context.Context, id string) error {
+	if _, ok := e.listOf(id); ok {
+		return nil
+	}
+	return errNoContainers
+}
 
 // stubRegistry is a map of ref to digest.
 type stubRegistry struct {
@@ -119,7 +147,10 @@ type stubRegistry struct {
 
 func newStubRegistry() *stubRegistry { return &stubRegistry{digests: map[string]string{}} }
 
-func (r *stubRegistry) Ping(context.Context) error              { return nil }
+func (r *stubRegistry) Ping(context.Context) error { return nil }
+func (r *stubRegistry) History(_ context.Context, ref string) ([]registry.Step, error) {
+	return []registry.Step{{CreatedBy: "COPY . /", Digest: "sha256:" + strings.Repeat("0", 64), Size: 1}}, nil
+}
 func (r *stubRegistry) CheckPush(context.Context, string) error { return nil }
 func (r *stubRegistry) EngineAuth() (string, error)             { return "", nil }
 func (r *stubRegistry) BuildAuths() ([]string, error)           { return nil, nil }

@@ -23,7 +23,7 @@ func trace(im *store.ImageResult) []string {
 }
 
 // After its push, an image is tagged latest (or not, when latest waits
-// for validation), tested, and tagged validated when it passes; a failing
+// for validation), its packages are read, it is tested, and tagged validated when it passes; a failing
 // test fails the image, not what builds on it.
 func TestValidationStages(t *testing.T) {
 	t.Parallel()
@@ -37,14 +37,14 @@ func TestValidationStages(t *testing.T) {
 	}{
 		{
 			name:           "latest moves at push, validated after the tests",
-			want:           []string{"build:succeeded", "push:succeeded", "verify:succeeded", "tag:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
+			want:           []string{"build:succeeded", "push:succeeded", "verify:succeeded", "tag:succeeded", "packages:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
 			wantTags:       []string{"t", "latest", "t-validated"},
 			wantValidation: store.Succeeded,
 		},
 		{
 			name:            "latest waits for validation",
 			latestValidated: true,
-			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
+			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "packages:succeeded", "test:succeeded", "validated:succeeded", "succeeded"},
 			wantTags:        []string{"t", "t-validated", "latest"},
 			wantValidation:  store.Succeeded,
 		},
@@ -52,7 +52,7 @@ func TestValidationStages(t *testing.T) {
 			name:            "validated tags wait for the run's Jenkins job",
 			latestValidated: true,
 			jenkins:         true,
-			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "test:succeeded", "succeeded"},
+			want:            []string{"build:succeeded", "push:succeeded", "verify:succeeded", "packages:succeeded", "test:succeeded", "succeeded"},
 			wantTags:        []string{"t"},
 			wantValidation:  store.Skipped, // the job is skipped: base failed its tests
 		},

@@ -40,13 +40,15 @@ type Registry interface {
 
 // The stages of an image, in the order they run. The runner builds,
 // pushes and verifies (or, validating images already pushed, pulls); the
-// pipeline then tags latest, tests and tags validated.
+// pipeline then tags latest, reads the image's packages, tests and tags
+// validated.
 const (
 	StageBuild     = "build"
 	StagePull      = "pull"
 	StagePush      = "push"
 	StageVerify    = "verify"
 	StageTag       = "tag"
+	StagePackages  = "packages"
 	StageTest      = "test"
 	StageValidated = "validated"
 )
@@ -71,6 +73,9 @@ type Event struct {
 	Tail     []string // with a failure: the failing stage's last log lines
 	// Validation comes with the end of the test stage.
 	Validation *store.Validation
+	// Packages comes with the end of the packages stage: how the image's
+	// packages changed since the last run in which it succeeded.
+	Packages *store.PackageDiff
 }
 
 // Runner carries out plans: it builds, pushes and verifies every image,

@@ -64,7 +64,7 @@ func (s schema) migrate(tx *bolt.Tx) error {
 // createBuckets makes every bucket the code expects, so that a step and
 // the code after it may take them as given.
 func createBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketRuns, bucketActive, bucketSummaries, bucketOutbox, bucketPending, bucketSchedule, bucketReleases} {
+	for _, name := range [][]byte{bucketRuns, bucketActive, bucketSummaries, bucketOutbox, bucketPending, bucketSchedule, bucketReleases, bucketContents} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

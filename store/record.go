@@ -115,6 +115,10 @@ type ImageResult struct {
 	// BaseRef is, in a change-detected run, what the image built on when
 	// its parent was not rebuilt: the parent's latest, pinned by digest.
 	BaseRef string `json:"base_ref,omitempty"`
+	// Packages is how the image's packages changed since the last run in
+	// which it succeeded; nil when its packages were not read, or no
+	// earlier run has them.
+	Packages *PackageDiff `json:"packages,omitempty"`
 }
 
 // Validation is the outcome of validating one image: its own tests, and
