@@ -32,7 +32,7 @@ type Config struct {
 	Changes   Changes   `toml:"changes"`
 	// Packages says how the images' packages are listed once pushed.
 	Packages Packages `toml:"packages"`
-	Images    []Image   `toml:"image"`
+	Images   []Image  `toml:"image"`
 
 	// lines locates keys for problems found after loading (CheckTree).
 	lines keyLines

@@ -117,6 +117,30 @@ func (s Summary) Recurs(name string) string {
 	return fmt.Sprintf("seen on %d of the last %d nights", r.Seen, r.Of)
 }
 
+// PackageChanges says how an image's packages changed since the run it is
+// compared with, with at most n of the changes: "packages since run 41: 2
+// changed (pip numpy 1.26.0 -> 1.26.1, dpkg +curl 7.88.1)"; "" when
+// nothing changed or nothing was compared. A failed image's changes since
+// its last good night are the first clue.
+func PackageChanges(im store.ImageResult, n int) string {
+	d := im.Packages
+	if d == nil || d.Empty() {
+		return ""
+	}
+	var shown []string
+	for _, c := range d.First[:min(n, len(d.First))] {
+		shown = append(shown, c.String())
+	}
+	if more := d.Added + d.Removed + d.Changed - len(shown); more > 0 && len(shown) > 0 {
+		shown = append(shown, fmt.Sprintf("and %d more", more))
+	}
+	line := fmt.Sprintf("packages since run %d: %s", d.SinceRun, d.Counts())
+	if len(shown) > 0 {
+		line += " (" + strings.Join(shown, ", ") + ")"
+	}
+	return line
+}
+
 // ValidationStatus says in a few words how an image's validation went:
 // "validated", "validation failed (2 of 5 tests)", "not validated", ...;
 // "" when the run validated nothing.

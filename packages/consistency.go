@@ -79,7 +79,7 @@ func Within(contents []store.Contents, group []string) []store.Contents {
 // RunConsistency is Consistency over the images of run (a validation run:
 // of its night).
 func RunConsistency(db *store.DB, run uint64) ([]Mismatch, error) {
-	run, err := night(db, run)
+	run, err := Night(db, run)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func RunConsistency(db *store.DB, run uint64) ([]Mismatch, error) {
 func (m *Mismatch) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s: ", m.Source, m.Name)
-	for i, v := range slices.Sorted(maps.Keys(m.Versions)) {
+	for i, v := range m.VersionList() {
 		if i > 0 {
 			b.WriteString("; ")
 		}
@@ -102,3 +102,6 @@ func (m *Mismatch) String() string {
 	}
 	return b.String()
 }
+
+// VersionList is m's versions, sorted.
+func (m *Mismatch) VersionList() []string { return slices.Sorted(maps.Keys(m.Versions)) }

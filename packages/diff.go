@@ -138,7 +138,7 @@ func Baseline(db *store.DB, image string, run uint64) (*store.Contents, uint64, 
 // each since its Baseline, in image order. A validation run is answered
 // for the night it validated.
 func DiffRun(db *store.DB, run uint64) ([]ImageDiff, error) {
-	run, err := night(db, run)
+	run, err := Night(db, run)
 	if err != nil {
 		return nil, err
 	}
@@ -167,9 +167,9 @@ func DiffContents(db *store.DB, run uint64, c *store.Contents) (ImageDiff, error
 	return Diff(c.Image, since, base.Lists, c.Lists), nil
 }
 
-// night is the run whose images' contents answer for run: itself, or for
+// Night is the run whose images' contents answer for run: itself, or for
 // a validation run, the night it validated.
-func night(db *store.DB, run uint64) (uint64, error) {
+func Night(db *store.DB, run uint64) (uint64, error) {
 	r, err := db.Run(run)
 	if err != nil {
 		return 0, err

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -130,4 +131,34 @@ func (db *DB) RunContents(run uint64) ([]Contents, error) {
 		return nil
 	})
 	return all, err
+}
+
+// String says c in a few words: "pip numpy 1.26.0 -> 1.26.1", "pip +requests
+// 2.31.0", "dpkg -libfoo1 1.2".
+func (c PackageChange) String() string {
+	switch {
+	case c.From == "":
+		return c.Source + " +" + c.Name + " " + c.To
+	case c.To == "":
+		return c.Source + " -" + c.Name + " " + c.From
+	}
+	return c.Source + " " + c.Name + " " + c.From + " -> " + c.To
+}
+
+// Counts says "2 added, 1 removed, 3 changed", leaving out what is zero;
+// "no change" when all are.
+func (d *PackageDiff) Counts() string {
+	var parts []string
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{d.Added, "added"}, {d.Removed, "removed"}, {d.Changed, "changed"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	if len(parts) == 0 {
+		return "no change"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -44,6 +44,9 @@ Commands:
   ensure         the image for this commit by content tag: found, waited for, or built
   history        list recorded runs, newest first
   show RUN       one run in detail: every image and stage
+  manifest       an image of a run in Markdown: ref, digest, layers, packages
+  diff           each image's packages added, removed, changed since it last succeeded
+  consistency    packages at different versions in different images of a run
   promote        promote a night's validated images to release tags
   prune          delete the staging tags and logs of runs beyond [retention]
   config check   check the configuration and the image graph, build nothing
@@ -101,6 +104,12 @@ func (c *cli) main(ctx context.Context, args []string) int {
 		return c.history(rest)
 	case "show":
 		return c.show(rest)
+	case "manifest":
+		return c.manifest(rest)
+	case "diff":
+		return c.diff(rest)
+	case "consistency":
+		return c.consistency(rest)
 	case "promote":
 		return c.promote(ctx, rest)
 	case "prune":

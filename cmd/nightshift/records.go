@@ -81,7 +81,8 @@ func countImages(r store.Run) string {
 
 func (c *cli) show(args []string) int {
 	fs, cfgPath := c.flags("show", "[flags] RUN", `Shows one run in detail: every image with its refs, digest, stages and
-durations, its tests and validation, and for a failure the last lines of the
+durations, how its packages changed since the last run it succeeded in,
+its tests and validation, and for a failure the last lines of the
 failing step (for failed tests, why they failed); the Jenkins job, if any;
 its promotions (when, by whom, to which tags, each image's target and
 digest), and whether it was pruned.
@@ -143,6 +144,15 @@ digest), and whether it was pruned.
 		}
 		for _, st := range im.Stages {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Name, st.Status, st.Duration(now).Round(time.Millisecond))
+		}
+		if d := im.Packages; d != nil {
+			fmt.Fprintf(tw, "  packages\tsince run %d\t%s\n", d.SinceRun, d.Counts())
+			for _, ch := range d.First {
+				fmt.Fprintf(tw, "    %s\n", ch)
+			}
+			if more := d.Added + d.Removed + d.Changed - len(d.First); more > 0 {
+				fmt.Fprintf(tw, "    and %d more (nightshift diff --run %d)\n", more, r.ID)
+			}
 		}
 		if v := im.Validation; v != nil {
 			fmt.Fprintf(tw, "  validation\t%s\t%s\n", v.Status, v.Error)

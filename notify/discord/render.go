@@ -296,6 +296,9 @@ func imageLine(s notify.Summary, im store.ImageResult) string {
 	if v := notify.ValidationStatus(im.Validation); v != "" {
 		parts = append(parts, v)
 	}
+	if p := notify.PackageChanges(im, 3); p != "" {
+		parts = append(parts, escape(notify.Shorten(p, 300)))
+	}
 	return strings.Join(parts, " · ")
 }
 

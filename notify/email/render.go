@@ -55,10 +55,13 @@ type row struct {
 
 type failure struct {
 	Name, URL, Error string
-	Tests            []notify.FailedTest
-	MoreTests        int // failing tests left out
-	Tail             []string
-	Omitted          int // lines of the tail left out
+	// Packages is how the image's packages changed since its last good
+	// night: the first clue to a failure.
+	Packages  string
+	Tests     []notify.FailedTest
+	MoreTests int // failing tests left out
+	Tail      []string
+	Omitted   int // lines of the tail left out
 }
 
 func newView(s notify.Summary) view {
@@ -143,7 +146,7 @@ func newView(s notify.Summary) view {
 
 		tests := notify.FailedTests(im.Validation)
 		if im.Status == store.Failed || len(tests) > 0 {
-			f := failure{Name: im.Name, URL: rw.URL, Error: im.Error}
+			f := failure{Name: im.Name, URL: rw.URL, Error: im.Error, Packages: notify.PackageChanges(im, 10)}
 			if f.Error == "" {
 				f.Error = im.Validation.Error
 			}
@@ -241,6 +244,9 @@ func renderText(v view) string {
 		if f.URL != "" {
 			b.WriteString(f.URL + "\n")
 		}
+		if f.Packages != "" {
+			b.WriteString(f.Packages + "\n")
+		}
 		for _, t := range f.Tests {
 			fmt.Fprintf(&b, "  FAIL %s: %s\n", t.Name, t.Why)
 		}
@@ -298,6 +304,9 @@ var htmlTemplate = template.Must(template.New("summary").Parse(`<!DOCTYPE html>
 {{- range .Failures}}
 <h3 style="font-size: 15px; margin: 16px 0 4px 0;">{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}} failed</h3>
 <p style="margin: 0 0 4px 0; white-space: pre-wrap;">{{.Error}}</p>
+{{- if .Packages}}
+<p style="margin: 0 0 4px 0; color: #656d76;">{{.Packages}}</p>
+{{- end}}
 {{- if .Tests}}
 <ul style="margin: 0 0 4px 0; padding-left: 20px;">
 {{- range .Tests}}
