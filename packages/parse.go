@@ -23,9 +23,13 @@ func Parse(format string, out []byte) ([]store.Package, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		raw := strings.TrimRight(sc.Text(), "\r")
+		line := strings.TrimSpace(raw)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
+		}
+		if format == config.FormatDpkg {
+			line = strings.TrimLeft(raw, " ") // the tab before an empty version counts
 		}
 		p, ok := parseLine(format, line)
 		if !ok {
@@ -47,7 +51,8 @@ func parseLine(format, line string) (store.Package, bool) {
 		// dpkg-query -W: "name[:arch]<TAB>version"; a package known to
 		// dpkg but not installed has no version and is no package here.
 		name, version, ok := strings.Cut(line, "\t")
-		if !ok || strings.ContainsAny(name, " \t") {
+		version = strings.TrimSpace(version)
+		if !ok || name == "" || strings.ContainsAny(name, " ") {
 			return store.Package{}, false
 		}
 		if version == "" {
