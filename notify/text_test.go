@@ -116,3 +116,28 @@ func TestRecurs(t *testing.T) {
 		t.Errorf("payload %s lacks the recurrences", msgs[0].Payload)
 	}
 }
+
+func TestPackageChanges(t *testing.T) {
+	t.Parallel()
+	d := &store.PackageDiff{SinceRun: 41, Added: 1, Changed: 3, First: []store.PackageChange{
+		{Source: "pip", Name: "numpy", From: "1.25.2", To: "1.26.0"},
+		{Source: "dpkg", Name: "curl", From: "7.88.1", To: "7.88.2"},
+		{Source: "pip", Name: "torch", From: "2.1", To: "2.2"},
+		{Source: "dpkg", Name: "wget", To: "1.21"},
+	}}
+	cases := []struct {
+		im   store.ImageResult
+		n    int
+		want string
+	}{
+		{store.ImageResult{}, 3, ""},
+		{store.ImageResult{Packages: &store.PackageDiff{SinceRun: 41}}, 3, ""},
+		{store.ImageResult{Packages: d}, 2, "packages since run 41: 1 added, 3 changed (pip numpy 1.25.2 -> 1.26.0, dpkg curl 7.88.1 -> 7.88.2, and 2 more)"},
+		{store.ImageResult{Packages: d}, 10, "packages since run 41: 1 added, 3 changed (pip numpy 1.25.2 -> 1.26.0, dpkg curl 7.88.1 -> 7.88.2, pip torch 2.1 -> 2.2, dpkg +wget 1.21)"},
+	}
+	for _, tc := range cases {
+		if got := PackageChanges(tc.im, tc.n); got != tc.want {
+			t.Errorf("PackageChanges(%+v, %d) =\n %q\nwant %q", tc.im.Packages, tc.n, got, tc.want)
+		}
+	}
+}

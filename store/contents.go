@@ -138,9 +138,9 @@ func (db *DB) RunContents(run uint64) ([]Contents, error) {
 func (c PackageChange) String() string {
 	switch {
 	case c.From == "":
-		return c.Source + " +" + c.Name + " " + c.To
+		return strings.TrimSpace(c.Source + " +" + c.Name + " " + c.To)
 	case c.To == "":
-		return c.Source + " -" + c.Name + " " + c.From
+		return strings.TrimSpace(c.Source + " -" + c.Name + " " + c.From)
 	}
 	return c.Source + " " + c.Name + " " + c.From + " -> " + c.To
 }

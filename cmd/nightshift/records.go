@@ -146,7 +146,7 @@ digest), and whether it was pruned.
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", st.Name, st.Status, st.Duration(now).Round(time.Millisecond))
 		}
 		if d := im.Packages; d != nil {
-			fmt.Fprintf(tw, "  packages\tsince run %d\t%s\n", d.SinceRun, d.Counts())
+			fmt.Fprintf(tw, "  package diff\tsince run %d\t%s\n", d.SinceRun, d.Counts())
 			for _, ch := range d.First {
 				fmt.Fprintf(tw, "    %s\n", ch)
 			}
