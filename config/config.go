@@ -33,6 +33,9 @@ type Config struct {
 	// Packages says how the images' packages are listed once pushed.
 	Packages Packages `toml:"packages"`
 	Images   []Image  `toml:"image"`
+	// Nodes are the build hosts ([[builder]]); none: the engine at
+	// $DOCKER_HOST builds everything.
+	Nodes []Node `toml:"builder"`
 
 	// lines locates keys for problems found after loading (CheckTree).
 	lines keyLines
@@ -88,6 +91,9 @@ type Build struct {
 	// did not answer); RetryPatterns are them compiled.
 	RetryOn       []string         `toml:"retry_on"`
 	RetryPatterns []*regexp.Regexp `toml:"-"`
+	// Reschedule moves a build whose builder stopped answering during it
+	// to another builder with the image's labels, once.
+	Reschedule bool `toml:"reschedule"`
 }
 
 // Store says where run records and build logs are kept.
@@ -117,6 +123,8 @@ type Image struct {
 	// repository root: a change to one rebuilds the image
 	// (run --changed-since) and changes its content tag (ensure).
 	Inputs []string `toml:"inputs"`
+	// RunsOn are labels a [[builder]] must have all of to build the image.
+	RunsOn []string `toml:"runs_on"`
 	// Packages are info commands for this image alone, added to (or, by
 	// name, replacing) [packages] commands.
 	Packages []PackageCommand `toml:"packages"`

@@ -242,6 +242,7 @@ func (l *loader) validate(c *Config) bool {
 	l.retention(&c.Retention)
 	l.ensureSection(c)
 	l.packages(c)
+	l.nodes(c)
 	return repoOK
 }
 
