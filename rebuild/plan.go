@@ -55,6 +55,8 @@ type Step struct {
 	Args              map[string]string
 	Target            string
 	Timeout           time.Duration
+	// RunsOn are the labels a builder must have all of to build it.
+	RunsOn []string
 	// Reason says why a change-detected plan rebuilds the image; "" in a
 	// plan of every image.
 	Reason string
@@ -166,6 +168,7 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			Context:    filepath.Join(root, img.Context),
 			Args:       make(map[string]string, len(img.BuildArgs)+1),
 			Target:     img.Target,
+			RunsOn:     img.RunsOn,
 			Timeout:    cfg.Build.Timeout.Duration,
 		}
 		if img.Timeout.Duration > 0 {

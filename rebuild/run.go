@@ -1,11 +1,13 @@
 package rebuild
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -64,8 +66,10 @@ type Event struct {
 	Time   time.Time
 	Err    error
 
-	Log    string // with the image's start: the path of its log
-	Digest string // with a pushed image: the manifest digest
+	Log string // with the image's start: the path of its log
+	// Builder comes with the image's start: the builder it runs on.
+	Builder string
+	Digest  string // with a pushed image: the manifest digest
 	// Attempts comes with the end of a build stage: how many times the
 	// image was built (more than once after passing failures).
 	Attempts int
@@ -84,6 +88,10 @@ type Runner struct {
 	Engine   Engine
 	Registry Registry
 	Jobs     int // builds at once
+	// Pool, when set, are the builders images build on, each on one with
+	// its labels (Step.RunsOn); without it, Engine builds everything, Jobs
+	// at once.
+	Pool *Pool
 	// RetryBudget bounds how long a push or pull through the engine is
 	// tried again after failing for a passing reason (a 5xx, a 429, a
 	// reset); 0 tries once.
@@ -115,6 +123,11 @@ type execution struct {
 	*Runner
 	Job
 	events chan<- Event
+	pool   *Pool
+
+	mu      sync.Mutex
+	builtOn map[string]string // image -> the builder that built (or pulled) it
+	digests map[string]string // image -> its pushed digest
 }
 
 // tailLines is how much of a failing stage's log goes into the record.
@@ -139,7 +152,13 @@ func (r *Runner) Run(ctx context.Context, job Job) <-chan Event {
 	events := make(chan Event)
 	go func() {
 		defer close(events)
-		(&execution{Runner: r, Job: job, events: events}).run(ctx)
+		pool := r.Pool
+		if pool == nil {
+			pool = NewPool(Builder{Name: DefaultBuilder, Engine: r.Engine, Jobs: r.Jobs})
+		}
+		x := &execution{Runner: r, Job: job, events: events, pool: pool,
+			builtOn: map[string]string{}, digests: map[string]string{}}
+		x.run(ctx)
 	}()
 	return events
 }
@@ -172,34 +191,57 @@ func (r *execution) run(ctx context.Context) {
 	}
 	slotFreed := make(chan struct{})
 	finished := make(chan outcome)
-	free, inFlight := max(r.Jobs, 1), 0
+	inFlight := 0
 
 	for len(ready) > 0 || inFlight > 0 {
-		for free > 0 && len(ready) > 0 && ctx.Err() == nil {
-			// Longest remaining path first: the run's wall time approaches the
-			// critical path instead of waiting on a slow branch started late.
-			slices.SortStableFunc(ready, func(a, b string) int { return cmp.Compare(priority[b], priority[a]) })
-			name := ready[0]
-			ready = ready[1:]
-			free--
-			inFlight++
-			go func(s *Step) {
-				var slot sync.Once
-				freeSlot := func() { slot.Do(func() { slotFreed <- struct{}{} }) }
-				status := r.safeImage(ctx, s, freeSlot)
-				freeSlot()
-				finished <- outcome{s.Name, status}
-			}(p.Step(name))
-		}
 		if ctx.Err() != nil {
 			ready = nil // nothing new starts; what runs is being cancelled
 		}
+		// Longest remaining path first: the run's wall time approaches the
+		// critical path instead of waiting on a slow branch started late.
+		// An image whose builders are all busy waits without holding up
+		// the images other builders can take.
+		slices.SortStableFunc(ready, func(a, b string) int { return cmp.Compare(priority[b], priority[a]) })
+		var waits []string
+		for _, name := range ready {
+			s := p.Step(name)
+			b, err := r.pool.Place(s.RunsOn, r.preferred(s))
+			switch {
+			case err != nil:
+				r.emit(Event{Image: name, Status: store.Failed, Err: err})
+				r.skipDescendants(p, name, children)
+			case b == nil:
+				waits = append(waits, name)
+			default:
+				inFlight++
+				go func(s *Step, b *Builder) {
+					var slot sync.Once
+					freeSlot := func() {
+						slot.Do(func() {
+							r.pool.Release(b.Name)
+							slotFreed <- struct{}{}
+						})
+					}
+					status := r.safeImage(ctx, s, b, freeSlot)
+					freeSlot()
+					finished <- outcome{s.Name, status}
+				}(s, b)
+			}
+		}
+		ready = waits
 		if inFlight == 0 {
-			break
+			if len(ready) > 0 {
+				// The slots are another run's (a pool outlives runs): look
+				// again in a while.
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
+			}
+			continue
 		}
 		select {
 		case <-slotFreed:
-			free++
 		case o := <-finished:
 			inFlight--
 			switch o.status {
@@ -218,6 +260,53 @@ func (r *execution) run(ctx context.Context) {
 			// never started, and is neither failed nor skipped.
 		}
 	}
+}
+
+// DefaultBuilder names the one builder of a runner without a pool.
+const DefaultBuilder = "default"
+
+// preferred is the builder s had best build on: the one that built its
+// first parent in this run, whose pull of it is then local.
+func (r *execution) preferred(s *Step) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, parent := range s.Parents {
+		if b, ok := r.builtOn[parent]; ok {
+			return b
+		}
+	}
+	return ""
+}
+
+// onBuilder returns s as builder b builds it: a parent built on another
+// builder is named by its pushed digest, which b pulls from staging.
+func (r *execution) onBuilder(s *Step, b *Builder) *Step {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.builtOn[s.Name] = b.Name
+	var pins [][2]string
+	for _, parent := range s.Parents {
+		if other, digest := r.builtOn[parent], r.digests[parent]; other != b.Name && digest != "" {
+			ref := r.Plan.Step(parent).Ref.String()
+			pins = append(pins, [2]string{ref, ref + "@" + digest})
+		}
+	}
+	if len(pins) == 0 {
+		return s
+	}
+	pinned := *s
+	pinned.Args = maps.Clone(s.Args)
+	for _, pin := range pins {
+		for k, v := range pinned.Args {
+			if v == pin[0] {
+				pinned.Args[k] = pin[1]
+			}
+		}
+		if pinned.DockerfileContent != nil {
+			pinned.DockerfileContent = bytes.ReplaceAll(pinned.DockerfileContent, []byte(pin[0]), []byte(pin[1]))
+		}
+	}
+	return &pinned
 }
 
 // skipDescendants reports every image below failed as skipped, saying why.
@@ -262,7 +351,10 @@ func (r *execution) priorities(p *Plan) map[string]time.Duration {
 // image builds, pushes and verifies one image (or pulls it); freeSlot
 // frees its build slot. It reports the image's end but for a success,
 // which the caller reports once the rest of the image's work is done.
-func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.Status {
+func (r *execution) image(ctx context.Context, s *Step, b *Builder, freeSlot func()) store.Status {
+	node := *r.Runner
+	node.Engine = b.Engine
+	s = r.onBuilder(s, b)
 	logPath := filepath.Join(r.Logs, s.Name+".log")
 	log, err := CreateLog(logPath)
 	if err != nil {
@@ -270,14 +362,14 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.S
 		return store.Failed
 	}
 	defer log.Close()
-	r.emit(Event{Image: s.Name, Status: store.Running, Log: logPath})
+	r.emit(Event{Image: s.Name, Status: store.Running, Log: logPath, Builder: b.Name})
 	st := &Stages{Image: s.Name, Log: log, Emit: r.emit, Now: r.now}
 
 	var digest string
 	if r.Pull {
 		err = st.Run(ctx, StagePull, func(ctx context.Context) (err error) {
 			freeSlot()
-			digest, err = r.pull(ctx, s, log)
+			digest, err = node.pull(ctx, s, log)
 			return err
 		})
 		return r.end(ctx, st, err, digest, s)
@@ -285,14 +377,14 @@ func (r *execution) image(ctx context.Context, s *Step, freeSlot func()) store.S
 	attempts := 0
 	err = st.RunWith(ctx, StageBuild, func(ctx context.Context) (err error) {
 		defer freeSlot()
-		attempts, err = r.Build(ctx, s, log, BuildOptions{})
+		attempts, err = node.Build(ctx, s, log, BuildOptions{})
 		return err
 	}, func(done *Event) { done.Attempts = attempts })
 	if err == nil {
 		err = st.Run(ctx, StagePush, func(ctx context.Context) (err error) {
 			ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 			defer cancel()
-			digest, err = r.Push(ctx, s.Ref.String(), log)
+			digest, err = node.Push(ctx, s.Ref.String(), log)
 			return err
 		})
 	}
@@ -310,6 +402,9 @@ func (r *execution) end(ctx context.Context, st *Stages, err error, digest strin
 	done := Event{Image: s.Name, Status: store.Succeeded, Digest: digest, Tags: []string{s.Tag()}}
 	status := st.End(ctx, err, done)
 	if status == store.Succeeded {
+		r.mu.Lock()
+		r.digests[s.Name] = digest
+		r.mu.Unlock()
 		r.emit(done)
 	}
 	return status
@@ -387,7 +482,7 @@ const buildRetryWait = 10 * time.Second
 // safeImage is image, with a panic in it (a bug of ours, or of a library)
 // failing that image alone instead of the whole process, a daemon's
 // included. The stack goes to the image's log.
-func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot func()) (status store.Status) {
+func (r *execution) safeImage(ctx context.Context, s *Step, b *Builder, freeSlot func()) (status store.Status) {
 	defer func() {
 		if p := recover(); p != nil {
 			err := fmt.Errorf("nightshift failed: panic: %v", p)
@@ -399,7 +494,7 @@ func (r *execution) safeImage(ctx context.Context, s *Step, freeSlot func()) (st
 			r.emit(Event{Image: s.Name, Status: store.Failed, Err: err})
 		}
 	}()
-	return r.image(ctx, s, freeSlot)
+	return r.image(ctx, s, b, freeSlot)
 }
 
 // Push pushes ref once through the engine, trying again when the failure
@@ -438,7 +533,7 @@ const maxRetryWait = 15 * time.Second
 // pull resolves s's digest in the registry and pulls exactly that image
 // through the engine, trying again when the failure looks passing. The
 // image is then tested by digest: what gets tagged validated is what ran.
-func (r *execution) pull(ctx context.Context, s *Step, log io.Writer) (string, error) {
+func (r *Runner) pull(ctx context.Context, s *Step, log io.Writer) (string, error) {
 	digest, err := r.Registry.Digest(ctx, s.Ref.String())
 	if err != nil {
 		return "", err
