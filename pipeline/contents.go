@@ -18,7 +18,7 @@ import (
 // packages changed since the image last succeeded. A failure is the
 // stage's, not the image's: the contents are insight.
 func (x *execution) readContents(ctx context.Context, st *rebuild.Stages, s *rebuild.Step, digest string) {
-	r := &packages.Reader{Engine: x.p.engine, Registry: x.p.registry, Timeout: x.p.cfg.Packages.Timeout.Duration}
+	r := &packages.Reader{Engine: x.p.engineOf(x.builderOf(s.Name)), Registry: x.p.registry, Timeout: x.p.cfg.Packages.Timeout.Duration}
 	var brief *store.PackageDiff
 	_ = st.RunWith(ctx, rebuild.StagePackages, func(ctx context.Context) error {
 		c, err := r.Read(ctx, s.Ref.String(), s.Pinned(digest), x.p.cfg.PackageCommands(s.Name), st.Log)

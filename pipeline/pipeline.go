@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"nightshift/config"
@@ -74,6 +75,11 @@ type Pipeline struct {
 	openDB      func() (*store.DB, error)
 	claimSettle time.Duration
 	ownDB       bool
+
+	// builders are the build hosts; pooled places builds on them.
+	builders []Builder
+	poolOnce sync.Once
+	pooled   *rebuild.Pool
 
 	// Tests replace the images' tests and the Jenkins job.
 	tester  func(*Prepared) tester
@@ -219,7 +225,11 @@ func (p *Pipeline) reach(ctx context.Context, repo string) error {
 		defer cancel()
 		return f(ctx)
 	}
-	if err := within(connectTimeout, p.engine.Ping); err != nil {
+	if len(p.builders) > 0 {
+		if err := p.reachBuilders(ctx); err != nil {
+			return fmt.Errorf("%w\nno [[builder]] answers: start their Docker Engines, or check their hosts", err)
+		}
+	} else if err := within(connectTimeout, p.engine.Ping); err != nil {
 		return fmt.Errorf("%w\nStart the Docker Engine, or point DOCKER_HOST at one", err)
 	}
 	if err := within(connectTimeout, p.registry.Ping); err != nil {

@@ -228,7 +228,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 // runner builds, pushes and verifies through the pipeline's engine and
 // registry, as the configuration says.
 func (p *Pipeline) runner() *rebuild.Runner {
-	return &rebuild.Runner{Engine: p.engine, Registry: p.registry, Jobs: p.cfg.Build.Jobs,
+	return &rebuild.Runner{Engine: p.engine, Registry: p.registry, Jobs: p.cfg.Build.Jobs, Pool: p.pool(),
 		RetryBudget:  p.cfg.Staging.RetryBudget.Duration,
 		BuildRetries: p.cfg.Build.Retries, RetryOn: p.cfg.Build.RetryPatterns}
 }
@@ -303,11 +303,12 @@ type execution struct {
 
 	mu        sync.Mutex // serializes recording
 	statuses  map[string]store.Status
+	builtOn   map[string]string // image -> the builder it runs on
 	recordErr error
 }
 
 func (p *Pipeline) newExecution(prep *Prepared, req Request) *execution {
-	x := &execution{p: p, prep: prep, req: req, statuses: map[string]store.Status{},
+	x := &execution{p: p, prep: prep, req: req, statuses: map[string]store.Status{}, builtOn: map[string]string{},
 		latestWaits: p.cfg.Staging.Latest == config.LatestValidated}
 	switch {
 	case req.NoValidate:
@@ -315,7 +316,7 @@ func (p *Pipeline) newExecution(prep *Prepared, req Request) *execution {
 	case p.tester != nil:
 		x.tests = p.tester(prep)
 	case prep.Tests != nil:
-		x.tests = validate.NewTester(p.cfg, prep.Tests, p.engine)
+		x.tests = &onBuilders{x: x, make: func(e Engine) tester { return validate.NewTester(p.cfg, prep.Tests, e) }}
 	default:
 		return x
 	}
@@ -519,6 +520,9 @@ func (x *execution) record(e rebuild.Event) {
 	if e.Stage == "" && e.Status != "" {
 		x.statuses[e.Image] = e.Status
 	}
+	if e.Builder != "" {
+		x.builtOn[e.Image] = e.Builder
+	}
 	var now *store.Run
 	err := x.p.db.UpdateRun(x.id, func(run *store.Run) error {
 		apply(run, x.prep.Plan, e)
@@ -588,6 +592,9 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 	switch {
 	case e.Status == store.Running:
 		im.Started, im.Log = &t, e.Log
+		if e.Builder != "" {
+			im.Builder = e.Builder
+		}
 	case e.Status.Done():
 		im.Finished = &t
 		if len(e.Tags) > 0 {

@@ -162,3 +162,15 @@ func (p *Pool) Stats() []BuilderStats {
 	}
 	return out
 }
+
+// SetDown marks the builder named name down for why, or up again with a
+// nil why: what a run found at its start.
+func (p *Pool) SetDown(name string, why error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.nodes {
+		if n.Name == name {
+			n.Down = why
+		}
+	}
+}

@@ -37,6 +37,11 @@ func JUnit(w io.Writer, run *store.Run) error {
 	suite.SetTimestamp(run.Started)
 	suite.AddProperty("commit", run.Commit)
 	suite.AddProperty("tag", run.Tag)
+	for _, im := range run.Images {
+		if im.Builder != "" {
+			suite.AddProperty("builder."+im.Name, im.Builder) // which build host built it
+		}
+	}
 	stages := runStages(run)
 	for _, im := range run.Images {
 		for _, name := range stages {

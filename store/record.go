@@ -91,12 +91,15 @@ type UnchangedImage struct {
 
 // ImageResult is the record of one image in a run.
 type ImageResult struct {
-	Name     string     `json:"name"`
-	Status   Status     `json:"status"`
-	Ref      string     `json:"ref"`              // immutable ref of this run
-	Digest   string     `json:"digest"`           // manifest digest in the registry; "" if none landed
-	Tags     []string   `json:"tags,omitempty"`   // every tag that points at Digest
-	Parent   string     `json:"parent,omitempty"` // stack image it builds on
+	Name   string   `json:"name"`
+	Status Status   `json:"status"`
+	Ref    string   `json:"ref"`              // immutable ref of this run
+	Digest string   `json:"digest"`           // manifest digest in the registry; "" if none landed
+	Tags   []string `json:"tags,omitempty"`   // every tag that points at Digest
+	Parent string   `json:"parent,omitempty"` // stack image it builds on
+	// Builder is the [[builder]] that built (or pulled) the image;
+	// "default" for the engine at $DOCKER_HOST.
+	Builder  string     `json:"builder,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
 	Log      string     `json:"log,omitempty"`   // path of the full build log

@@ -224,10 +224,11 @@ func (c *cli) openRecords(path string) (*store.DB, int) {
 
 // setup is what the commands that run or deliver work with.
 type setup struct {
-	cfg *config.Config
-	db  *store.DB
-	eng *engine.Engine
-	p   *pipeline.Pipeline
+	cfg   *config.Config
+	db    *store.DB
+	eng   *engine.Engine
+	nodes []*engine.Engine // the [[builder]]s' engines
+	p     *pipeline.Pipeline
 }
 
 // openSetup loads the configuration, builds its notifiers, engine and
@@ -254,19 +255,44 @@ func (c *cli) openSetup(path string, log *slog.Logger) (*setup, int) {
 		fmt.Fprintf(c.stderr, "nightshift: %v\nPoint DOCKER_HOST at a Docker Engine.\n", err)
 		return nil, exitUnavailable
 	}
-	db, code := c.openStore(cfg)
-	if db == nil {
-		eng.Close()
+	s := &setup{cfg: cfg, eng: eng}
+	builders, err := s.builders()
+	if err != nil {
+		s.close()
+		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
+		return nil, exitUsage
+	}
+	if s.db, code = c.openStore(cfg); s.db == nil {
+		s.close()
 		return nil, code
 	}
-	p := pipeline.New(cfg, db, pipeline.WithEngine(eng), pipeline.WithRegistry(reg),
+	s.p = pipeline.New(cfg, s.db, pipeline.WithEngine(eng), pipeline.WithRegistry(reg), pipeline.WithBuilders(builders...),
 		pipeline.WithNotifiers(ns, routes), pipeline.WithLogger(log))
-	return &setup{cfg: cfg, db: db, eng: eng, p: p}, exitOK
+	return s, exitOK
+}
+
+// builders makes a client of each [[builder]]'s engine (reaching none).
+func (s *setup) builders() ([]pipeline.Builder, error) {
+	var bs []pipeline.Builder
+	for _, n := range s.cfg.Nodes {
+		e, err := engine.NewAt(engine.Host{URL: n.Host, CA: n.TLSCA, Cert: n.TLSCert, Key: n.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("builder %s: %w", n.Name, err)
+		}
+		s.nodes = append(s.nodes, e)
+		bs = append(bs, pipeline.Builder{Name: n.Name, Labels: n.Labels, Jobs: n.Jobs, Engine: e})
+	}
+	return bs, nil
 }
 
 func (s *setup) close() {
-	s.db.Close()
+	if s.db != nil {
+		s.db.Close()
+	}
 	s.eng.Close()
+	for _, e := range s.nodes {
+		e.Close()
+	}
 }
 
 // stagingRegistry is the client of the staging registry cfg names.

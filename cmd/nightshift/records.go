@@ -137,7 +137,7 @@ digest), and whether it was pruned.
 		fmt.Fprintf(c.stdout, "\n%s  %s  %s\n", im.Name, im.Status, im.Duration(now).Round(time.Millisecond))
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		for _, kv := range [][2]string{{"ref", im.Ref}, {"digest", im.Digest}, {"tags", strings.Join(im.Tags, ", ")},
-			{"parent", im.Parent}, {"log", im.Log}, {"error", im.Error}} {
+			{"parent", im.Parent}, {"builder", im.Builder}, {"log", im.Log}, {"error", im.Error}} {
 			if kv[1] != "" {
 				fmt.Fprintf(tw, "  %s\t%s\n", kv[0], kv[1])
 			}

@@ -1,0 +1,130 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"nightshift/rebuild"
+	"nightshift/store"
+)
+
+// Builder is a build host of the pool: an engine images build on (and,
+// once built there, are tested on), with the labels it offers.
+type Builder struct {
+	Name   string
+	Labels []string
+	Jobs   int
+	Engine Engine
+}
+
+// WithBuilders builds on bs, each image on one with its runs_on labels;
+// without it the pipeline's engine builds everything. The first builder
+// is the engine for what is not placed by labels (ensure).
+func WithBuilders(bs ...Builder) Option {
+	return func(p *Pipeline) {
+		p.builders = bs
+		if len(bs) > 0 && p.engine == nil {
+			p.engine = bs[0].Engine
+		}
+	}
+}
+
+// pool is the pipeline's builders as the runner places builds on them,
+// made once, so that its figures (busy slots, builds) span runs.
+func (p *Pipeline) pool() *rebuild.Pool {
+	p.poolOnce.Do(func() {
+		var nodes []rebuild.Builder
+		for _, b := range p.builders {
+			nodes = append(nodes, rebuild.Builder{Name: b.Name, Labels: b.Labels, Jobs: b.Jobs, Engine: b.Engine})
+		}
+		if len(nodes) == 0 {
+			nodes = []rebuild.Builder{{Name: rebuild.DefaultBuilder, Engine: p.engine, Jobs: p.cfg.Build.Jobs}}
+		}
+		p.pooled = rebuild.NewPool(nodes...)
+	})
+	return p.pooled
+}
+
+// BuilderStats are the figures of the pool's builders: busy slots, builds
+// started since the pipeline was made, and whether each answered at the
+// start of the last run.
+func (p *Pipeline) BuilderStats() []rebuild.BuilderStats { return p.pool().Stats() }
+
+// engineOf is the engine of the builder named name; the pipeline's own for
+// an unknown name (a run made without a pool).
+func (p *Pipeline) engineOf(name string) Engine {
+	for _, b := range p.builders {
+		if b.Name == name {
+			return b.Engine
+		}
+	}
+	return p.engine
+}
+
+// reachBuilders pings every builder at once and marks those that do not
+// answer down for this run, logging why. It is an error only when none
+// answers.
+func (p *Pipeline) reachBuilders(ctx context.Context) error {
+	if len(p.builders) == 0 {
+		return nil
+	}
+	errs := make([]error, len(p.builders))
+	var wg sync.WaitGroup
+	for i, b := range p.builders {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+			defer cancel()
+			errs[i] = b.Engine.Ping(ctx)
+		})
+	}
+	wg.Wait()
+	pool := p.pool()
+	var down []string
+	for i, b := range p.builders {
+		pool.SetDown(b.Name, errs[i])
+		if errs[i] != nil {
+			p.log.Warn(fmt.Sprintf("builder %s unreachable: %v", b.Name, errs[i]), "builder", b.Name)
+			down = append(down, fmt.Sprintf("builder %s unreachable: %v", b.Name, errs[i]))
+		}
+	}
+	if len(down) == len(p.builders) {
+		return errors.New(strings.Join(down, "\n"))
+	}
+	return nil
+}
+
+// onBuilders tests each image on the engine of the builder that built (or
+// pulled) it: a builder that is an engine can run what it built.
+type onBuilders struct {
+	x    *execution
+	make func(Engine) tester
+
+	mu sync.Mutex
+	on map[string]tester
+}
+
+func (t *onBuilders) Test(ctx context.Context, s *rebuild.Step, image string, log io.Writer) *store.Validation {
+	builder := t.x.builderOf(s.Name)
+	t.mu.Lock()
+	if t.on == nil {
+		t.on = map[string]tester{}
+	}
+	tt, ok := t.on[builder]
+	if !ok {
+		tt = t.make(t.x.p.engineOf(builder))
+		t.on[builder] = tt
+	}
+	t.mu.Unlock()
+	return tt.Test(ctx, s, image, log)
+}
+
+// builderOf is the builder image runs on in this run; "" before it starts.
+func (x *execution) builderOf(image string) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.builtOn[image]
+}
