@@ -304,3 +304,59 @@ func save(t *testing.T, name string, png []byte) {
 	}
 	t.Logf("screenshot: %s", path)
 }
+
+// The package sections fold long diffs, unfold on a click, and keep the
+// run's and the image's pages within a phone's width.
+func TestPackagesInBrowser(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	f := packagesFixture(t)
+	addLongDiff(t, f)
+	srv := httptest.NewServer(f.h) // 127.0.0.1
+	defer srv.Close()
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/runs/2"), chromedp.WaitVisible(chromedp.CSS("#consistency"))); err != nil {
+		t.Fatal(err)
+	}
+	open, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[[]bool](`[...document.querySelectorAll('details.diff')].map(d => d.open)`))
+	if err != nil || len(open) != 2 || !open[0] || open[1] {
+		t.Errorf("diffs open %v (%v), want ci_cpu's short one open and ci_gpu's long one folded", open, err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[bool](
+		`(() => { const s = document.querySelector('#diff-ci_gpu ~ details > summary'); s.click(); return s.parentElement.open })()`))
+	if err != nil || !shown {
+		t.Errorf("a click on a folded diff's summary leaves it folded (%v)", err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Since run 1: 1 added, 1 removed, 2 changed", "<script>alert(1)</script>", "1.25.2: ci_gpu", "inside ci_cpu, ci_gpu"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the run page reads without %q", w)
+		}
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "run-packages.png", shot)
+
+	for _, path := range []string{"/runs/2", "/runs/2/images/ci_cpu", "/images/ci_cpu"} {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844), chromedp.Navigate(srv.URL+path), chromedp.WaitVisible(chromedp.CSS("#packages"))); err != nil {
+			t.Fatal(err)
+		}
+		width, err := chromedp.Run(ctx, chromedp.EvaluateAsDevTools[int](`document.documentElement.scrollWidth`))
+		if err != nil || width > 390 {
+			t.Errorf("on a 390px screen %s is %dpx wide (%v)", path, width, err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(srv.URL+"/runs/2/images/ci_cpu"), chromedp.WaitVisible(chromedp.CSS("#packages"))); err != nil {
+		t.Fatal(err)
+	}
+	shot, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	save(t, "image-run-packages.png", shot)
+}

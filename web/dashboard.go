@@ -228,6 +228,7 @@ type runData struct {
 	// are gone.
 	Pruned     time.Time
 	Promotions []promotionView
+	Packages   *runPackages // nil when no image's packages were read
 }
 
 // promotionView is one promotion of the run's images, as its page shows it.
@@ -322,6 +323,13 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 		s.notFound(w, r)
 		return
 	}
+	// The store's version is read before the record, so that an ETag is
+	// never newer than its page.
+	version, err := s.db.Version()
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	run, notes, err := s.runWithNotes(id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.notFound(w, r)
@@ -330,6 +338,16 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.internal(w, r, err)
 		return
+	}
+	// A finished run's page depends on the store alone (a running one's
+	// durations count): it has an ETag, and a client holding it is
+	// answered before the images' contents are read.
+	tag := ""
+	if run.Status.Done() && run.Finished != nil {
+		tag = s.etag(version, fmt.Sprintf("run page %d", id))
+		if notModified(w, r, tag) {
+			return
+		}
 	}
 	title := fmt.Sprintf("Run %d", run.ID)
 	d := runData{
@@ -360,6 +378,10 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	d.Night = s.nightParts(night, id)
 	d.Promotions = s.promotionViews(run)
+	if d.Packages, err = s.runPackages(run); err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	if run.Pruned != nil {
 		d.Pruned = *run.Pruned
 	}
@@ -368,6 +390,9 @@ func (s *server) runPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if run.Status == store.Running || run.Status == store.Queued {
 		d.Refresh = homeRefreshEvery
+	}
+	if tag != "" {
+		w.Header().Set("ETag", tag)
 	}
 	s.render(w, r, http.StatusOK, "run", d)
 }
@@ -378,7 +403,8 @@ type imageRunData struct {
 	RunBadge badge
 	Commit   string
 	Image    imageView
-	Jenkins  *jenkinsView // the run's, which tested this image with the others
+	Jenkins  *jenkinsView  // the run's, which tested this image with the others
+	Contents *contentsView // nil when none were read
 }
 
 func (s *server) imageRunPage(w http.ResponseWriter, r *http.Request) {
@@ -391,6 +417,14 @@ func (s *server) imageRunPage(w http.ResponseWriter, r *http.Request) {
 		frame: s.frame(fmt.Sprintf("%s in run %d", im.Name, run.ID), link{s.runHref(run.ID), runTitle}, link{"", im.Name}),
 		Run:   run, RunBadge: newBadge(string(run.Status)), Commit: store.ShortCommit(run.Commit),
 		Image: s.imageView(run, im), Jenkins: newJenkinsView(run.Jenkins),
+	}
+	night, c, err := s.imageContents(run, im.Name)
+	if err == nil && c != nil {
+		d.Contents, err = s.contentsView(run.ID, night, c)
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
 	}
 	if im.Status == store.Running {
 		d.Refresh = homeRefreshEvery
@@ -474,6 +508,9 @@ type imageData struct {
 	Chart    chart
 	Releases []releaseView // where the image's release tags point
 	Failures []failureView // by signature, the most recent first
+	// Contents are of the newest night whose contents were read; nil if
+	// none.
+	Contents *contentsView
 
 	size int // of the rows and bars, for the page's buffer
 }
@@ -627,6 +664,10 @@ func (s *server) imagePage(w http.ResponseWriter, r *http.Request) {
 			v.Nights = append(v.Nights, n)
 		}
 		d.Failures = append(d.Failures, v)
+	}
+	if d.Contents, err = s.newestContents(h.History, name); err != nil {
+		s.internal(w, r, err)
+		return
 	}
 	if !h.clocked {
 		w.Header().Set("ETag", s.etag(all.Version, "image page "+name))

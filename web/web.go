@@ -80,6 +80,9 @@ type Config struct {
 	// in the metrics) only once validated. Without it, only a night that
 	// validated an image requires it.
 	Validates bool
+	// Consistent are the [packages] consistent groups: a run's page marks a
+	// package mismatch inside one, which fails those images' validation.
+	Consistent [][]string
 }
 
 // outcomeRejected is the outcome of Control.Trigger that answers 409.
@@ -104,9 +107,11 @@ type server struct {
 	tokens    []hashedToken // empty: writes are refused
 	base      string        // path prefix of links, from PublicURL
 	validates bool
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	pages     *pages
+	// consistent are the [packages] consistent groups.
+	consistent [][]string
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	pages      *pages
 	// salt makes this server's ETags its own: another process, maybe of
 	// another nightshift, renders the same store's version otherwise.
 	salt string
@@ -142,7 +147,7 @@ func newServer(c Config) (*server, error) {
 		base = strings.TrimRight(u.EscapedPath(), "/")
 	}
 	s := &server{
-		db: c.DB, control: c.Control, logs: c.Logs, base: base, validates: c.Validates,
+		db: c.DB, control: c.Control, logs: c.Logs, base: base, validates: c.Validates, consistent: c.Consistent,
 		log:  cmp.Or(c.Log, slog.New(slog.DiscardHandler)),
 		reg:  c.Registry,
 		salt: rand.Text()[:8],
@@ -180,6 +185,8 @@ func (s *server) handler() http.Handler {
 	api("/api/v1/runs", methods{http.MethodGet: s.apiRuns, http.MethodPost: s.apiTrigger})
 	api("/api/v1/runs/{id}", methods{http.MethodGet: s.apiRun})
 	api("/api/v1/runs/{id}/cancel", methods{http.MethodPost: s.apiCancel})
+	api("/api/v1/runs/{id}/diff", methods{http.MethodGet: s.apiDiff})
+	api("/api/v1/runs/{id}/consistency", methods{http.MethodGet: s.apiConsistency})
 	api("/api/v1/runs/{id}/images/{name}/log", methods{http.MethodGet: s.apiLog})
 	api("/api/v1/images/{name}", methods{http.MethodGet: s.apiImage})
 	api("/api/", methods{"": func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) }})
@@ -191,6 +198,7 @@ func (s *server) handler() http.Handler {
 	page("/runs/{id}", methods{http.MethodGet: s.runPage})
 	page("/runs/{id}/images/{name}", methods{http.MethodGet: s.imageRunPage})
 	page("/runs/{id}/images/{name}/logs", methods{http.MethodGet: s.logsPage})
+	page("/runs/{id}/images/{name}/manifest.md", methods{http.MethodGet: s.manifest})
 	page("/images/{name}", methods{http.MethodGet: s.imagePage})
 	page("/", methods{"": func(w http.ResponseWriter, r *http.Request) { s.notFound(w, r) }})
 
@@ -414,8 +422,14 @@ func (s *server) unchanged(w http.ResponseWriter, r *http.Request, key string) b
 	if err != nil {
 		return false // the read that follows fails, and says so
 	}
-	tag := s.etag(v, key)
-	if !etagMatches(inm, tag) {
+	return notModified(w, r, s.etag(v, key))
+}
+
+// notModified reports whether the client already holds the answer tagged
+// tag (If-None-Match), and if so has answered 304.
+func notModified(w http.ResponseWriter, r *http.Request, tag string) bool {
+	inm := r.Header.Get("If-None-Match")
+	if inm == "" || !etagMatches(inm, tag) {
 		return false
 	}
 	w.Header().Set("ETag", tag)

@@ -875,7 +875,7 @@ func TestETags(t *testing.T) {
 		f.h.ServeHTTP(rec, req)
 		return rec
 	}
-	for _, path := range []string{"/", "/?runs=2", "/api/v1/runs", "/api/v1/runs?limit=2", "/images/ci_lint", "/api/v1/images/ci_lint"} {
+	for _, path := range []string{"/", "/?runs=2", "/api/v1/runs", "/api/v1/runs?limit=2", "/images/ci_lint", "/api/v1/images/ci_lint", "/runs/3"} {
 		first := get(path, "")
 		etag := first.Header().Get("ETag")
 		if first.Code != 200 || etag == "" || !strings.HasPrefix(etag, `"`) {
@@ -906,9 +906,13 @@ func TestETags(t *testing.T) {
 			t.Errorf("GET %s after a change = %d with ETag %q, want 200 and a new one", path, rec.Code, rec.Header().Get("ETag"))
 		}
 	}
-	// The history of an image building now depends on the clock: no ETag.
+	// The history of an image building now depends on the clock: no ETag;
+	// nor the page of a run going on.
 	if rec := get("/api/v1/images/ci_cpu", ""); rec.Code != 200 || rec.Header().Get("ETag") != "" {
 		t.Errorf("the history of an image building now has ETag %q", rec.Header().Get("ETag"))
+	}
+	if rec := get(fmt.Sprintf("/runs/%d", f.running), "*"); rec.Code != 200 || rec.Header().Get("ETag") != "" {
+		t.Errorf("the page of a run going on = %d with ETag %q, want 200 without", rec.Code, rec.Header().Get("ETag"))
 	}
 	// Nor does a page that depends on the schedule keep its ETag when that
 	// moves.
