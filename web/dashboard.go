@@ -181,6 +181,7 @@ type imageView struct {
 	Short      string // digest, abbreviated
 	Tags       []string
 	Parent     string
+	Builder    string // the build host that built it
 	Error      string
 	Tail       string
 	// Pruned says that the run was pruned: its log is gone, so there is
@@ -203,7 +204,7 @@ func (s *server) imageView(run *store.Run, im *store.ImageResult) imageView {
 		RawLogHref: fmt.Sprintf("%s/api/v1/runs/%d/images/%s/log", s.base, run.ID, url.PathEscape(im.Name)),
 		Badge:      imageBadge(im), Duration: im.Duration(now), Started: im.Started,
 		Ref: im.Ref, Digest: im.Digest, Short: store.ShortDigest(im.Digest), Tags: im.Tags,
-		Parent: im.Parent, Error: im.Error, Tail: strings.Join(im.Tail, "\n"), Pruned: run.Pruned != nil,
+		Parent: im.Parent, Builder: im.Builder, Error: im.Error, Tail: strings.Join(im.Tail, "\n"), Pruned: run.Pruned != nil,
 	}
 	for _, st := range im.Stages {
 		v.Stages = append(v.Stages, stageView{Name: st.Name, Badge: newBadge(string(st.Status)), Duration: st.Duration(now), Error: st.Error})

@@ -61,9 +61,11 @@ pending run, if any, is then recorded interrupted, never started.
 	d.sched = sched
 
 	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(buildersCollector{s.p})
 	handler, err := web.New(web.Config{
 		DB: db, Control: d, Logs: cfg.Store.Logs, Tokens: apiTokens(cfg.HTTP),
 		PublicURL: cfg.HTTP.PublicURL, Log: c.log, Registry: metrics, Validates: cfg.Validates(),
+		Consistent: cfg.Packages.Consistent,
 	})
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift: %v\n", err)
