@@ -114,6 +114,10 @@ func Baseline(db *store.DB, image string, run uint64) (*store.Contents, uint64, 
 	if err != nil {
 		return nil, 0, err
 	}
+	return baseline(db, sums, image, run)
+}
+
+func baseline(db *store.DB, sums []store.Summary, image string, run uint64) (*store.Contents, uint64, error) {
 	for _, s := range sums {
 		if s.ID >= run || s.Kind != store.KindNightly {
 			continue
@@ -146,13 +150,17 @@ func DiffRun(db *store.DB, run uint64) ([]ImageDiff, error) {
 	if err != nil {
 		return nil, err
 	}
+	sums, _, err := db.Summaries(0)
+	if err != nil {
+		return nil, err
+	}
 	diffs := []ImageDiff{}
 	for _, c := range all {
-		d, err := DiffContents(db, run, &c)
+		base, since, err := baseline(db, sums, c.Image, run)
 		if err != nil {
 			return nil, err
 		}
-		diffs = append(diffs, d)
+		diffs = append(diffs, diffSince(&c, base, since))
 	}
 	slices.SortFunc(diffs, func(a, b ImageDiff) int { return cmp.Compare(a.Image, b.Image) })
 	return diffs, nil
@@ -161,10 +169,17 @@ func DiffRun(db *store.DB, run uint64) ([]ImageDiff, error) {
 // DiffContents is the diff of c, read in run, since its Baseline.
 func DiffContents(db *store.DB, run uint64, c *store.Contents) (ImageDiff, error) {
 	base, since, err := Baseline(db, c.Image, run)
-	if err != nil || base == nil {
-		return ImageDiff{Image: c.Image, Added: []Entry{}, Removed: []Entry{}, Changed: []Change{}}, err
+	if err != nil {
+		return ImageDiff{}, err
 	}
-	return Diff(c.Image, since, base.Lists, c.Lists), nil
+	return diffSince(c, base, since), nil
+}
+
+func diffSince(c, base *store.Contents, since uint64) ImageDiff {
+	if base == nil {
+		return ImageDiff{Image: c.Image, Added: []Entry{}, Removed: []Entry{}, Changed: []Change{}}
+	}
+	return Diff(c.Image, since, base.Lists, c.Lists)
 }
 
 // Night is the run whose images' contents answer for run: itself, or for
