@@ -1,0 +1,152 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"nightshift/internal/testenv"
+	"nightshift/store"
+)
+
+// A nightly on a pool of three private engines and one that is not there:
+// each image builds on a builder with its labels, a child on another
+// builder than its parent pulls the parent by digest, the images only the
+// missing builder could build fail with its reason (their children
+// skipped), a builder stopped during a build fails that build alone, and
+// everything else succeeds.
+func TestBuilderPool(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "nsb-") // short: a socket path has at most 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	arm, err := testenv.StartDockerd(filepath.Join(dir, "arm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(arm.Stop)
+	doomed, err := testenv.StartDockerd(filepath.Join(dir, "doom"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(doomed.Stop)
+
+	child := func(parent, run string) string {
+		return "ARG BASE_IMAGE=" + parent + "\nFROM ${BASE_IMAGE}\nRUN " + run + "\n"
+	}
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base":     base,
+		"docker/Dockerfile.armchild": child("base", "echo arm > /etc/ci/arm"),
+		"docker/Dockerfile.gpu":      child("base", "echo gpu > /etc/ci/gpu"),
+		"docker/Dockerfile.gpuchild": child("gpu", "true"),
+		"docker/Dockerfile.slow":     child("base", "echo started-slow && sleep 120"),
+		"docker/Dockerfile.other":    base,
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "pool-e2e"
+
+[[builder]]
+name   = "x86"
+host   = "` + e2e.docker.Addr + `"
+labels = ["amd64"]
+jobs   = 2
+
+[[builder]]
+name   = "arm"
+host   = "` + arm.Addr + `"
+labels = ["arm64"]
+jobs   = 1
+
+[[builder]]
+name   = "gone"
+host   = "unix://` + filepath.Join(dir, "gone.sock") + `"
+labels = ["gpu"]
+
+[[builder]]
+name   = "doomed"
+host   = "` + doomed.Addr + `"
+labels = ["doomed"]
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+runs_on = ["amd64"]
+
+[[image]]
+name = "armchild"
+dockerfile = "docker/Dockerfile.armchild"
+runs_on = ["arm64"]
+
+[[image]]
+name = "gpu"
+dockerfile = "docker/Dockerfile.gpu"
+runs_on = ["gpu"]
+
+[[image]]
+name = "gpuchild"
+dockerfile = "docker/Dockerfile.gpuchild"
+
+[[image]]
+name = "slow"
+dockerfile = "docker/Dockerfile.slow"
+runs_on = ["doomed"]
+
+[[image]]
+name = "other"
+dockerfile = "docker/Dockerfile.other"
+runs_on = ["amd64"]
+`,
+	})
+	root := filepath.Dir(cfg)
+
+	done := make(chan result, 1)
+	go func() { done <- nightshift(t, nil, "run", "-c", cfg, "--json", filepath.Join(root, "run.json")) }()
+	slowLog := filepath.Join(root, "logs", "1", "slow.log")
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(slowLog)
+		return strings.Contains(string(b), "started-slow\n")
+	})
+	doomed.Stop() // mid-build
+	res := <-done
+	if res.code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "builder gone unreachable") {
+		t.Errorf("the unreachable builder is not reported:\n%s", res.stderr)
+	}
+	var rec store.Run
+	readJSON(t, filepath.Join(root, "run.json"), &rec)
+	for _, want := range []struct {
+		image, builder string
+		status         store.Status
+		error          string
+	}{
+		{"base", "x86", store.Succeeded, ""},
+		{"armchild", "arm", store.Succeeded, ""},
+		{"other", "x86", store.Succeeded, ""},
+		{"gpu", "", store.Failed, "builder gone unreachable: "},
+		{"gpuchild", "", store.Skipped, "parent gpu failed"},
+		{"slow", "doomed", store.Failed, "build: "},
+	} {
+		im := rec.Image(want.image)
+		if im == nil || im.Builder != want.builder || im.Status != want.status || !strings.Contains(im.Error, want.error) {
+			t.Errorf("%s = %+v; want builder %q, %s, error with %q", want.image, im, want.builder, want.status, want.error)
+		}
+	}
+	baseIm := rec.Image("base")
+	armLog, err := os.ReadFile(filepath.Join(root, "logs", "1", "armchild.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pinned := baseIm.Ref + "@" + baseIm.Digest; !strings.Contains(string(armLog), pinned) {
+		t.Errorf("armchild, built on arm, did not build on base by digest (%s):\n%s", pinned, armLog)
+	}
+	if res := nightshift(t, nil, "show", "-c", cfg, "1"); !strings.Contains(res.stdout, "builder   arm") {
+		t.Errorf("show does not name armchild's builder:\n%s", res.stdout)
+	}
+}
