@@ -230,7 +230,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 func (p *Pipeline) runner() *rebuild.Runner {
 	return &rebuild.Runner{Engine: p.engine, Registry: p.registry, Jobs: p.cfg.Build.Jobs, Pool: p.pool(),
 		RetryBudget:  p.cfg.Staging.RetryBudget.Duration,
-		BuildRetries: p.cfg.Build.Retries, RetryOn: p.cfg.Build.RetryPatterns}
+		BuildRetries: p.cfg.Build.Retries, RetryOn: p.cfg.Build.RetryPatterns, Reschedule: p.cfg.Build.Reschedule}
 }
 
 // Abandon ends run id, running or queued, as interrupted for why, and
@@ -547,6 +547,11 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 		errText = e.Err.Error()
 	}
 	im := run.Image(e.Image)
+	defer func() {
+		if e.Builder != "" {
+			im.Builder = e.Builder
+		}
+	}()
 	if im == nil {
 		res := store.ImageResult{Name: e.Image}
 		if s := plan.Step(e.Image); s != nil {
@@ -572,6 +577,9 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 			return // about the validation alone
 		}
 	}
+	if e.Stage == "" && e.Status == "" {
+		return // about the builder alone
+	}
 	if e.Stage != "" {
 		st := im.Stage(e.Stage)
 		if st == nil {
@@ -592,9 +600,6 @@ func apply(run *store.Run, plan *rebuild.Plan, e rebuild.Event) {
 	switch {
 	case e.Status == store.Running:
 		im.Started, im.Log = &t, e.Log
-		if e.Builder != "" {
-			im.Builder = e.Builder
-		}
 	case e.Status.Done():
 		im.Finished = &t
 		if len(e.Tags) > 0 {

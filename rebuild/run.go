@@ -92,6 +92,9 @@ type Runner struct {
 	// its labels (Step.RunsOn); without it, Engine builds everything, Jobs
 	// at once.
 	Pool *Pool
+	// Reschedule builds an image again, once, on another builder with its
+	// labels when its builder stops answering during the build.
+	Reschedule bool
 	// RetryBudget bounds how long a push or pull through the engine is
 	// tried again after failing for a passing reason (a 5xx, a 429, a
 	// reset); 0 tries once.
@@ -124,6 +127,8 @@ type execution struct {
 	Job
 	events chan<- Event
 	pool   *Pool
+	// slotFreed wakes the scheduler when a build gives its slot back.
+	slotFreed chan struct{}
 
 	mu      sync.Mutex
 	builtOn map[string]string // image -> the builder that built (or pulled) it
@@ -156,7 +161,7 @@ func (r *Runner) Run(ctx context.Context, job Job) <-chan Event {
 		if pool == nil {
 			pool = NewPool(Builder{Name: DefaultBuilder, Engine: r.Engine, Jobs: r.Jobs})
 		}
-		x := &execution{Runner: r, Job: job, events: events, pool: pool,
+		x := &execution{Runner: r, Job: job, events: events, pool: pool, slotFreed: make(chan struct{}),
 			builtOn: map[string]string{}, digests: map[string]string{}}
 		x.run(ctx)
 	}()
@@ -189,7 +194,7 @@ func (r *execution) run(ctx context.Context) {
 		name   string
 		status store.Status
 	}
-	slotFreed := make(chan struct{})
+	slotFreed := r.slotFreed
 	finished := make(chan outcome)
 	inFlight := 0
 
@@ -258,6 +263,38 @@ func (r *execution) run(ctx context.Context) {
 			}
 			// Interrupted: cut short by ctx, not a failure; what waits below it
 			// never started, and is neither failed nor skipped.
+		}
+	}
+}
+
+// answers reports whether b's engine answers a ping now; an engine that
+// cannot be pinged counts as answering.
+func answers(ctx context.Context, b *Builder) bool {
+	pinger, ok := b.Engine.(interface{ Ping(context.Context) error })
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return pinger.Ping(ctx) == nil
+}
+
+// replace marks lost down for why and waits for a slot for s on another
+// builder with its labels; release gives that slot back.
+func (r *execution) replace(ctx context.Context, s *Step, lost *Builder, why error) (*Builder, func(), error) {
+	r.pool.MarkDown(lost.Name, why)
+	for {
+		b, err := r.pool.Place(s.RunsOn, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("no other builder to move to: %w", err)
+		}
+		if b != nil {
+			return b, func() { r.pool.Release(b.Name); r.slotFreed <- struct{}{} }, nil
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
 		}
 	}
 }
@@ -354,6 +391,7 @@ func (r *execution) priorities(p *Plan) map[string]time.Duration {
 func (r *execution) image(ctx context.Context, s *Step, b *Builder, freeSlot func()) store.Status {
 	node := *r.Runner
 	node.Engine = b.Engine
+	original := s
 	s = r.onBuilder(s, b)
 	logPath := filepath.Join(r.Logs, s.Name+".log")
 	log, err := CreateLog(logPath)
@@ -378,6 +416,20 @@ func (r *execution) image(ctx context.Context, s *Step, b *Builder, freeSlot fun
 	err = st.RunWith(ctx, StageBuild, func(ctx context.Context) (err error) {
 		defer freeSlot()
 		attempts, err = node.Build(ctx, s, log, BuildOptions{})
+		if err == nil || !r.Reschedule || ctx.Err() != nil || answers(ctx, b) {
+			return err
+		}
+		// The builder stopped answering: once, on another with the labels.
+		moved, release, perr := r.replace(ctx, original, b, err)
+		if perr != nil {
+			return errors.Join(err, perr)
+		}
+		defer release()
+		fmt.Fprintf(log, "==> builder %s stopped answering (%v): building again on %s\n", b.Name, err, moved.Name)
+		r.emit(Event{Image: s.Name, Builder: moved.Name})
+		b, s, node.Engine = moved, r.onBuilder(original, moved), moved.Engine
+		more, err := node.Build(ctx, s, log, BuildOptions{})
+		attempts += more
 		return err
 	}, func(done *Event) { done.Attempts = attempts })
 	if err == nil {

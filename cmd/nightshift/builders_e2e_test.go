@@ -43,7 +43,7 @@ func TestBuilderPool(t *testing.T) {
 		"docker/Dockerfile.armchild": child("base", "echo arm > /etc/ci/arm"),
 		"docker/Dockerfile.gpu":      child("base", "echo gpu > /etc/ci/gpu"),
 		"docker/Dockerfile.gpuchild": child("gpu", "true"),
-		"docker/Dockerfile.slow":     child("base", "echo started-slow && sleep 120"),
+		"docker/Dockerfile.slow":     child("base", "echo started-slow && sleep 8"),
 		"docker/Dockerfile.other":    base,
 		"nightshift.toml": `
 [staging]
@@ -111,7 +111,8 @@ runs_on = ["amd64"]
 		b, _ := os.ReadFile(slowLog)
 		return strings.Contains(string(b), "started-slow\n")
 	})
-	doomed.Stop() // mid-build
+	doomed.Kill() // mid-build: a stop would let the build finish first
+
 	res := <-done
 	if res.code != exitFailed {
 		t.Fatalf("exit %d, want 1\n%s\n%s", res.code, res.stdout, res.stderr)
@@ -148,5 +149,77 @@ runs_on = ["amd64"]
 	}
 	if res := nightshift(t, nil, "show", "-c", cfg, "1"); !strings.Contains(res.stdout, "builder   arm") {
 		t.Errorf("show does not name armchild's builder:\n%s", res.stdout)
+	}
+}
+
+// With [build] reschedule, a build whose builder stops answering is built
+// again on another builder with the image's labels, and recorded there.
+func TestBuilderRescheduled(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "nsr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var engines []*testenv.Process
+	for _, name := range []string{"one", "two"} {
+		p, err := testenv.StartDockerd(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Stop)
+		engines = append(engines, p)
+	}
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.slow": base + "RUN echo started-slow && sleep 5\n",
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "reschedule-e2e"
+
+[build]
+reschedule = true
+
+[[builder]]
+name   = "one"
+host   = "` + engines[0].Addr + `"
+labels = ["slow"]
+
+[[builder]]
+name   = "two"
+host   = "` + engines[1].Addr + `"
+labels = ["slow"]
+
+[[image]]
+name = "slow"
+dockerfile = "docker/Dockerfile.slow"
+runs_on = ["slow"]
+`,
+	})
+	root := filepath.Dir(cfg)
+	done := make(chan result, 1)
+	go func() { done <- nightshift(t, nil, "run", "-c", cfg, "--json", filepath.Join(root, "run.json")) }()
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(root, "logs", "1", "slow.log"))
+		return strings.Contains(string(b), "started-slow\n")
+	})
+	engines[0].Kill() // "one", the first with the label, took it
+
+	if res := <-done; res.code != exitOK {
+		t.Fatalf("exit %d, want 0 (built again on two)\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var rec store.Run
+	readJSON(t, filepath.Join(root, "run.json"), &rec)
+	im := rec.Image("slow")
+	if im == nil || im.Status != store.Succeeded || im.Builder != "two" {
+		t.Fatalf("slow = %+v, want succeeded on two", im)
+	}
+	log, _ := os.ReadFile(filepath.Join(root, "logs", "1", "slow.log"))
+	if !strings.Contains(string(log), "==> builder one stopped answering") || !strings.Contains(string(log), "building again on two") {
+		t.Errorf("the log does not say the build moved:\n%s", log)
+	}
+	if st := im.Stage("build"); st == nil || st.Attempts != 2 {
+		t.Errorf("build stage %+v, want 2 attempts", st)
 	}
 }
