@@ -1,11 +1,13 @@
 package packages
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"nightshift/config"
@@ -70,17 +72,33 @@ func (r *Reader) Read(ctx context.Context, image, pushed string, cmds []config.P
 		fmt.Fprintf(log, "%v\n", err)
 		return c, errors.Join(append(errs, err)...)
 	}
-	for _, cmd := range cmds {
-		l := store.PackageList{Source: cmd.Name, Command: cmd.Command, Format: cmd.Format, Packages: []store.Package{}}
+	// The commands run at once, each in a container of its own: an image
+	// is read in about the time of its slowest command.
+	lists := make([]store.PackageList, len(cmds))
+	outs := make([]bytes.Buffer, len(cmds))
+	failed := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		lists[i] = store.PackageList{Source: cmd.Name, Command: cmd.Command, Format: cmd.Format, Packages: []store.Package{}}
 		if !hasShell {
-			l.Absent = true
-			fmt.Fprintf(log, "%s: not run, the image has no %s\n", cmd.Name, shell)
-		} else if err := r.run(ctx, image, &l, log); err != nil {
-			l.Error = err.Error()
-			errs = append(errs, fmt.Errorf("%s: %w", cmd.Name, err))
+			lists[i].Absent = true
+			fmt.Fprintf(&outs[i], "%s: not run, the image has no %s\n", cmd.Name, shell)
+			continue
 		}
-		c.Lists = append(c.Lists, l)
+		wg.Go(func() {
+			if err := r.run(ctx, image, &lists[i], &outs[i]); err != nil {
+				lists[i].Error = err.Error()
+				failed[i] = fmt.Errorf("%s: %w", cmd.Name, err)
+				fmt.Fprintf(&outs[i], "%v\n", failed[i])
+			}
+		})
 	}
+	wg.Wait()
+	for i := range cmds {
+		log.Write(outs[i].Bytes()) // in the configured order, whatever finished first
+		errs = append(errs, failed[i])
+	}
+	c.Lists = lists
 	return c, errors.Join(errs...)
 }
 
