@@ -1,7 +1,7 @@
 package rebuild
 
 import (
-		"fmt"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
