@@ -86,6 +86,9 @@ type Build struct {
 	// did not answer); RetryPatterns are them compiled.
 	RetryOn       []string         `toml:"retry_on"`
 	RetryPatterns []*regexp.Regexp `toml:"-"`
+	// Builder is what images build with unless they say otherwise:
+	// BuilderBuildKit (the default) or BuilderLegacy.
+	Builder string `toml:"builder"`
 }
 
 // Store says where run records and build logs are kept.
@@ -115,6 +118,12 @@ type Image struct {
 	// repository root: a change to one rebuilds the image
 	// (run --changed-since) and changes its content tag (ensure).
 	Inputs []string `toml:"inputs"`
+	// Builder is BuilderBuildKit or BuilderLegacy; default: build.builder.
+	Builder string `toml:"builder"`
+	// Secrets are the build's secrets by id (RUN --mount=type=secret,id=<id>),
+	// each "file:<path>" or "env:<NAME>"; BuildSecrets are them parsed.
+	Secrets      map[string]string      `toml:"secrets"`
+	BuildSecrets map[string]BuildSecret `toml:"-"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

@@ -237,6 +237,7 @@ func (l *loader) validate(c *Config) bool {
 	l.http(&c.HTTP)
 	l.schedule(&c.Schedule)
 	l.images(c)
+	l.builders(c)
 	l.validateSection(c)
 	l.promote(c)
 	l.retention(&c.Retention)
