@@ -256,3 +256,56 @@ func TestBuildKitPullsWithCredentials(t *testing.T) {
 		t.Error("the password is in the log")
 	}
 }
+
+// A build's deadline stops it in the engine: its step's process ends.
+func TestBuildKitDeadline(t *testing.T) {
+	env := startBuildkitEnv(t)
+	// An argument of its own, to find the step's process by.
+	const seconds = "617"
+	df := env.dockerfile(t, "Dockerfile.slow", busyboxBase+"RUN echo sleeping; sleep "+seconds+"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var log bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.e.Build(ctx, BuildSpec{Context: env.dir, Dockerfile: df, Tags: []string{"slow:1"}, NoCache: true, BuildKit: true}, &log)
+		done <- err
+	}()
+	// Seen running first, so that its end below means something.
+	for !sleeping(t, seconds) {
+		select {
+		case err := <-done:
+			t.Fatalf("the build ended (%v) before its step was seen running:\n%s", err, log.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := <-done; err == nil || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("build ended with %v before its deadline:\n%s", err, log.String())
+	}
+	wait, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	for sleeping(t, seconds) {
+		select {
+		case <-wait.Done():
+			t.Fatal("the step of the build whose deadline passed still runs")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// sleeping reports whether a process "sleep <seconds>" runs on this machine.
+func sleeping(t *testing.T, seconds string) bool {
+	t.Helper()
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		// Its own process, or the shell's when sleep runs inside it.
+		b, err := os.ReadFile(p)
+		if err == nil && (bytes.HasPrefix(b, []byte("sleep\x00"+seconds+"\x00")) || bytes.Contains(b, []byte("; sleep "+seconds))) {
+			return true
+		}
+	}
+	return false
+}
