@@ -72,10 +72,10 @@ func (e *Engine) buildKit(ctx context.Context, spec BuildSpec, log io.Writer) (s
 		return "", err
 	}
 	defer cleanup()
-	if err := e.bridgeless(ctx); errors.Is(err, errNoBridge) {
-		opt.FrontendAttrs["force-network-mode"] = "none"
-	} else if err != nil {
+	if bridge, err := e.hasBridge(ctx); err != nil {
 		return "", err
+	} else if !bridge {
+		opt.FrontendAttrs["force-network-mode"] = "none"
 	}
 
 	statuses := make(chan *bkclient.SolveStatus)
@@ -130,23 +130,19 @@ func (e *Engine) negotiate(ctx context.Context) error {
 	return nil
 }
 
-// errNoBridge says the engine runs without its default bridge network
-// (dockerd --bridge=none).
-var errNoBridge = errors.New("the engine has no bridge network")
-
-// bridgeless returns errNoBridge when the engine has no bridge network. Its
-// classic builder then runs RUN steps without a network, as any container
-// in the default network mode; its BuildKit fails them ("network bridge not
-// found") unless the build asks for no network.
-func (e *Engine) bridgeless(ctx context.Context) error {
+// hasBridge says whether the engine has its default bridge network. One
+// started with --bridge=none runs its classic builder's RUN steps without a
+// network, as any container in the default network mode; its BuildKit fails
+// them ("network bridge not found") unless the build asks for no network.
+func (e *Engine) hasBridge(ctx context.Context) (bool, error) {
 	_, err := e.c.NetworkInspect(ctx, "bridge", client.NetworkInspectOptions{})
-	if cerrdefs.IsNotFound(err) {
-		return errNoBridge
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("docker engine: %w", &callError{err})
 	}
-	if err != nil {
-		return fmt.Errorf("docker engine: %w", &callError{err})
-	}
-	return nil
+	return true, nil
 }
 
 // solveOpt is how BuildKit builds spec; cleanup removes what it wrote.
