@@ -29,7 +29,8 @@ check:
 # promote of a 10-image stack to another namespace (vs docker pull + tag +
 # push of each), prune of 1,000 tags (vs crane digest + crane delete per
 # tag), ensure and --changed-since (vs one curl -I and one git diff), the
-# idle daemon; then the dashboard's latency.
+# idle daemon, a BuildKit build + push (vs the classic builder's); then the
+# dashboard's latency.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
 	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/

@@ -94,6 +94,9 @@ type Build struct {
 	// Reschedule moves a build whose builder stopped answering during it
 	// to another builder with the image's labels, once.
 	Reschedule bool `toml:"reschedule"`
+	// Builder is what images build with unless they say otherwise:
+	// BuilderBuildKit (the default) or BuilderLegacy.
+	Builder string `toml:"builder"`
 }
 
 // Store says where run records and build logs are kept.
@@ -128,6 +131,12 @@ type Image struct {
 	// Packages are info commands for this image alone, added to (or, by
 	// name, replacing) [packages] commands.
 	Packages []PackageCommand `toml:"packages"`
+	// Builder is BuilderBuildKit or BuilderLegacy; default: build.builder.
+	Builder string `toml:"builder"`
+	// Secrets are the build's secrets by id (RUN --mount=type=secret,id=<id>),
+	// each "file:<path>" or "env:<NAME>"; BuildSecrets are them parsed.
+	Secrets      map[string]string      `toml:"secrets"`
+	BuildSecrets map[string]BuildSecret `toml:"-"`
 
 	Line int `toml:"-"` // line of this image's [[image]] header
 }

@@ -237,6 +237,7 @@ func (l *loader) validate(c *Config) bool {
 	l.http(&c.HTTP)
 	l.schedule(&c.Schedule)
 	l.images(c)
+	l.builders(c)
 	l.validateSection(c)
 	l.promote(c)
 	l.retention(&c.Retention)
@@ -435,6 +436,9 @@ func DefaultRetryOn() []string {
 		`returned error: 5\d\d|ERROR 5\d\d|HTTP Error 5\d\d|HTTP/[0-9.]+ 5\d\d`,
 		// A base image's pull during the build (the engine's words).
 		`unexpected HTTP status: 5\d\d|toomanyrequests`,
+		// The same with BuildKit: Docker 20.10's, and containerd's resolver
+		// in later ones.
+		`failed with status code \[[^]]*\]: (5\d\d|429)|unexpected status from [A-Z]+ request to \S+: (5\d\d|429)`,
 		`Hash Sum mismatch`,
 	}
 }

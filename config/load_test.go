@@ -688,6 +688,10 @@ func TestDefaultRetryOn(t *testing.T) {
 		"pip._vendor.urllib3.exceptions.ReadTimeoutError: HTTPSConnectionPool(host='pypi.org', port=443): Read timed out.",
 		"Step 1/3 : FROM registry.example.org/ci/base:1\nreceived unexpected HTTP status: 500 Internal Server Error",
 		"toomanyrequests: You have reached your pull rate limit.",
+		// BuildKit's words (Docker 20.10's BuildKit, measured; containerd's resolver).
+		"#3 ERROR: pulling from host 127.0.0.1:43635 failed with status code [manifests 1]: 503 Service Unavailable",
+		"#3 ERROR: pulling from host 127.0.0.1:40921 failed with status code [manifests 1]: 429 Too Many Requests",
+		"failed to resolve source metadata for r.example.org/ci/base:1: unexpected status from HEAD request to https://r.example.org/v2/ci/base/manifests/1: 502 Bad Gateway",
 	} {
 		if !matches(line) {
 			t.Errorf("%q is not retried, want it retried", line)
@@ -700,6 +704,8 @@ func TestDefaultRetryOn(t *testing.T) {
 		"2026-12-04 02:00:01 ERROR 404: Not Found.",
 		"make: *** [all] Error 2",
 		"The command '/bin/sh -c exit 1' returned a non-zero code: 1",
+		"#3 ERROR: pulling from host r.example.org failed with status code [manifests 1]: 404 Not Found",
+		"unexpected status from HEAD request to https://r.example.org/v2/ci/base/manifests/1: 401 Unauthorized",
 	} {
 		if matches(line) {
 			t.Errorf("%q is retried, want it final", line)

@@ -72,11 +72,23 @@ type BuildSpec struct {
 	// registry, and a base image may come from a registry that wants a
 	// login (or counts anonymous pulls), as with docker build.
 	RegistryAuths []string
+	// BuildKit builds with the engine's BuildKit and its Dockerfile
+	// frontend instead of the classic builder.
+	BuildKit bool
+	// Secrets are the build's secrets by id (RUN --mount=type=secret,id=...):
+	// BuildKit builds only.
+	Secrets map[string]Secret
 }
 
 // Build builds spec, writing the build's output to log as it arrives, and
-// returns the image ID.
+// returns the image ID. A BuildKit build that fails is a *BuildError.
 func (e *Engine) Build(ctx context.Context, spec BuildSpec, log io.Writer) (string, error) {
+	if spec.BuildKit {
+		return e.buildKit(ctx, spec, log)
+	}
+	if len(spec.Secrets) > 0 {
+		return "", errors.New("the classic builder has no build secrets: build with BuildKit")
+	}
 	buildCtx, dockerfile, err := contextTar(spec)
 	if err != nil {
 		return "", err

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"nightshift/config"
+	"nightshift/engine"
 )
 
 // Plan is what one run will do: which images, in which order, under which refs.
@@ -57,6 +58,10 @@ type Step struct {
 	Timeout           time.Duration
 	// RunsOn are the labels a builder must have all of to build it.
 	RunsOn []string
+	// BuildKit builds with the engine's BuildKit instead of its classic
+	// builder; Secrets are the build's secrets, for BuildKit.
+	BuildKit bool
+	Secrets  map[string]engine.Secret
 	// Reason says why a change-detected plan rebuilds the image; "" in a
 	// plan of every image.
 	Reason string
@@ -170,6 +175,13 @@ func NewPlan(cfg *config.Config, g *Graph, root string, commit Commit, start tim
 			Target:     img.Target,
 			RunsOn:     img.RunsOn,
 			Timeout:    cfg.Build.Timeout.Duration,
+			BuildKit:   img.Builder != config.BuilderLegacy,
+		}
+		for id, secret := range img.BuildSecrets {
+			if s.Secrets == nil {
+				s.Secrets = make(map[string]engine.Secret, len(img.BuildSecrets))
+			}
+			s.Secrets[id] = engine.Secret{File: secret.File, Env: secret.Env}
 		}
 		if img.Timeout.Duration > 0 {
 			s.Timeout = img.Timeout.Duration

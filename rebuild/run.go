@@ -520,6 +520,7 @@ func (r *Runner) build(ctx context.Context, s *Step, log io.Writer, opts BuildOp
 		Context: s.Context, Dockerfile: s.Dockerfile, DockerfileContent: s.DockerfileContent,
 		Tags: []string{cmp.Or(opts.Tag, s.Ref.String())}, Args: s.Args, Target: s.Target,
 		NoCache: true, Pull: !opts.NoPull, RegistryAuths: auths,
+		BuildKit: s.BuildKit, Secrets: s.Secrets,
 	}, log)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("build timed out after %s", s.Timeout)

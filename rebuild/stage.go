@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"nightshift/engine"
 	"nightshift/store"
 )
 
@@ -94,6 +95,12 @@ func (st *Stages) RunWith(ctx context.Context, name string, run func(context.Con
 		done.Status, done.Err = store.Interrupted, err
 	case err != nil:
 		tail := st.Log.lines() // the engine's words; ours follow in the file only
+		// A BuildKit build's failing step says its own last lines: its
+		// stages run at once, and their output mixes in the log.
+		var be *engine.BuildError
+		if errors.As(err, &be) && be.Step != "" {
+			tail = append([]string{"> " + be.Step + ":"}, be.Lines...)
+		}
 		fmt.Fprintf(st.Log, "==> %s failed: %v\n", name, err)
 		err = &stageError{stage: name, err: fmt.Errorf("%s: %w", name, err), status: store.Failed, tail: tail}
 		done.Status, done.Err = store.Failed, err

@@ -38,11 +38,12 @@ func flakyStack(registry string, images []string) map[string]string {
 // from the rest: a child's build pulls its parent through the registry (the
 // builder's forced pull, inside the engine), and a build is not retried, so
 // those are spared. The engine's pushes, and every request of nightshift's
-// own (push check, verify, tags), meet faults.
+// own (push check, verify, tags), meet faults. The engine's BuildKit reads
+// with its resolver, which says it is containerd's, blobs included.
 func builderPull(r *http.Request) bool {
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	return read && strings.HasPrefix(r.UserAgent(), "docker/") &&
-		(r.URL.Path == "/v2/" || strings.Contains(r.URL.Path, "/manifests/"))
+	return read && (strings.HasPrefix(r.UserAgent(), "containerd/") || strings.HasPrefix(r.UserAgent(), "docker/") &&
+		(r.URL.Path == "/v2/" || strings.Contains(r.URL.Path, "/manifests/")))
 }
 
 // A nightly whose registry fails a share of its requests (502, 503, 429
