@@ -23,6 +23,10 @@ type Node struct {
 	Labels  []string `toml:"labels"`
 	// Jobs is how many images it builds at once. Default: build.jobs.
 	Jobs int `toml:"jobs"`
+	// Builder "legacy" makes the node build every image with the engine's
+	// classic builder (an engine too old for BuildKit); default: each
+	// image's own builder.
+	Builder string `toml:"builder"`
 
 	Line int `toml:"-"`
 }
@@ -83,6 +87,11 @@ func (l *loader) nodes(c *Config) {
 			n.Jobs = c.Build.Jobs
 		} else if n.Jobs < 1 {
 			l.problem(key+".jobs", fmt.Sprintf("must be at least 1, the number of images it builds at once (got %d)", n.Jobs))
+		}
+		switch n.Builder {
+		case "", BuilderLegacy:
+		default:
+			l.problem(key+".builder", fmt.Sprintf(`%q is not a builder a node may force: use %q for an engine too old for BuildKit, or leave it out`, n.Builder, BuilderLegacy))
 		}
 		for _, label := range n.Labels {
 			if !sourceName.MatchString(label) {

@@ -19,6 +19,8 @@ type Builder struct {
 	Labels []string
 	Jobs   int
 	Engine Engine
+	// Legacy builds every image with the engine's classic builder.
+	Legacy bool
 }
 
 // WithBuilders builds on bs, each image on one with its runs_on labels;
@@ -39,7 +41,7 @@ func (p *Pipeline) pool() *rebuild.Pool {
 	p.poolOnce.Do(func() {
 		var nodes []rebuild.Builder
 		for _, b := range p.builders {
-			nodes = append(nodes, rebuild.Builder{Name: b.Name, Labels: b.Labels, Jobs: b.Jobs, Engine: b.Engine})
+			nodes = append(nodes, rebuild.Builder{Name: b.Name, Labels: b.Labels, Jobs: b.Jobs, Engine: b.Engine, Legacy: b.Legacy})
 		}
 		if len(nodes) == 0 {
 			nodes = []rebuild.Builder{{Name: rebuild.DefaultBuilder, Engine: p.engine, Jobs: p.cfg.Build.Jobs}}

@@ -14,6 +14,8 @@ type Builder struct {
 	Labels []string
 	Jobs   int
 	Engine Engine
+	// Legacy builds every image with the engine's classic builder.
+	Legacy bool
 	// Down is why the node cannot build in this run (it did not answer at
 	// the start); nil when it can.
 	Down error

@@ -328,10 +328,13 @@ func (r *execution) onBuilder(s *Step, b *Builder) *Step {
 			pins = append(pins, [2]string{ref, ref + "@" + digest})
 		}
 	}
-	if len(pins) == 0 {
+	if len(pins) == 0 && !(b.Legacy && s.BuildKit) {
 		return s
 	}
 	pinned := *s
+	if b.Legacy {
+		pinned.BuildKit = false // the node's engine is too old for BuildKit
+	}
 	pinned.Args = maps.Clone(s.Args)
 	for _, pin := range pins {
 		for k, v := range pinned.Args {
@@ -505,6 +508,9 @@ func (r *Runner) Build(ctx context.Context, s *Step, log *Log, opts BuildOptions
 
 // build builds s once.
 func (r *Runner) build(ctx context.Context, s *Step, log io.Writer, opts BuildOptions) error {
+	if !s.BuildKit && len(s.Secrets) > 0 {
+		return errors.New(`the classic builder has no build secrets, and this builder builds with it (builder = "legacy"): give the image runs_on labels of a builder that uses BuildKit`)
+	}
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.Timeout)

@@ -11,7 +11,8 @@ import (
 )
 
 // A nightly on a pool of three private engines and one that is not there:
-// each image builds on a builder with its labels, a child on another
+// each image builds on a builder with its labels (the classic builder on a
+// builder = "legacy" node), a child on another
 // builder than its parent pulls the parent by digest, the images only the
 // missing builder could build fail with its reason (their children
 // skipped), a builder stopped during a build fails that build alone, and
@@ -43,12 +44,14 @@ func TestBuilderPool(t *testing.T) {
 		"docker/Dockerfile.armchild": child("base", "echo arm > /etc/ci/arm"),
 		"docker/Dockerfile.gpu":      child("base", "echo gpu > /etc/ci/gpu"),
 		"docker/Dockerfile.gpuchild": child("gpu", "true"),
-		"docker/Dockerfile.slow":     child("base", "echo started-slow && sleep 8"),
+		"docker/Dockerfile.slow":     child("base", "echo started-slow && sleep 60"),
 		"docker/Dockerfile.other":    base,
 		"nightshift.toml": `
 [staging]
 registry  = "%REGISTRY%"
 namespace = "pool-e2e"
+# The dead builder's engine does not come back: no need to wait for it.
+retry_budget = "3s"
 
 [[builder]]
 name   = "x86"
@@ -61,6 +64,7 @@ name   = "arm"
 host   = "` + arm.Addr + `"
 labels = ["arm64"]
 jobs   = 1
+builder = "legacy"
 
 [[builder]]
 name   = "gone"
@@ -144,6 +148,9 @@ runs_on = ["amd64"]
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(armLog), "Step 1/") {
+		t.Errorf("armchild, on a builder = legacy node, was not built by the classic builder:\n%s", armLog)
+	}
 	if pinned := baseIm.Ref + "@" + baseIm.Digest; !strings.Contains(string(armLog), pinned) {
 		t.Errorf("armchild, built on arm, did not build on base by digest (%s):\n%s", pinned, armLog)
 	}
@@ -172,7 +179,7 @@ func TestBuilderRescheduled(t *testing.T) {
 		engines = append(engines, p)
 	}
 	cfg := stack(t, map[string]string{
-		"docker/Dockerfile.slow": base + "RUN echo started-slow && sleep 5\n",
+		"docker/Dockerfile.slow": base + "RUN echo started-slow && sleep 15\n",
 		"nightshift.toml": `
 [staging]
 registry  = "%REGISTRY%"

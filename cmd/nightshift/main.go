@@ -280,7 +280,7 @@ func (s *setup) builders() ([]pipeline.Builder, error) {
 			return nil, fmt.Errorf("builder %s: %w", n.Name, err)
 		}
 		s.nodes = append(s.nodes, e)
-		bs = append(bs, pipeline.Builder{Name: n.Name, Labels: n.Labels, Jobs: n.Jobs, Engine: e})
+		bs = append(bs, pipeline.Builder{Name: n.Name, Labels: n.Labels, Jobs: n.Jobs, Engine: e, Legacy: n.Builder == config.BuilderLegacy})
 	}
 	return bs, nil
 }
