@@ -343,3 +343,27 @@ func TestQueuedRecord(t *testing.T) {
 		t.Errorf("the queued run cancelled before it started: %+v (%v), want interrupted", r, err)
 	}
 }
+
+// A rebuild never starts in the second of the run before it: its tag,
+// which holds the start to the second, would be that run's.
+func TestDistinctStart(t *testing.T) {
+	t.Parallel()
+	reg := newStubRegistry()
+	p, db := newTestPipeline(t, &stubEngine{reg: reg}, reg)
+	now := time.Date(2026, 12, 4, 2, 0, 0, 400e6, time.UTC)
+	p.now = func() time.Time { return now }
+	if got, err := p.distinctStart(t.Context()); err != nil || !got.Equal(now) {
+		t.Fatalf("with no run recorded: %v, %v; want now", got, err)
+	}
+	if err := db.CreateRun(&store.Run{Tag: "t", Status: store.Succeeded, Started: now.Add(-300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.distinctStart(t.Context())
+	if want := time.Date(2026, 12, 4, 2, 0, 1, 0, time.UTC); err != nil || !got.Equal(want) {
+		t.Errorf("after a run that started in this second: %v, %v; want %v", got, err, want)
+	}
+	now = now.Add(time.Second)
+	if got, err := p.distinctStart(t.Context()); err != nil || !got.Equal(now) {
+		t.Errorf("a second later: %v, %v; want now", got, err)
+	}
+}

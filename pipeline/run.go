@@ -89,7 +89,11 @@ func (r *Run) Wait() (*store.Run, error) {
 // with nothing to rebuild is over at once, recorded nowhere, and its Run's
 // record (ID 0) lists what it left alone.
 func (p *Pipeline) Nightly(ctx context.Context, req Request) (*Run, error) {
-	prep, err := Prepare(ctx, p.cfg, req.Selection, p.now().UTC())
+	start, err := p.distinctStart(ctx)
+	if err != nil {
+		return p.start(ctx, req, nil, err)
+	}
+	prep, err := Prepare(ctx, p.cfg, req.Selection, start)
 	if err == nil && req.ChangedSince != "" {
 		if len(prep.Plan.Steps) == 0 {
 			return nothingToRebuild(req, prep, p.now()), nil
@@ -97,6 +101,31 @@ func (p *Pipeline) Nightly(ctx context.Context, req Request) (*Run, error) {
 		err = p.pinUnchanged(ctx, prep)
 	}
 	return p.start(ctx, req, prep, err)
+}
+
+// distinctStart is when a rebuild starts: now, or the next second when the
+// newest recorded run started within this one. A tag holds the run's
+// start to the second, and two rebuilds of one commit a moment apart (a
+// fast stack, a retry) would otherwise share their immutable tag.
+func (p *Pipeline) distinctStart(ctx context.Context) (time.Time, error) {
+	now := p.now().UTC()
+	if p.db == nil {
+		return now, nil
+	}
+	sums, _, err := p.db.Summaries(1)
+	if err != nil || len(sums) == 0 || sums[0].Started.Truncate(time.Second).Before(now.Truncate(time.Second)) {
+		return now, nil // without a record to compare with, the clock decides
+	}
+	next := sums[0].Started.Truncate(time.Second).Add(time.Second)
+	select {
+	case <-time.After(next.Sub(now)):
+		if now = p.now().UTC(); now.Before(next) {
+			now = next // a clock that did not move with the wait (tests)
+		}
+		return now, nil
+	case <-ctx.Done():
+		return time.Time{}, context.Cause(ctx)
+	}
 }
 
 // Validate starts the validation of images already pushed, under req.Tag
