@@ -73,10 +73,18 @@ func WriteManifest(w io.Writer, run uint64, c *store.Contents) error {
 }
 
 // Instruction is how a history entry reads as a Dockerfile instruction:
-// the legacy builder records a RUN as "/bin/sh -c cmd" and the others as
-// "/bin/sh -c #(nop)  INSTRUCTION".
+// the classic builder records a RUN as "/bin/sh -c cmd" and the others as
+// "/bin/sh -c #(nop)  INSTRUCTION"; BuildKit records "RUN /bin/sh -c cmd #
+// buildkit" and "COPY src dst # buildkit".
 func Instruction(createdBy string) string {
 	s := strings.TrimSpace(createdBy)
+	if rest, ok := strings.CutSuffix(s, "# buildkit"); ok {
+		s = strings.TrimSpace(rest)
+		if cmd, ok := strings.CutPrefix(s, "RUN /bin/sh -c "); ok {
+			return "RUN " + strings.TrimSpace(cmd)
+		}
+		return s
+	}
 	if rest, ok := strings.CutPrefix(s, "/bin/sh -c #(nop)"); ok {
 		return strings.TrimSpace(rest)
 	}

@@ -121,6 +121,8 @@ func TestWriteManifest(t *testing.T) {
 			{CreatedBy: "/bin/sh -c #(nop) COPY file:1a2b in /bin/busybox ", Digest: "sha256:l1", Size: 1 << 20},
 			{CreatedBy: "/bin/sh -c #(nop)  ENV A=b|c"},
 			{CreatedBy: "/bin/sh -c echo `date` > /x", Digest: "sha256:l2", Size: 512},
+			{CreatedBy: "RUN /bin/sh -c make -j4 # buildkit", Digest: "sha256:l3", Size: 2048},
+			{CreatedBy: "COPY . /src # buildkit", Digest: "sha256:l4", Size: 4096},
 		},
 		Lists: []store.PackageList{
 			{Source: "dpkg", Command: "dpkg-query -W", Absent: true},
@@ -135,10 +137,12 @@ func TestWriteManifest(t *testing.T) {
 	}
 	for _, want := range []string{
 		"# ci_cpu\n", "- Ref: `r/ci/ci_cpu:t`", "- Digest: `sha256:abc`", "- Run: 7, read 2026-12-04 02:00:00 UTC",
-		"2 layers, 1.049MB compressed.",
+		"4 layers, 1.055MB compressed.",
 		"| 1 | 1.049MB | ` COPY file:1a2b in /bin/busybox ` |",
 		"|  | - | ` ENV A=b\\|c ` |",
 		"| 2 | 512B | `` RUN echo `date` > /x `` |",
+		"| 3 | 2.048kB | ` RUN make -j4 ` |",
+		"| 4 | 4.096kB | ` COPY . /src ` |",
 		"## dpkg\n\n`dpkg-query -W`: not in this image.",
 		"## pip\n\n`pip list --format=freeze`: 1 packages.\n\n| Package | Version |\n|---|---|\n| numpy | 1.26.0 |",
 		"## conda\n\n`conda list --export`: failed: exited 2: broken",

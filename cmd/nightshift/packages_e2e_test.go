@@ -133,7 +133,7 @@ dockerfile = "docker/Dockerfile.gpu"
 	res = nightshift(t, nil, "manifest", "-c", cfg, "--run", "2", "--image", "cpu")
 	for _, want := range []string{
 		"# cpu\n", "- Ref: `" + cpu.Ref + "`", "- Digest: `" + digest(t, cpu.Ref) + "`",
-		"| 1 |", "COPY file:", "RUN mkdir -p /usr/local/bin", "RUN touch /etc/ci/extra",
+		"| 1 |", "` COPY ", "` RUN mkdir -p /usr/local/bin", "` RUN touch /etc/ci/extra ` |",
 		"## dpkg\n\n`dpkg-query -W`: not in this image.",
 		"## pip\n\n`pip list --format=freeze`: 1 packages.", "| numpy | 1.26.0 |",
 		"## conda\n\n`conda list --export`: not in this image.",
