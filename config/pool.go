@@ -15,6 +15,10 @@ type Node struct {
 	// Host is the engine as DOCKER_HOST names it: unix:///path,
 	// tcp://host:port or ssh://user@host.
 	Host string `toml:"host"`
+	// BuildKit is a standalone buildkitd instead of an engine
+	// (unix:///path or tcp://host:port): it builds and pushes, and runs
+	// nothing, so its images are tested on the engine at $DOCKER_HOST.
+	BuildKit string `toml:"buildkit"`
 	// TLSCA, TLSCert and TLSKey are PEM files for a tcp:// engine that
 	// wants TLS (relative to the config file): all three, or none.
 	TLSCA   string   `toml:"tls_ca"`
@@ -55,12 +59,21 @@ func (l *loader) nodes(c *Config) {
 		default:
 			seen[n.Name] = i
 		}
-		u, err := url.Parse(n.Host)
+		addrKey, addr, schemes, what := key+".host", n.Host, nodeSchemes, "an engine address: use unix:///path, tcp://host:port or ssh://user@host"
+		if n.BuildKit != "" {
+			addrKey, addr, schemes, what = key+".buildkit", n.BuildKit, []string{"unix", "tcp"}, "a buildkitd address: use unix:///path or tcp://host:port"
+		}
+		u, err := url.Parse(addr)
 		switch {
-		case n.Host == "":
-			l.problem(key+".host", `required: the builder's Docker Engine as DOCKER_HOST names it, e.g. "unix:///var/run/docker.sock", "tcp://build-01:2376" or "ssh://ci@arm-build-01"`)
-		case err != nil || !slices.Contains(nodeSchemes, u.Scheme):
-			l.problem(key+".host", fmt.Sprintf(`%q is not an engine address: use unix:///path, tcp://host:port or ssh://user@host`, n.Host))
+		case n.Host != "" && n.BuildKit != "":
+			l.problem(key+".buildkit", "give host (a Docker Engine) or buildkit (a standalone buildkitd), not both")
+		case addr == "":
+			l.problem(key+".host", `required: the builder's Docker Engine as DOCKER_HOST names it, e.g. "unix:///var/run/docker.sock", "tcp://build-01:2376" or "ssh://ci@arm-build-01"; or buildkit, a buildkitd's address`)
+		case err != nil || !slices.Contains(schemes, u.Scheme):
+			l.problem(addrKey, fmt.Sprintf("%q is not %s", addr, what))
+		}
+		if n.BuildKit != "" && n.Builder == BuilderLegacy {
+			l.problem(key+".builder", `a buildkitd has no classic builder: leave builder out`)
 		}
 		tls := []struct{ key, file string }{{"tls_ca", n.TLSCA}, {"tls_cert", n.TLSCert}, {"tls_key", n.TLSKey}}
 		given := 0
@@ -72,7 +85,7 @@ func (l *loader) nodes(c *Config) {
 		switch {
 		case given == 0:
 		case err == nil && u.Scheme != "tcp":
-			l.problem(key+".tls_ca", "TLS files apply to a tcp:// host only: an ssh:// or unix:// engine needs none")
+			l.problem(key+".tls_ca", "TLS files apply to a tcp:// address only: an ssh:// or unix:// one needs none")
 		case given != len(tls):
 			l.problem(key+".tls_ca", "give all of tls_ca, tls_cert and tls_key, or none")
 		default:

@@ -19,14 +19,19 @@ func TestNodeProblems(t *testing.T) {
 				"[[builder]]\nname = \"x86\"\nhost = \"unix:///run/docker.sock\"\nlabels = [\"amd64\"]\n" + // 7-10
 				"[[builder]]\nname = \"x86\"\nhost = \"http://arm:2375\"\njobs = 0\nlabels = [\"ARM\"]\n" + // 11-15
 				"[[builder]]\nname = \"gpu\"\nhost = \"ssh://ci@gpu\"\ntls_ca = \"ca.pem\"\n" + // 16-19
-				"[[builder]]\nname = \"tls\"\nhost = \"tcp://tls:2376\"\ntls_ca = \"ca.pem\"\n", // 20-23
+				"[[builder]]\nname = \"tls\"\nhost = \"tcp://tls:2376\"\ntls_ca = \"ca.pem\"\n" + // 20-23
+				"[[builder]]\nname = \"bk\"\nhost = \"tcp://a:1\"\nbuildkit = \"ssh://b\"\n" + // 24-27
+				"[[builder]]\nname = \"bk2\"\nbuildkit = \"ssh://b\"\nbuilder = \"legacy\"\n", // 28-31
 			want: []string{
 				`bad.toml:12: builder[2].name: "x86" is already the name of builder[1]: give each builder its own name`,
 				`bad.toml:13: builder[2].host: "http://arm:2375" is not an engine address: use unix:///path, tcp://host:port or ssh://user@host`,
 				`bad.toml:14: builder[2].jobs: must be at least 1, the number of images it builds at once (got 0)`,
 				`bad.toml:15: builder[2].labels: "ARM" is not a label: use lowercase letters, digits, "_", "." and "-"`,
-				`bad.toml:19: builder[3].tls_ca: TLS files apply to a tcp:// host only: an ssh:// or unix:// engine needs none`,
+				`bad.toml:19: builder[3].tls_ca: TLS files apply to a tcp:// address only: an ssh:// or unix:// one needs none`,
 				`bad.toml:23: builder[4].tls_ca: give all of tls_ca, tls_cert and tls_key, or none`,
+				`bad.toml:27: builder[5].buildkit: give host (a Docker Engine) or buildkit (a standalone buildkitd), not both`,
+				`bad.toml:30: builder[6].buildkit: "ssh://b" is not a buildkitd address: use unix:///path or tcp://host:port`,
+				`bad.toml:31: builder[6].builder: a buildkitd has no classic builder: leave builder out`,
 			},
 		},
 		{

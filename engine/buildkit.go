@@ -78,6 +78,24 @@ func (e *Engine) buildKit(ctx context.Context, spec BuildSpec, log io.Writer) (s
 		opt.FrontendAttrs["force-network-mode"] = "none"
 	}
 
+	res, err := solve(ctx, bk, opt, log)
+	if err != nil {
+		return "", err
+	}
+	id := res.ExporterResponse[exptypes.ExporterImageConfigDigestKey]
+	if id == "" {
+		id = res.ExporterResponse[exptypes.ExporterImageDigestKey]
+	}
+	if id == "" {
+		return "", errors.New("buildkit reported success but no image ID")
+	}
+	return id, nil
+}
+
+// solve carries out opt on bk, writing its progress to log as
+// `--progress=plain` text and, at its end, when each step started and
+// ended. A failed build is a *BuildError naming the failing step.
+func solve(ctx context.Context, bk *bkclient.Client, opt bkclient.SolveOpt, log io.Writer) (*bkclient.SolveResponse, error) {
 	statuses := make(chan *bkclient.SolveStatus)
 	display := make(chan *bkclient.SolveStatus)
 	steps := newStepLog()
@@ -106,19 +124,12 @@ func (e *Engine) buildKit(ctx context.Context, spec BuildSpec, log io.Writer) (s
 		_, err = d.UpdateFrom(context.WithoutCancel(ctx), display)
 		return err
 	})
-	err = g.Wait()
+	err := g.Wait()
 	steps.summary(log)
 	if err != nil {
-		return "", steps.failure(err)
+		return nil, steps.failure(err)
 	}
-	id := res.ExporterResponse[exptypes.ExporterImageConfigDigestKey]
-	if id == "" {
-		id = res.ExporterResponse[exptypes.ExporterImageDigestKey]
-	}
-	if id == "" {
-		return "", errors.New("buildkit reported success but no image ID")
-	}
-	return id, nil
+	return res, nil
 }
 
 // negotiate agrees with the engine on the API version before a hijacked

@@ -18,9 +18,29 @@ type Builder struct {
 	Name   string
 	Labels []string
 	Jobs   int
+	// Engine is the builder's Docker Engine; nil for one that is no engine
+	// (Builds).
 	Engine Engine
+	// Builds is a builder that is no engine, a standalone buildkitd: it
+	// builds and pushes, and runs nothing, so what it built is pulled and
+	// run on the pipeline's engine.
+	Builds BuildNode
 	// Legacy builds every image with the engine's classic builder.
 	Legacy bool
+}
+
+// BuildNode builds and pushes; *engine.Daemon is one.
+type BuildNode interface {
+	rebuild.Engine
+	Ping(ctx context.Context) error
+}
+
+// node is what b builds with.
+func (b *Builder) node() BuildNode {
+	if b.Engine != nil {
+		return b.Engine
+	}
+	return b.Builds
 }
 
 // WithBuilders builds on bs, each image on one with its runs_on labels;
@@ -41,7 +61,7 @@ func (p *Pipeline) pool() *rebuild.Pool {
 	p.poolOnce.Do(func() {
 		var nodes []rebuild.Builder
 		for _, b := range p.builders {
-			nodes = append(nodes, rebuild.Builder{Name: b.Name, Labels: b.Labels, Jobs: b.Jobs, Engine: b.Engine, Legacy: b.Legacy})
+			nodes = append(nodes, rebuild.Builder{Name: b.Name, Labels: b.Labels, Jobs: b.Jobs, Engine: b.node(), Legacy: b.Legacy})
 		}
 		if len(nodes) == 0 {
 			nodes = []rebuild.Builder{{Name: rebuild.DefaultBuilder, Engine: p.engine, Jobs: p.cfg.Build.Jobs}}
@@ -57,14 +77,26 @@ func (p *Pipeline) pool() *rebuild.Pool {
 func (p *Pipeline) BuilderStats() []rebuild.BuilderStats { return p.pool().Stats() }
 
 // engineOf is the engine of the builder named name; the pipeline's own for
-// an unknown name (a run made without a pool).
+// a builder that is no engine, or an unknown name (a run made without a
+// pool).
 func (p *Pipeline) engineOf(name string) Engine {
 	for _, b := range p.builders {
-		if b.Name == name {
+		if b.Name == name && b.Engine != nil {
 			return b.Engine
 		}
 	}
 	return p.engine
+}
+
+// runsImages reports whether the builder named name can run what it built;
+// a buildkitd cannot, and its images are pulled on the pipeline's engine.
+func (p *Pipeline) runsImages(name string) bool {
+	for _, b := range p.builders {
+		if b.Name == name {
+			return b.Engine != nil
+		}
+	}
+	return true
 }
 
 // reachBuilders pings every builder at once and marks those that do not
@@ -80,7 +112,7 @@ func (p *Pipeline) reachBuilders(ctx context.Context) error {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 			defer cancel()
-			errs[i] = b.Engine.Ping(ctx)
+			errs[i] = b.node().Ping(ctx)
 		})
 	}
 	wg.Wait()

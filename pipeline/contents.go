@@ -13,15 +13,16 @@ import (
 	"nightshift/store"
 )
 
-// readContents reads what s's image, pushed as digest, is made of (its
+// readContents reads what s's image, pushed as digest and run by the engine
+// as image, is made of (its
 // layers and its packages), stores it with the run and records how its
 // packages changed since the image last succeeded. A failure is the
 // stage's, not the image's: the contents are insight.
-func (x *execution) readContents(ctx context.Context, st *rebuild.Stages, s *rebuild.Step, digest string) {
+func (x *execution) readContents(ctx context.Context, st *rebuild.Stages, s *rebuild.Step, image, digest string) {
 	r := &packages.Reader{Engine: x.p.engineOf(x.builderOf(s.Name)), Registry: x.p.registry, Timeout: x.p.cfg.Packages.Timeout.Duration}
 	var brief *store.PackageDiff
 	_ = st.RunWith(ctx, rebuild.StagePackages, func(ctx context.Context) error {
-		c, err := r.Read(ctx, s.Ref.String(), s.Pinned(digest), x.p.cfg.PackageCommands(s.Name), st.Log)
+		c, err := r.Read(ctx, image, s.Pinned(digest), x.p.cfg.PackageCommands(s.Name), st.Log)
 		c.Image, c.Ref, c.Digest, c.Read = s.Name, s.Ref.String(), digest, x.p.now().UTC()
 		if perr := x.p.db.PutContents(x.id, c); perr != nil {
 			return errors.Join(err, fmt.Errorf("store the contents: %w", perr))

@@ -435,15 +435,22 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 			tags = append(tags, "latest")
 		}
 	}
+	image := s.Ref.String()
+	switch {
+	case x.prep.Pull:
+		image = s.Pinned(digest) // what gets tagged validated is what ran
+	case err == nil && !x.p.runsImages(x.builderOf(s.Name)):
+		// Built by a buildkitd, which runs nothing: the engine pulls it.
+		image = s.Pinned(digest)
+		err = st.Run(ctx, rebuild.StagePull, func(ctx context.Context) error {
+			return x.p.runner().Fetch(ctx, image, log)
+		})
+	}
 	if err == nil && !x.prep.Pull {
-		x.readContents(ctx, st, s, digest) // insight: it fails no image
+		x.readContents(ctx, st, s, image, digest) // insight: it fails no image
 	}
 	var v *store.Validation
 	if err == nil && x.tests != nil {
-		image := s.Ref.String()
-		if x.prep.Pull {
-			image = s.Pinned(digest) // what gets tagged validated is what ran
-		}
 		err = st.RunWith(ctx, rebuild.StageTest, func(ctx context.Context) error {
 			v = x.tests.Test(ctx, s, image, log)
 			switch v.Status {

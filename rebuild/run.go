@@ -606,6 +606,16 @@ func (r *Runner) pull(ctx context.Context, s *Step, log io.Writer) (string, erro
 	return digest, err
 }
 
+// Fetch pulls ref through the engine, trying again when the failure is
+// passing, as a push is.
+func (r *Runner) Fetch(ctx context.Context, ref string, log io.Writer) error {
+	auth, err := r.Registry.EngineAuth()
+	if err != nil {
+		return err
+	}
+	return r.retry(ctx, log, "pull", func() error { return r.Engine.Pull(ctx, ref, auth, log) })
+}
+
 // VerifyDigest checks that ref resolves to want in the registry: a push or
 // a tag that did not land must never count as a success.
 func VerifyDigest(ctx context.Context, reg Registry, ref, want string) error {

@@ -230,3 +230,87 @@ runs_on = ["slow"]
 		t.Errorf("build stage %+v, want 2 attempts", st)
 	}
 }
+
+// A standalone buildkitd builder: it builds an image on a parent built by
+// an engine, its image exporter pushes the image to staging itself, and
+// the engine at $DOCKER_HOST pulls it by digest to read its packages and
+// run its tests.
+func TestBuildkitdBuilder(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "nsk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bk, err := testenv.StartBuildkitd(filepath.Join(dir, "bk"), e2e.registry.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bk.Stop)
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"docker/Dockerfile.direct": `ARG BASE_IMAGE=base
+FROM ${BASE_IMAGE}
+RUN --mount=type=tmpfs,target=/scratch echo built > /scratch/x && cp /scratch/x /etc/ci/direct
+`,
+		"tests/direct.yaml": `schemaVersion: 2.0.0
+fileContentTests:
+  - name: built by buildkitd
+    path: /etc/ci/direct
+    expectedContents: ['(?m)^built$']
+`,
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "buildkitd-e2e"
+
+[[builder]]
+name   = "x86"
+host   = "` + e2e.docker.Addr + `"
+labels = ["amd64"]
+
+[[builder]]
+name     = "bk"
+buildkit = "` + bk.Addr + `"
+labels   = ["bk"]
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+runs_on = ["amd64"]
+
+[[image]]
+name = "direct"
+dockerfile = "docker/Dockerfile.direct"
+runs_on = ["bk"]
+tests = ["tests/direct.yaml"]
+`,
+	})
+	root := filepath.Dir(cfg)
+	res := nightshift(t, nil, "run", "-c", cfg, "--json", filepath.Join(root, "run.json"))
+	if res.code != exitOK {
+		t.Fatalf("exit %d, want 0\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var rec store.Run
+	readJSON(t, filepath.Join(root, "run.json"), &rec)
+	im := rec.Image("direct")
+	if im.Builder != "bk" || im.Validation == nil || im.Validation.Status != store.Succeeded || im.Stage("pull") == nil {
+		t.Errorf("direct = %+v; want built on bk, pulled for its tests, validated", im)
+	}
+	if got := digest(t, im.Ref); got != im.Digest {
+		t.Errorf("staging has %s at %s, the record %s", im.Ref, got, im.Digest)
+	}
+	log, _ := os.ReadFile(filepath.Join(root, "logs", "1", "direct.log"))
+	if !strings.Contains(string(log), "by BuildKit's image exporter") {
+		t.Errorf("the log does not say the exporter pushed:\n%s", log)
+	}
+	db, err := store.Open(filepath.Join(root, "nightshift.db"), 5e9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if c, err := db.Contents(rec.ID, "direct"); err != nil || len(c.Layers) == 0 {
+		t.Errorf("direct's contents = %+v, %v; want its layers read", c, err)
+	}
+}

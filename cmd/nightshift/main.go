@@ -275,6 +275,12 @@ func (c *cli) openSetup(path string, log *slog.Logger) (*setup, int) {
 func (s *setup) builders() ([]pipeline.Builder, error) {
 	var bs []pipeline.Builder
 	for _, n := range s.cfg.Nodes {
+		if n.BuildKit != "" {
+			d := engine.NewDaemon(n.BuildKit, n.TLSCA, n.TLSCert, n.TLSKey)
+			d.Insecure = registry.IsLoopback // as an engine treats loopback registries
+			bs = append(bs, pipeline.Builder{Name: n.Name, Labels: n.Labels, Jobs: n.Jobs, Builds: d})
+			continue
+		}
 		e, err := engine.NewAt(engine.Host{URL: n.Host, CA: n.TLSCA, Cert: n.TLSCert, Key: n.TLSKey})
 		if err != nil {
 			return nil, fmt.Errorf("builder %s: %w", n.Name, err)
