@@ -41,6 +41,11 @@ func TestNodeProblems(t *testing.T) {
 			want: []string{`bad.toml:7: image[1].runs_on: no [[builder]] has all of the labels arm64, gpu: builders: arm [arm64]; add the labels to a builder, or change runs_on`},
 		},
 		{
+			name: "a test engine that is none",
+			toml: okStaging + okImage + "[validate]\nengine = \"docker.sock\"\n",
+			want: []string{`bad.toml:8: validate.engine: "docker.sock" is not an engine address: use unix:///path, tcp://host:port or ssh://user@host`},
+		},
+		{
 			name: "runs_on without builders",
 			toml: okStaging + okImage + "runs_on = [\"arm64\"]\n",
 			want: []string{`bad.toml:7: image[1].runs_on: needs [[builder]] tables: without them every image builds on the engine at $DOCKER_HOST, which has no labels`},

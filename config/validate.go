@@ -45,8 +45,12 @@ type Validate struct {
 	Retries int `toml:"retries"`
 	// Parallel is how many command tests of one image run at once, each in
 	// its own container.
-	Parallel int     `toml:"parallel"`
-	Jenkins  Jenkins `toml:"jenkins"`
+	Parallel int `toml:"parallel"`
+	// Engine is where images are tested and their packages read, as
+	// DOCKER_HOST names an engine; "" for the engine of the builder that
+	// built each (or $DOCKER_HOST's, for a buildkitd's images).
+	Engine  string  `toml:"engine"`
+	Jenkins Jenkins `toml:"jenkins"`
 }
 
 // Jenkins is the project's own test job, triggered with the new image refs
@@ -163,6 +167,11 @@ func (j *Jenkins) Passed(result string) bool { return slices.Contains(j.Pass, re
 
 func (l *loader) validateSection(c *Config) {
 	v := &c.Validate
+	if v.Engine != "" {
+		if u, err := url.Parse(v.Engine); err != nil || !slices.Contains(nodeSchemes, u.Scheme) {
+			l.problem("validate.engine", fmt.Sprintf("%q is not an engine address: use unix:///path, tcp://host:port or ssh://user@host", v.Engine))
+		}
+	}
 	for i, f := range v.Tests {
 		if !inRepo(f) {
 			l.problem("validate.tests", fmt.Sprintf("test file %d, %q, is not inside the source repository: use a relative path without \"..\"", i+1, f))

@@ -76,27 +76,27 @@ func (p *Pipeline) pool() *rebuild.Pool {
 // start of the last run.
 func (p *Pipeline) BuilderStats() []rebuild.BuilderStats { return p.pool().Stats() }
 
-// engineOf is the engine of the builder named name; the pipeline's own for
-// a builder that is no engine, or an unknown name (a run made without a
-// pool).
-func (p *Pipeline) engineOf(name string) Engine {
-	for _, b := range p.builders {
-		if b.Name == name && b.Engine != nil {
-			return b.Engine
-		}
-	}
-	return p.engine
-}
+// WithTestEngine tests images and reads their packages on e ([validate]
+// engine) instead of the engine of the builder that built each.
+func WithTestEngine(e Engine) Option { return func(p *Pipeline) { p.testEngine = e } }
 
-// runsImages reports whether the builder named name can run what it built;
-// a buildkitd cannot, and its images are pulled on the pipeline's engine.
-func (p *Pipeline) runsImages(name string) bool {
+// runsOn is the engine that runs what the builder named name built (its
+// tests, its info commands), and whether that engine must pull it first:
+// [validate] engine when set, else the builder's own engine, else (a
+// buildkitd, which runs nothing) the pipeline's.
+func (p *Pipeline) runsOn(name string) (e Engine, pull bool) {
+	if p.testEngine != nil {
+		return p.testEngine, true
+	}
 	for _, b := range p.builders {
 		if b.Name == name {
-			return b.Engine != nil
+			if b.Engine != nil {
+				return b.Engine, false
+			}
+			return p.engine, true
 		}
 	}
-	return true
+	return p.engine, false
 }
 
 // reachBuilders pings every builder at once and marks those that do not
@@ -149,7 +149,8 @@ func (t *onBuilders) Test(ctx context.Context, s *rebuild.Step, image string, lo
 	}
 	tt, ok := t.on[builder]
 	if !ok {
-		tt = t.make(t.x.p.engineOf(builder))
+		e, _ := t.x.p.runsOn(builder)
+		tt = t.make(e)
 		t.on[builder] = tt
 	}
 	t.mu.Unlock()

@@ -19,7 +19,8 @@ import (
 // packages changed since the image last succeeded. A failure is the
 // stage's, not the image's: the contents are insight.
 func (x *execution) readContents(ctx context.Context, st *rebuild.Stages, s *rebuild.Step, image, digest string) {
-	r := &packages.Reader{Engine: x.p.engineOf(x.builderOf(s.Name)), Registry: x.p.registry, Timeout: x.p.cfg.Packages.Timeout.Duration}
+	eng, _ := x.p.runsOn(x.builderOf(s.Name))
+	r := &packages.Reader{Engine: eng, Registry: x.p.registry, Timeout: x.p.cfg.Packages.Timeout.Duration}
 	var brief *store.PackageDiff
 	_ = st.RunWith(ctx, rebuild.StagePackages, func(ctx context.Context) error {
 		c, err := r.Read(ctx, image, s.Pinned(digest), x.p.cfg.PackageCommands(s.Name), st.Log)

@@ -76,6 +76,8 @@ type Pipeline struct {
 	claimSettle time.Duration
 	ownDB       bool
 
+	// testEngine, when set, runs every image's tests ([validate] engine).
+	testEngine Engine
 	// builders are the build hosts; pooled places builds on them.
 	builders []Builder
 	poolOnce sync.Once

@@ -436,14 +436,17 @@ func (x *execution) afterPush(ctx context.Context, s *rebuild.Step, pushed rebui
 		}
 	}
 	image := s.Ref.String()
-	switch {
-	case x.prep.Pull:
+	if x.prep.Pull {
 		image = s.Pinned(digest) // what gets tagged validated is what ran
-	case err == nil && !x.p.runsImages(x.builderOf(s.Name)):
-		// Built by a buildkitd, which runs nothing: the engine pulls it.
+	}
+	if eng, pull := x.p.runsOn(x.builderOf(s.Name)); err == nil && pull && (x.tests != nil || !x.prep.Pull) {
+		// Built (or pulled) where it cannot run, or tested elsewhere by
+		// choice ([validate] engine): that engine pulls it, by digest.
 		image = s.Pinned(digest)
+		fetch := x.p.runner()
+		fetch.Engine = eng
 		err = st.Run(ctx, rebuild.StagePull, func(ctx context.Context) error {
-			return x.p.runner().Fetch(ctx, image, log)
+			return fetch.Fetch(ctx, image, log)
 		})
 	}
 	if err == nil && !x.prep.Pull {

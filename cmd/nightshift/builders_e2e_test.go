@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"nightshift/engine"
 	"nightshift/internal/testenv"
 	"nightshift/store"
 )
@@ -312,5 +313,62 @@ tests = ["tests/direct.yaml"]
 	defer db.Close()
 	if c, err := db.Contents(rec.ID, "direct"); err != nil || len(c.Layers) == 0 {
 		t.Errorf("direct's contents = %+v, %v; want its layers read", c, err)
+	}
+}
+
+// [validate] engine runs every image's tests on an engine of its own,
+// which pulls each image by digest from staging first.
+func TestValidateEngine(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "nsv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tester, err := testenv.StartDockerd(filepath.Join(dir, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tester.Stop)
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"tests/base.yaml": `schemaVersion: 2.0.0
+fileExistenceTests:
+  - name: base marker
+    path: /etc/ci/base
+    shouldExist: true
+`,
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "validate-engine-e2e"
+
+[validate]
+engine = "` + tester.Addr + `"
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+tests = ["tests/base.yaml"]
+`,
+	})
+	root := filepath.Dir(cfg)
+	if res := nightshift(t, nil, "run", "-c", cfg, "--json", filepath.Join(root, "run.json")); res.code != exitOK {
+		t.Fatalf("exit %d, want 0\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	var rec store.Run
+	readJSON(t, filepath.Join(root, "run.json"), &rec)
+	im := rec.Image("base")
+	if im.Stage("pull") == nil || im.Validation == nil || im.Validation.Status != store.Succeeded {
+		t.Fatalf("base = %+v; want pulled onto the test engine and validated", im)
+	}
+	e, err := engine.NewAt(engine.Host{URL: tester.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.ImageConfig(t.Context(), mustRef(t, im.Ref).Context().Digest(im.Digest).String()); err != nil {
+		t.Errorf("the test engine does not have base by digest: %v", err)
 	}
 }

@@ -227,7 +227,7 @@ type setup struct {
 	cfg   *config.Config
 	db    *store.DB
 	eng   *engine.Engine
-	nodes []*engine.Engine // the [[builder]]s' engines
+	nodes []*engine.Engine // the [[builder]]s' engines and [validate] engine
 	p     *pipeline.Pipeline
 }
 
@@ -266,8 +266,19 @@ func (c *cli) openSetup(path string, log *slog.Logger) (*setup, int) {
 		s.close()
 		return nil, code
 	}
-	s.p = pipeline.New(cfg, s.db, pipeline.WithEngine(eng), pipeline.WithRegistry(reg), pipeline.WithBuilders(builders...),
-		pipeline.WithNotifiers(ns, routes), pipeline.WithLogger(log))
+	opts := []pipeline.Option{pipeline.WithEngine(eng), pipeline.WithRegistry(reg), pipeline.WithBuilders(builders...),
+		pipeline.WithNotifiers(ns, routes), pipeline.WithLogger(log)}
+	if cfg.Validate.Engine != "" {
+		te, err := engine.NewAt(engine.Host{URL: cfg.Validate.Engine})
+		if err != nil {
+			s.close()
+			fmt.Fprintf(c.stderr, "nightshift: validate.engine: %v\n", err)
+			return nil, exitUsage
+		}
+		s.nodes = append(s.nodes, te)
+		opts = append(opts, pipeline.WithTestEngine(te))
+	}
+	s.p = pipeline.New(cfg, s.db, opts...)
 	return s, exitOK
 }
 
