@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -305,4 +307,60 @@ func waitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return cond()
+}
+
+// syncBuffer is a bytes.Buffer a process and the harness share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// engineClient talks to the env's engine over its socket.
+func (e *env) engineClient() *http.Client {
+	sock := strings.TrimPrefix(e.docker.Addr, "unix://")
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+}
+
+// engineImages lists the ids of the engine's images.
+func (e *env) engineImages() ([]string, error) {
+	var images []struct {
+		ID string `json:"Id"`
+	}
+	if err := e.engineJSON("/images/json?all=1", &images); err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, im := range images {
+		ids = append(ids, im.ID)
+	}
+	return ids, nil
+}
+
+// engineJSON decodes the engine's answer to GET path into v.
+func (e *env) engineJSON(path string, v any) error {
+	resp, err := e.engineClient().Get("http://engine" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("engine GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
