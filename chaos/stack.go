@@ -40,7 +40,7 @@ func stackFiles() map[string]string {
 	return map[string]string{
 		"docker/Dockerfile.base": busyboxBase,
 		"docker/Dockerfile.cpu":  "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nRUN echo cpu > /etc/ci/cpu\n",
-		"docker/Dockerfile.docs": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo docs > /README\"]\n",
+		"docker/Dockerfile.docs": "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN echo docs > /README\n",
 	}
 }
 
