@@ -44,6 +44,7 @@ func scenarios() []scenario {
 		{"bad-input", badInput},
 		{"notify-storm", notifyStorm},
 		{"kill-9", killNine},
+		{"engine-gone", engineGone},
 	}
 }
 

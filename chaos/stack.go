@@ -327,9 +327,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// engineClient talks to the env's engine over its socket.
-func (e *env) engineClient() *http.Client {
-	sock := strings.TrimPrefix(e.docker.Addr, "unix://")
+// engineClient talks to the engine at addr (unix://path) over its socket.
+func engineClient(addr string) *http.Client {
+	sock := strings.TrimPrefix(addr, "unix://")
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -337,7 +337,7 @@ func (e *env) engineClient() *http.Client {
 		}}}
 }
 
-// engineImages lists the ids of the engine's images.
+// engineImages lists the ids of the env's engine's images.
 func (e *env) engineImages() ([]string, error) {
 	var images []struct {
 		ID string `json:"Id"`
@@ -352,9 +352,12 @@ func (e *env) engineImages() ([]string, error) {
 	return ids, nil
 }
 
-// engineJSON decodes the engine's answer to GET path into v.
-func (e *env) engineJSON(path string, v any) error {
-	resp, err := e.engineClient().Get("http://engine" + path)
+// engineJSON decodes the env's engine's answer to GET path into v.
+func (e *env) engineJSON(path string, v any) error { return engineJSONAt(e.docker.Addr, path, v) }
+
+// engineJSONAt decodes the answer of the engine at addr to GET path into v.
+func engineJSONAt(addr, path string, v any) error {
+	resp, err := engineClient(addr).Get("http://engine" + path)
 	if err != nil {
 		return err
 	}
