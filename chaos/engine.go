@@ -139,26 +139,9 @@ flush_timeout = "1s"
 	if engine == nil {
 		return fmt.Sprintf("%d rounds (%s), the engine did not come back", rounds, strings.Join(how, ", ")), broken
 	}
-	var containers []struct {
-		ID     string `json:"Id"`
-		Names  []string
-		Image  string
-		State  string
-		Labels map[string]string
-	}
-	if err := engineJSONAt(engine.Addr, "/containers/json?all=1", &containers); err != nil {
+	_, tests, steps, err := e.leftovers(engine.Addr, nil)
+	if err != nil {
 		broken = append(broken, "reading the engine: "+err.Error())
-	}
-	// A container made from an image of the run is one of nightshift's
-	// (a test); one made from an image id is a build step the engine ran.
-	tests, steps := 0, 0
-	for _, c := range containers {
-		e.logf("left on the engine: %s %v %s %s %v", c.ID[:12], c.Names, c.Image, c.State, c.Labels)
-		if strings.HasPrefix(c.Image, e.registry.Addr+"/") {
-			tests++
-		} else {
-			steps++
-		}
 	}
 	if tests > 0 {
 		broken = append(broken, fmt.Sprintf("%d test container(s) of nightshift left on the engine after the next runs", tests))

@@ -70,6 +70,10 @@ on = ["always"]
 	}
 	dbPath := filepath.Join(filepath.Dir(cfg), "nightshift.db")
 	tmpBefore := entries(e.tmp())
+	before, _, _, err := e.leftovers(e.docker.Addr, nil)
+	if err != nil {
+		return "", []string{"reading the engine: " + err.Error()}
+	}
 
 	var broken []string
 	// A clean run first: how long a run takes, where the kills are drawn.
@@ -160,12 +164,12 @@ on = ["always"]
 		broken = append(broken, fmt.Sprintf("%d duplicate messages for %d kills", duplicates, kills))
 	}
 
-	var containers []struct{ ID, State string }
-	if err := e.engineJSON("/containers/json?all=1", &containers); err != nil {
+	_, tests, steps, err := e.leftovers(e.docker.Addr, before)
+	if err != nil {
 		broken = append(broken, "reading the engine: "+err.Error())
 	}
-	if len(containers) > 0 {
-		broken = append(broken, fmt.Sprintf("%d container(s) left on the engine", len(containers)))
+	if tests > 0 {
+		broken = append(broken, fmt.Sprintf("%d container(s) of nightshift (tests, info commands) left on the engine after the next run", tests))
 	}
 	var leftover []string
 	for _, f := range entries(e.tmp()) {
@@ -176,8 +180,8 @@ on = ["always"]
 	if len(leftover) > 0 {
 		broken = append(broken, fmt.Sprintf("%d temporary file(s) left in TMPDIR: %s", len(leftover), strings.Join(first(leftover, 3), ", ")))
 	}
-	figures := fmt.Sprintf("%d kills (%s), %d runs (%s), %d interrupted and %d of them notified exactly once, %d duplicates, database opened %d of %d times, next run exit %d, %d containers and %d temp files left",
-		kills, counts(moments), len(runs), counts(statusCounts(statuses)), interrupted, notifiedOnce, duplicates, opened, kills, res.code, len(containers), len(leftover))
+	figures := fmt.Sprintf("%d kills (%s), %d runs (%s), %d interrupted and %d of them notified exactly once, %d duplicates, database opened %d of %d times, next run exit %d, %d containers of nightshift, %d build-step containers and %d temp files left",
+		kills, counts(moments), len(runs), counts(statusCounts(statuses)), interrupted, notifiedOnce, duplicates, opened, kills, res.code, tests, steps, len(leftover))
 	return figures, broken
 }
 

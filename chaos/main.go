@@ -5,11 +5,13 @@
 // prints one line of figures. It exits 1 when a figure breaks a promise.
 //
 //	make chaos                       # every scenario, CHAOS_ROUNDS=1
+//	CHAOS_ROUNDS=3 make chaos
 //	CHAOS_SEED=42 CHAOS_ONLY=flaky make chaos
 //
 // CHAOS_SEED replays a scenario's faults (the order requests arrive in
 // still varies), CHAOS_ROUNDS scales the rounds, CHAOS_ONLY picks scenarios
-// by name (comma-separated), CHAOS_FAULT_RATE sets the flaky registry's
+// by name (comma-separated), CHAOS_TIMEOUT bounds the whole (default 14m),
+// CHAOS_FAULT_RATE sets the flaky registry's
 // share of failed requests (default 0.2). The details of every round go to
 // the log file named at the start.
 package main
@@ -82,6 +84,10 @@ func run() int {
 			}
 		}
 	}
+	if _, err := os.Stat(corpusDir); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos: run it from the repository's root (make chaos):", err)
+		return 2
+	}
 	if missing := testenv.Missing(); len(missing) > 0 {
 		fmt.Fprintf(os.Stderr, "chaos: needs %s (apt-get install docker.io docker-registry busybox-static git)\n", strings.Join(missing, ", "))
 		return 2
@@ -109,7 +115,17 @@ func run() int {
 	}
 	defer e.stop()
 
-	ctx := context.Background()
+	// The whole harness is bounded: what is still running then is killed
+	// and its scenario reports what it saw.
+	limit := 14 * time.Minute
+	if s := os.Getenv("CHAOS_TIMEOUT"); s != "" {
+		if limit, err = time.ParseDuration(s); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos: CHAOS_TIMEOUT: %v\n", err)
+			return 2
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	failed := 0
 	for _, s := range scenarios() {
 		if only != nil && !slices.Contains(only, s.name) {

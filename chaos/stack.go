@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -366,4 +367,33 @@ func engineJSONAt(addr, path string, v any) error {
 		return fmt.Errorf("engine GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// leftovers are the containers on the engine at addr that are not in
+// before: those made from an image of the registry (by its ref: a test or
+// an info command of nightshift's) and the others (made from an image id:
+// a build step the engine ran).
+func (e *env) leftovers(addr string, before []string) (ids []string, ofNightshift, buildSteps int, err error) {
+	var containers []struct {
+		ID    string `json:"Id"`
+		Names []string
+		Image string
+		State string
+	}
+	if err := engineJSONAt(addr, "/containers/json?all=1", &containers); err != nil {
+		return nil, 0, 0, err
+	}
+	for _, c := range containers {
+		ids = append(ids, c.ID)
+		if slices.Contains(before, c.ID) {
+			continue
+		}
+		e.logf("left on the engine: %.12s %v %s %s", c.ID, c.Names, c.Image, c.State)
+		if strings.HasPrefix(c.Image, e.registry.Addr+"/") {
+			ofNightshift++
+		} else {
+			buildSteps++
+		}
+	}
+	return ids, ofNightshift, buildSteps, nil
 }
