@@ -47,6 +47,7 @@ func scenarios() []scenario {
 		{"notify-storm", notifyStorm},
 		{"kill-9", killNine},
 		{"engine-gone", engineGone},
+		{"disk-full", diskFull},
 	}
 }
 
