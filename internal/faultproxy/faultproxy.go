@@ -186,6 +186,13 @@ func (p *Proxy) Addr() string { return p.addr }
 // Seed is the seed of the proxy's decisions.
 func (p *Proxy) Seed() uint64 { return p.seed }
 
+// SetRate changes the share of requests that fail from now on (0 to 1).
+func (p *Proxy) SetRate(r float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate = min(max(r, 0), 1)
+}
+
 // Stats counts what the proxy did.
 type Stats struct {
 	Requests int           // every request, spared ones included
