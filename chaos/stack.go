@@ -239,10 +239,23 @@ func (c *registryClient) catalog() ([]string, error) {
 	return cat.Repositories, err
 }
 
-// tags lists repo's tags.
+// tags lists repo's tags. A repository whose pushes all failed before
+// their manifest holds blobs and no tag: the registry answers 404.
 func (c *registryClient) tags(repo string) ([]string, error) {
+	resp, err := c.http.Get("http://" + c.addr + "/v2/" + repo + "/tags/list")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("GET tags of %s: %s", repo, resp.Status)
+	}
 	var t struct{ Tags []string }
-	err := c.getJSON("/v2/"+repo+"/tags/list", &t)
+	err = json.NewDecoder(resp.Body).Decode(&t)
 	return t.Tags, err
 }
 
