@@ -51,13 +51,13 @@ flush_timeout = "1s"
 	dbPath := filepath.Join(mnt, "nightshift.db")
 	filler := filepath.Join(mnt, "filler")
 	rng := e.rng(6)
-	rounds := 3 * e.rounds
+	rounds := 4 * e.rounds
 	var broken []string
 	var outcomes []string
 	checked := 0
 	for i := range rounds {
-		// 0 to 96 KiB free: the database's next growth, a log, or nothing.
-		free := int64(rng.IntN(25)) * 4096
+		// 0 to 64 KiB free: the database's next growth, a log, or nothing.
+		free := int64(rng.IntN(17)) * 4096
 		if err := fill(filler, mnt, free); err != nil {
 			return "", append(broken, err.Error())
 		}
