@@ -74,7 +74,7 @@ func flakyRegistry(ctx context.Context, e *env) (string, []string) {
 	rounds := 2 * e.rounds
 	var broken []string
 	var succeeded, failed, skipped, runsOK int
-	var earliest time.Duration // the soonest an image failed
+	var earliest, latest time.Duration // the soonest and the latest an image failed
 	for i := range rounds {
 		// Every second round is a storm: most pushes then spend their
 		// budget, and the failure times are checked against it.
@@ -107,6 +107,7 @@ func flakyRegistry(ctx context.Context, e *env) (string, []string) {
 				if earliest == 0 || spent < earliest {
 					earliest = spent
 				}
+				latest = max(latest, spent)
 				e.logf("round %d: %s failed at %s after %s: %s", i+1, im.Name, stage, spent.Round(time.Millisecond), im.Error)
 				if im.Error == "" {
 					broken = append(broken, fmt.Sprintf("round %d: %s failed without a reason", i+1, im.Name))
@@ -133,8 +134,8 @@ func flakyRegistry(ctx context.Context, e *env) (string, []string) {
 	if stats.Injected() == 0 {
 		broken = append(broken, "the proxy injected no fault: the scenario proved nothing")
 	}
-	figures := fmt.Sprintf("rate=%v (%v in every second round) budget=%s: %d runs (%d all succeeded), %d images pushed and verified, %d failed after spending the budget (the soonest after %s), %d skipped, %d tags checked (%d dangling); proxy: %v",
-		rate, stormRate, flakyBudget, rounds, runsOK, succeeded, failed, earliest.Round(time.Second), skipped, checked, len(dangling), stats)
+	figures := fmt.Sprintf("rate=%v (%v in every second round) budget=%s: %d runs (%d all succeeded), %d images pushed and verified, %d failed after spending the budget (after %s to %s: a try may start until the budget ends), %d skipped, %d tags checked (%d dangling); proxy: %v",
+		rate, stormRate, flakyBudget, rounds, runsOK, succeeded, failed, earliest.Round(time.Second), latest.Round(time.Second), skipped, checked, len(dangling), stats)
 	return figures, broken
 }
 
