@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"nightshift/internal/testenv"
@@ -99,7 +100,12 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
 		return 2
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		// What a killed engine's restarts left mounted would keep the
+		// directory from going.
+		unmountUnder(dir)
+		os.RemoveAll(dir)
+	}()
 	logPath := filepath.Join(os.TempDir(), fmt.Sprintf("nightshift-chaos-%d.log", seed))
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -190,4 +196,22 @@ func (e *env) logf(format string, args ...any) {
 // rng is a scenario's own random source, drawn from the seed.
 func (e *env) rng(salt uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(e.seed, salt))
+}
+
+// unmountUnder detaches every mount at or under dir, the deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
 }
