@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/nightshift
 PKGS    := ./...
 
-.PHONY: build test unit check bench fuzz demo demo-stop clean
+.PHONY: build test unit check bench fuzz chaos demo demo-stop clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/nightshift
@@ -34,6 +34,14 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./bench/
 	$(GO) test -run '^$$' -bench Dashboard -benchtime 400x -count 1 ./web/
+
+# Fault injection (see the README's Reliability section): each scenario runs
+# the real binary against a private dockerd and registry, prints one line of
+# figures and its seed, and the target fails when a figure breaks a promise.
+# Slow, so not part of make test. CHAOS_SEED=N replays a run's faults,
+# CHAOS_ROUNDS=N scales the rounds (default 1), CHAOS_ONLY=a,b picks scenarios.
+chaos: build
+	$(GO) run ./chaos -bin $(BIN)
 
 FUZZTIME ?= 30s
 fuzz:

@@ -405,6 +405,9 @@ func (l *linker) readStages(n *Node, firstDep string) []Stage {
 		l.problem(n, "dockerfile", "%s:%d: %s", img.Dockerfile, parseErr.Line, parseErr.Msg)
 	case err != nil:
 		l.problem(n, "dockerfile", "%s: %v", img.Dockerfile, err)
+	case len(stages) == 0:
+		// The engine would refuse it only once the run had begun.
+		l.problem(n, "dockerfile", "%s: no FROM line: a Dockerfile builds on an image (FROM scratch for none)", img.Dockerfile)
 	}
 	return stages
 }

@@ -283,6 +283,14 @@ func TestGraphProblems(t *testing.T) {
 			want:   config.Problems{problemAt(1, "image[1].dockerfile", "a/Dockerfile:2: FROM ${X: unterminated ${")},
 		},
 		{
+			// Found by make chaos: it passed config check and failed the run.
+			name:   "no FROM at all",
+			files:  map[string]string{"a/Dockerfile": "# comment\nRUN true\n"},
+			images: []config.Image{stackImage("a", 1)},
+			want: config.Problems{problemAt(1, "image[1].dockerfile",
+				"a/Dockerfile: no FROM line: a Dockerfile builds on an image (FROM scratch for none)")},
+		},
+		{
 			name:   "unknown target",
 			files:  map[string]string{"a/Dockerfile": "FROM ubuntu AS dev"},
 			images: []config.Image{{Name: "a", Dockerfile: "a/Dockerfile", Target: "prod", Line: 1}},

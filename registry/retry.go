@@ -50,6 +50,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if passingStatus(res.StatusCode) {
 			return newStatusError(r, res)
 		}
+		if err := readSmallBody(r, res); err != nil {
+			return err // cut off mid-body: asked again
+		}
 		resp = res
 		return nil
 	}, nil)
@@ -57,6 +60,27 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return se.resp, nil // out of tries: the caller reads the answer itself
 	}
 	return resp, err
+}
+
+// maxBufferedBody bounds the answers read whole inside the retry loop: a
+// manifest's limit in distribution.
+const maxBufferedBody = 4 << 20
+
+// readSmallBody reads the whole body of a small answer to a GET (a
+// manifest, a tags list, a config blob) before handing it on, so that a
+// connection reset mid-body is a failed try the loop sends again, not an
+// error in the caller's read that nobody retries. Larger answers stream.
+func readSmallBody(req *http.Request, res *http.Response) error {
+	if req.Method != http.MethodGet || res.ContentLength < 0 || res.ContentLength > maxBufferedBody {
+		return nil
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL.Redacted(), err)
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return nil
 }
 
 // passingStatus reports whether an answer with this status may be

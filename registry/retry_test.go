@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -154,5 +155,36 @@ func TestRetryTransportBodyNotReplayable(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || n.Load() != 1 {
 		t.Errorf("got %d after %d requests, want the 503 after 1: a stream cannot be sent twice", resp.StatusCode, n.Load())
+	}
+}
+
+// Found by make chaos: a manifest GET whose answer was reset mid-body
+// failed the tag of latest at once, the budget unspent; the read is now a
+// try of its own, sent again.
+func TestRetryTransportBodyCutMidway(t *testing.T) {
+	t.Parallel()
+	const manifest = `{"schemaVersion": 2, "config": {"digest": "sha256:0"}, "layers": []}`
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(manifest)))
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, manifest[:len(manifest)/2])
+			w.(http.Flusher).Flush()
+			hangUp(w) // the rest never comes
+			return
+		}
+		io.WriteString(w, manifest)
+	}))
+	t.Cleanup(srv.Close)
+	rt := &retryTransport{next: http.DefaultTransport, policy: retry.Policy{Base: time.Millisecond, Budget: time.Minute}}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/ns/img/manifests/latest", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != manifest || n.Load() != 2 {
+		t.Errorf("got %q (%v) after %d requests, want the whole manifest from the second", b, err, n.Load())
 	}
 }

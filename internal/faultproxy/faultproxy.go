@@ -3,12 +3,14 @@
 // requests it is sent, the ways a flaky registry or load balancer does: a
 // 502 or 503, a 429 with Retry-After, a connection closed before the
 // request was forwarded, and one closed after it was (the server acted on
-// it, the client never hears so). The same seed gives the same sequence of
+// it, the client never hears so), an answer cut off mid-body by a reset,
+// and an answer passed on slowly. The same seed gives the same sequence of
 // decisions; which request meets which decision depends on the order
 // requests arrive in.
 package faultproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,10 +46,18 @@ const (
 	// DropAfter forwards the request, then closes the connection instead
 	// of passing the answer on.
 	DropAfter
+	// ResetMidBody forwards the request, sends the answer's status, headers
+	// and half its body, then resets the connection (a TCP RST).
+	ResetMidBody
+	// SlowBody forwards the request and passes the answer on slowly: its
+	// body in small pieces spread over the slow duration (WithSlow).
+	SlowBody
 )
 
 // All lists every fault the proxy can inject.
-func All() []Fault { return []Fault{BadGateway, Unavailable, TooManyRequests, DropBefore, DropAfter} }
+func All() []Fault {
+	return []Fault{BadGateway, Unavailable, TooManyRequests, DropBefore, DropAfter, ResetMidBody, SlowBody}
+}
 
 func (f Fault) String() string {
 	switch f {
@@ -63,6 +73,10 @@ func (f Fault) String() string {
 		return "drop-before"
 	case DropAfter:
 		return "drop-after"
+	case ResetMidBody:
+		return "reset-mid-body"
+	case SlowBody:
+		return "slow-body"
 	}
 	return "fault(" + strconv.Itoa(int(f)) + ")"
 }
@@ -74,6 +88,7 @@ type Proxy struct {
 	rate   float64
 	faults []Fault
 	wait   time.Duration
+	slow   time.Duration
 	spare  func(*http.Request) bool
 	log    *slog.Logger
 	srv    *http.Server
@@ -105,6 +120,9 @@ func WithFaults(fs ...Fault) Option { return func(p *Proxy) { p.faults = fs } }
 // whole seconds, as Retry-After carries it.
 func WithRetryAfter(d time.Duration) Option { return func(p *Proxy) { p.wait = d } }
 
+// WithSlow sets how long a SlowBody answer takes to pass on; default 2s.
+func WithSlow(d time.Duration) Option { return func(p *Proxy) { p.slow = d } }
+
 // WithSpare exempts the requests spare is true of: they are forwarded and
 // draw no decision, so the others meet the same sequence of decisions.
 func WithSpare(spare func(*http.Request) bool) Option { return func(p *Proxy) { p.spare = spare } }
@@ -122,7 +140,7 @@ func Start(target string, opts ...Option) (*Proxy, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("faultproxy: target %q: want http://host:port", target)
 	}
-	p := &Proxy{seed: rand.Uint64(), rate: 0.2, faults: All(), wait: time.Second, counts: map[Fault]int{}, done: make(chan struct{})}
+	p := &Proxy{seed: rand.Uint64(), rate: 0.2, faults: All(), wait: time.Second, slow: 2 * time.Second, counts: map[Fault]int{}, done: make(chan struct{})}
 	for _, o := range opts {
 		o(p)
 	}
@@ -167,6 +185,13 @@ func (p *Proxy) Addr() string { return p.addr }
 
 // Seed is the seed of the proxy's decisions.
 func (p *Proxy) Seed() uint64 { return p.seed }
+
+// SetRate changes the share of requests that fail from now on (0 to 1).
+func (p *Proxy) SetRate(r float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate = min(max(r, 0), 1)
+}
 
 // Stats counts what the proxy did.
 type Stats struct {
@@ -259,10 +284,84 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The answer goes nowhere: the server acted, the client never hears.
 		p.fwd.ServeHTTP(&discard{header: http.Header{}}, r.WithContext(context.WithoutCancel(r.Context())))
 		p.drop(w, r)
+	case ResetMidBody:
+		rec := p.record(r)
+		p.resetMidBody(w, r, rec)
+	case SlowBody:
+		rec := p.record(r)
+		p.slowBody(w, r, rec)
 	default:
 		p.fwd.ServeHTTP(w, r)
 	}
 }
+
+// record forwards r and keeps the whole answer.
+func (p *Proxy) record(r *http.Request) *recorder {
+	rec := &recorder{header: http.Header{}, code: http.StatusOK}
+	p.fwd.ServeHTTP(rec, r)
+	return rec
+}
+
+// resetMidBody writes rec's status line, headers and the first half of its
+// body on r's raw connection, then resets it.
+func (p *Proxy) resetMidBody(w http.ResponseWriter, r *http.Request, rec *recorder) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		p.log.Debug("faultproxy: cannot hijack; aborting the handler", "err", err, "path", r.URL.Path)
+		panic(http.ErrAbortHandler)
+	}
+	body := rec.body.Bytes()
+	h := rec.header.Clone()
+	h.Del("Transfer-Encoding")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	var head strings.Builder
+	fmt.Fprintf(&head, "HTTP/1.1 %d %s\r\n", rec.code, http.StatusText(rec.code))
+	h.Write(&head)
+	head.WriteString("\r\n")
+	io.WriteString(conn, head.String())
+	if r.Method != http.MethodHead {
+		conn.Write(body[:len(body)/2])
+	}
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.SetLinger(0) // close with a RST, not a FIN
+	}
+	conn.Close()
+}
+
+// slowBody passes rec on in pieces spread over p.slow.
+func (p *Proxy) slowBody(w http.ResponseWriter, r *http.Request, rec *recorder) {
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.code)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	const pieces = 8
+	body := rec.body.Bytes()
+	step := (len(body) + pieces - 1) / pieces
+	for i := 0; i < pieces; i++ {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(p.slow / pieces):
+		}
+		if step > 0 && i*step < len(body) {
+			w.Write(body[i*step : min((i+1)*step, len(body))])
+			rc.Flush()
+		}
+	}
+}
+
+// recorder is a ResponseWriter that keeps the answer.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (c *recorder) Header() http.Header         { return c.header }
+func (c *recorder) Write(b []byte) (int, error) { return c.body.Write(b) }
+func (c *recorder) WriteHeader(code int)        { c.code = code }
 
 // drop closes the request's connection without an answer.
 func (p *Proxy) drop(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // backend is the real server behind the proxy: it counts requests, keeps
@@ -71,7 +72,10 @@ func outcome(c *http.Client, method, url, body string) string {
 		return "error"
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Sprintf("%d then error after %q", resp.StatusCode, b)
+	}
 	return fmt.Sprintf("%d %s %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 }
 
@@ -87,11 +91,13 @@ func TestEachFault(t *testing.T) {
 		{TooManyRequests, `429 1 {"errors":[{"code":"TOOMANYREQUESTS"`, false},
 		{DropBefore, "error", false},
 		{DropAfter, "error", true},
+		{ResetMidBody, `201 then error after "from the"`, true},
+		{SlowBody, "201  from the backend", true},
 	} {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			b := newBackend(t)
-			p := start(t, b.srv.URL, WithRate(1), WithFaults(tc.fault))
+			p := start(t, b.srv.URL, WithRate(1), WithFaults(tc.fault), WithSlow(200*time.Millisecond))
 			got := outcome(oneShot(), http.MethodPut, "http://"+p.Addr()+"/v2/ns/img/manifests/x", "manifest")
 			if !strings.HasPrefix(got, tc.wantPrefix) {
 				t.Errorf("client saw %q, want %q...", got, tc.wantPrefix)
@@ -139,7 +145,7 @@ func TestSameSeedSameDecisions(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
 	seq := func(seed uint64) []string {
-		p := start(t, b.srv.URL, WithSeed(seed), WithRate(0.5))
+		p := start(t, b.srv.URL, WithSeed(seed), WithRate(0.5), WithSlow(10*time.Millisecond))
 		c := oneShot()
 		var out []string
 		for i := range 40 {
