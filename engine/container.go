@@ -126,6 +126,7 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 			Entrypoint:   []string{}, // empty, not nil: no entrypoint at all
 			AttachStdout: true,
 			AttachStderr: true,
+			Labels:       map[string]string{LabelOwner: owner},
 		},
 		HostConfig: host,
 	})

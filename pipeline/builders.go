@@ -163,3 +163,32 @@ func (x *execution) builderOf(image string) string {
 	defer x.mu.Unlock()
 	return x.builtOn[image]
 }
+
+// sweep removes, on every engine the pipeline uses, the containers a
+// killed nightshift of this host left (tests, info commands): a run's own
+// containers are removed as it goes, but a process killed mid-run, or
+// whose engine went away, removes nothing. What fails is logged.
+func (p *Pipeline) sweep(ctx context.Context) {
+	type orphans interface {
+		RemoveOrphans(ctx context.Context) (int, error)
+	}
+	engines := []any{p.engine, p.testEngine}
+	for _, b := range p.builders {
+		engines = append(engines, b.Engine)
+	}
+	seen := map[any]bool{}
+	for _, e := range engines {
+		o, ok := e.(orphans)
+		if !ok || seen[e] {
+			continue
+		}
+		seen[e] = true
+		n, err := o.RemoveOrphans(ctx)
+		if err != nil {
+			p.log.Warn("removing the containers a stopped nightshift left", "err", err)
+		}
+		if n > 0 {
+			p.log.Info("removed the containers a stopped nightshift left", "containers", n)
+		}
+	}
+}

@@ -197,6 +197,7 @@ func (p *Pipeline) start(ctx context.Context, req Request, prep *Prepared, err e
 		return nil, err
 	}
 
+	p.sweep(ctx)
 	if prep.Graph != nil {
 		for _, w := range prep.Graph.Warnings() {
 			p.log.Warn(w.String())

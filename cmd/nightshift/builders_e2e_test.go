@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -370,5 +372,76 @@ tests = ["tests/base.yaml"]
 	defer e.Close()
 	if _, err := e.ImageConfig(t.Context(), mustRef(t, im.Ref).Context().Digest(im.Digest).String()); err != nil {
 		t.Errorf("the test engine does not have base by digest: %v", err)
+	}
+}
+
+// A nightshift killed while an image's test runs leaves that container on
+// the engine (found by make chaos); the next run removes it, by its owner
+// label, and nothing of a living nightshift.
+func TestKilledRunsContainersRemoved(t *testing.T) {
+	requireE2E(t)
+	t.Parallel()
+	cfg := stack(t, map[string]string{
+		"docker/Dockerfile.base": base,
+		"tests/slow.yaml": `schemaVersion: 2.0.0
+commandTests:
+  - name: slow
+    command: sh
+    args: ["-c", "echo testing-now; sleep 120"]
+`,
+		"nightshift.toml": `
+[staging]
+registry  = "%REGISTRY%"
+namespace = "orphans-e2e"
+
+[[image]]
+name = "base"
+dockerfile = "docker/Dockerfile.base"
+tests = ["tests/slow.yaml"]
+`,
+	})
+	root := filepath.Dir(cfg)
+	cmd := exec.Command(e2e.bin, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+e2e.docker.Addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.NewAt(engine.Host{URL: e2e.docker.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ours := func() []string {
+		t.Helper()
+		ids, err := e.Containers(t.Context(), engine.LabelOwner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mine []string
+		for id, o := range ids {
+			if strings.Contains(o, fmt.Sprintf("/%d/", cmd.Process.Pid)) {
+				mine = append(mine, id)
+			}
+		}
+		return mine
+	}
+	waitFor(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(root, "logs", "1", "base.log"))
+		return strings.Contains(string(b), "==> test base") && len(ours()) > 0
+	})
+	cmd.Process.Kill() // kill -9, mid-test
+	cmd.Wait()
+	if len(ours()) == 0 {
+		t.Fatal("the killed run's test container is gone already: nothing to show")
+	}
+	os.WriteFile(filepath.Join(root, "tests", "slow.yaml"), []byte("schemaVersion: 2.0.0\n"), 0o644)
+	if _, err := testenv.CommitAll(root, "no slow test"); err != nil {
+		t.Fatal(err)
+	}
+	if res := nightshift(t, nil, "run", "-c", cfg); res.code != exitOK {
+		t.Fatalf("the next run exited %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if left := ours(); len(left) > 0 {
+		t.Errorf("the killed run's containers %v are still on the engine after the next run", left)
 	}
 }
