@@ -31,11 +31,13 @@ const (
 // builderPull tells the engine's reads of a manifest (and its /v2/ pings)
 // from the rest: a child's build pulls its parent through the registry,
 // inside the engine, and a build is not retried for that, so those are
-// spared. Every push, and every request of nightshift's own, meets faults.
+// spared. The engine's BuildKit reads with its resolver, which says it is
+// containerd's, blobs included. Every push, and every request of
+// nightshift's own, meets faults.
 func builderPull(r *http.Request) bool {
 	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	return read && strings.HasPrefix(r.UserAgent(), "docker/") &&
-		(r.URL.Path == "/v2/" || strings.Contains(r.URL.Path, "/manifests/"))
+	return read && (strings.HasPrefix(r.UserAgent(), "containerd/") || strings.HasPrefix(r.UserAgent(), "docker/") &&
+		(r.URL.Path == "/v2/" || strings.Contains(r.URL.Path, "/manifests/")))
 }
 
 // flakyRegistry: nightshift runs through a proxy failing a share of the
