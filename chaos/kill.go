@@ -14,13 +14,15 @@ import (
 	"strings"
 	"time"
 
+	"nightshift/internal/testenv"
 	"nightshift/store"
 )
 
 // killNine: `nightshift run` is killed with SIGKILL at a seeded moment of
 // a run (pinning the source, building, pushing, tagging, testing inside the
 // images, delivering the summary), round after round, each next run
-// starting on what the killed one left. Promises: the database always
+// starting on what the killed one left; then `nightshift daemon`, running
+// a schedule every two seconds, is killed the same way. Promises: the database always
 // opens; no run stays running after the next start; every interrupted run
 // is notified exactly once (a duplicate at most once per kill); the run
 // after the last kill succeeds; no container and no temporary file of
@@ -122,6 +124,55 @@ on = ["always"]
 		opened++
 		moments[moment(runs, i+2)]++
 	}
+
+	// The daemon, killed the same way: its schedule starts a run every two
+	// seconds, and each start recovers what the kill before left.
+	listen, err := testenv.FreeAddr()
+	if err != nil {
+		return "", append(broken, err.Error())
+	}
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		return "", append(broken, err.Error())
+	}
+	scheduled := strings.Replace(string(text), "[http]\n",
+		fmt.Sprintf("[schedule]\ncron = \"*/2 * * * * *\"\n\n[http]\nlisten = %q\n", listen), 1)
+	if err := os.WriteFile(cfg, []byte(scheduled), 0o644); err != nil {
+		return "", append(broken, err.Error())
+	}
+	daemonKills := 3 * e.rounds
+	for i := range daemonKills {
+		d, out, err := e.startDaemon(ctx, cfg)
+		if err != nil {
+			broken = append(broken, fmt.Sprintf("daemon round %d: %v", i+1, err))
+			break
+		}
+		at := time.Second + time.Duration(rng.Int64N(int64(span+2*time.Second)))
+		select {
+		case <-time.After(at):
+		case <-ctx.Done():
+		}
+		d.kill() // by its PID, as a crash would
+		e.logf("daemon round %d: killed at %s:\n%s", i+1, at.Round(time.Millisecond), out.String())
+		db, err := store.Open(dbPath, 5*time.Second)
+		if err != nil {
+			broken = append(broken, fmt.Sprintf("daemon round %d: the database does not open after the kill: %v", i+1, err))
+			continue
+		}
+		runs, err := db.Runs(1)
+		db.Close()
+		if err != nil {
+			broken = append(broken, fmt.Sprintf("daemon round %d: the database does not read after the kill: %v", i+1, err))
+			continue
+		}
+		opened++
+		at2 := "before its record"
+		if len(runs) > 0 {
+			at2 = moment(runs, int(runs[0].ID))
+		}
+		moments["daemon "+at2]++
+	}
+	kills += daemonKills
 
 	// The run after the last kill.
 	res := e.nightshift(ctx, 10*time.Minute, nil, "run", "-c", cfg, "--progress", "lines")
