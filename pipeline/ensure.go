@@ -330,18 +330,28 @@ func (e *ensurer) build(ctx context.Context, image string, ref name.Tag, bases m
 			digest, err = e.p.runner().Push(ctx, attempt.String(), log)
 			return err
 		})
-		if err == nil {
+		if err != nil && ctx.Err() == nil {
+			// Two builders pushing the same layers at once can make the
+			// registry refuse one of them (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN):
+			// when the other's push landed, the content tag is there, and
+			// it is as good as this one's.
+			if landed, found, lerr := e.lookup(ctx, ref); lerr == nil && found {
+				fmt.Fprintf(log, "==> the push failed while another builder's push of %s landed; using it\n", ref)
+				r.Outcome, r.Digest, err, push = OutcomeExists, landed, nil, false
+			}
+		}
+		if err == nil && push {
 			err = st.Run(ctx, rebuild.StageVerify, func(ctx context.Context) error {
 				return rebuild.VerifyDigest(ctx, e.p.registry, attempt.String(), digest)
 			})
 		}
-		if err == nil {
+		if err == nil && push {
 			err = st.Run(ctx, rebuild.StageTag, func(ctx context.Context) error {
 				final, err = e.claim(ctx, ref, attempt, digest, log)
 				return err
 			})
 		}
-		if err == nil {
+		if err == nil && push {
 			r.Digest, r.Outcome = final, OutcomePushed
 			if final != digest {
 				r.Outcome = OutcomeExists

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"nightshift/config"
+	"nightshift/engine"
 	"nightshift/internal/testenv"
 	"nightshift/source"
 	"nightshift/store"
@@ -162,4 +164,33 @@ func (r *racingRegistry) Tag(ctx context.Context, ref, tag string) error {
 	repo, _, _ := strings.Cut(ref, "@")
 	r.put(repo+":"+tag, "sha256:other")
 	return nil
+}
+
+// Two builders pushing the same layers at once can make the registry
+// refuse one of them; when the other's push landed, the content tag is
+// there, and the refused builder takes it instead of failing.
+func TestEnsurePushLostToAnotherBuilder(t *testing.T) {
+	t.Parallel()
+	p, eng, reg, _ := ensureStack(t, nil)
+	p.engine = &losingPush{stubEngine: eng}
+	res, err := p.Ensure(context.Background(), EnsureRequest{Images: []string{"base"}, Push: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Outcome != OutcomeExists || res[0].Digest != "sha256:other" {
+		t.Errorf("ensure = %+v, want the other builder's image", res)
+	}
+	if got := reg.get(res[0].Ref); got != "sha256:other" {
+		t.Errorf("tag = %s", got)
+	}
+}
+
+// losingPush is an engine whose push is refused while another builder's
+// push of the same content tag lands.
+type losingPush struct{ *stubEngine }
+
+func (e *losingPush) Push(_ context.Context, ref, _ string, _ io.Writer) (string, error) {
+	content, _, _ := strings.Cut(ref, "-try-")
+	e.reg.put(content, "sha256:other")
+	return "", &engine.RegistryError{Code: "MANIFEST_BLOB_UNKNOWN", Message: "manifest blob unknown: blob unknown to registry"}
 }
