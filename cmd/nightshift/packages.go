@@ -40,6 +40,28 @@ func (c *cli) pickRun(db *store.DB, cmd string, id uint64) (uint64, int) {
 	return 0, exitUsage
 }
 
+// readRun carries out a verb that reads one recorded run: its flags
+// (--run, and those flags adds), the record store, the run picked; read
+// does the rest and returns the exit code.
+func (c *cli) readRun(args []string, name, synopsis, help string, flags func(*flag.FlagSet), read func(db *store.DB, id uint64) int) int {
+	fs, cfgPath := c.flags(name, synopsis, help)
+	run := runFlag(fs)
+	flags(fs)
+	if ok, code := parse(fs, args); !ok {
+		return code
+	}
+	db, code := c.openRecords(*cfgPath)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	id, code := c.pickRun(db, name, *run)
+	if id == 0 {
+		return code
+	}
+	return read(db, id)
+}
+
 func (c *cli) manifest(args []string) int {
 	fs, cfgPath := c.flags("manifest", "--image NAME [--run RUN] [flags]", `Prints the Markdown manifest of an image of a run: its ref and digest, a
 table of its layers (size, the instruction that made each), then a section
@@ -87,30 +109,23 @@ run's images are those of the night it validated.
 }
 
 func (c *cli) diff(args []string) int {
-	fs, cfgPath := c.flags("diff", "[--run RUN] [--json] [flags]", `Prints, per image of a run, the packages added, removed and changed since
+	var asJSON *bool
+	return c.readRun(args, "diff", "[--run RUN] [--json] [flags]", `Prints, per image of a run, the packages added, removed and changed since
 the last run before it in which that image succeeded (and had its packages
 read). A validation run answers for the night it validated.
-`)
-	run := runFlag(fs)
-	asJSON := fs.Bool("json", false, `print JSON: [{"image","since_run","added":[{"name","version","source"}],"removed":[...],"changed":[{"name","from","to","source"}]}]`)
-	if ok, code := parse(fs, args); !ok {
-		return code
-	}
-	db, code := c.openRecords(*cfgPath)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	id, code := c.pickRun(db, "diff", *run)
-	if id == 0 {
-		return code
-	}
+`, func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, `print JSON: [{"image","since_run","added":[{"name","version","source"}],"removed":[...],"changed":[{"name","from","to","source"}]}]`)
+	}, func(db *store.DB, id uint64) int { return c.printDiff(db, id, *asJSON) })
+}
+
+// printDiff prints the package diff of run id.
+func (c *cli) printDiff(db *store.DB, id uint64, asJSON bool) int {
 	diffs, err := packages.DiffRun(db, id)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift diff: %v\n", err)
 		return exitUnavailable
 	}
-	if *asJSON {
+	if asJSON {
 		return c.printJSON(diffs)
 	}
 	if len(diffs) == 0 {
@@ -143,30 +158,23 @@ read). A validation run answers for the night it validated.
 }
 
 func (c *cli) consistency(args []string) int {
-	fs, cfgPath := c.flags("consistency", "[--run RUN] [--json] [flags]", `Prints the packages of one source (dpkg, pip, ...) that the images of a run
+	var asJSON *bool
+	return c.readRun(args, "consistency", "[--run RUN] [--json] [flags]", `Prints the packages of one source (dpkg, pip, ...) that the images of a run
 have at different versions, with the images at each version. It reports;
 a [packages] consistent group is what fails a run's validation.
-`)
-	run := runFlag(fs)
-	asJSON := fs.Bool("json", false, `print JSON: [{"name","source","versions":{"<version>":["<image>",...]}}]`)
-	if ok, code := parse(fs, args); !ok {
-		return code
-	}
-	db, code := c.openRecords(*cfgPath)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	id, code := c.pickRun(db, "consistency", *run)
-	if id == 0 {
-		return code
-	}
+`, func(fs *flag.FlagSet) {
+		asJSON = fs.Bool("json", false, `print JSON: [{"name","source","versions":{"<version>":["<image>",...]}}]`)
+	}, func(db *store.DB, id uint64) int { return c.printConsistency(db, id, *asJSON) })
+}
+
+// printConsistency prints the packages the images of run id disagree on.
+func (c *cli) printConsistency(db *store.DB, id uint64, asJSON bool) int {
 	ms, err := packages.RunConsistency(db, id)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "nightshift consistency: %v\n", err)
 		return exitUnavailable
 	}
-	if *asJSON {
+	if asJSON {
 		return c.printJSON(ms)
 	}
 	if len(ms) == 0 {
