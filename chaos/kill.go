@@ -110,15 +110,9 @@ on = ["always"]
 		<-exited
 		e.logf("round %d: killed at %s:\n%s", i+1, at.Round(time.Millisecond), out.String())
 
-		db, err := store.Open(dbPath, 5*time.Second)
+		runs, err := latestRun(dbPath)
 		if err != nil {
-			broken = append(broken, fmt.Sprintf("round %d: the database does not open after the kill: %v", i+1, err))
-			continue
-		}
-		runs, err := db.Runs(1)
-		db.Close()
-		if err != nil {
-			broken = append(broken, fmt.Sprintf("round %d: the database does not read after the kill: %v", i+1, err))
+			broken = append(broken, fmt.Sprintf("round %d: after the kill, %v", i+1, err))
 			continue
 		}
 		opened++
@@ -154,15 +148,9 @@ on = ["always"]
 		}
 		d.kill() // by its PID, as a crash would
 		e.logf("daemon round %d: killed at %s:\n%s", i+1, at.Round(time.Millisecond), out.String())
-		db, err := store.Open(dbPath, 5*time.Second)
+		runs, err := latestRun(dbPath)
 		if err != nil {
-			broken = append(broken, fmt.Sprintf("daemon round %d: the database does not open after the kill: %v", i+1, err))
-			continue
-		}
-		runs, err := db.Runs(1)
-		db.Close()
-		if err != nil {
-			broken = append(broken, fmt.Sprintf("daemon round %d: the database does not read after the kill: %v", i+1, err))
+			broken = append(broken, fmt.Sprintf("daemon round %d: after the kill, %v", i+1, err))
 			continue
 		}
 		opened++
@@ -234,6 +222,21 @@ on = ["always"]
 	figures := fmt.Sprintf("%d kills (%s), %d runs (%s), %d interrupted and %d of them notified exactly once, %d duplicates, database opened %d of %d times, next run exit %d, %d containers of nightshift, %d build-step containers and %d temp files left",
 		kills, counts(moments), len(runs), counts(statusCounts(statuses)), interrupted, notifiedOnce, duplicates, opened, kills, res.code, tests, steps, len(leftover))
 	return figures, broken
+}
+
+// latestRun opens the database at path, as the next start would, and
+// reads its newest run.
+func latestRun(path string) ([]store.Run, error) {
+	db, err := store.Open(path, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("the database does not open: %w", err)
+	}
+	defer db.Close()
+	runs, err := db.Runs(1)
+	if err != nil {
+		return nil, fmt.Errorf("the database does not read: %w", err)
+	}
+	return runs, nil
 }
 
 // moment names what the run killed was doing, from its record.
